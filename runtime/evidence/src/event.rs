@@ -1,0 +1,281 @@
+//! The typed events a step's host decisions produce.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// The chain an entry belongs to: one per run, plus the control plane's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// The chain of one run, by run id.
+    Run(String),
+    /// The control-plane chain: approvals, blocks, refusals at load, key changes.
+    Control,
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Run(id) => f.write_str(id),
+            Scope::Control => f.write_str("control"),
+        }
+    }
+}
+
+/// What a step used, reported with every finished step whatever its outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepUsage {
+    /// Fuel consumed.
+    pub fuel: u64,
+    /// The largest linear memory the step held at once, in bytes.
+    pub memory_peak_bytes: u64,
+    /// Wall-clock milliseconds from instantiation to the result.
+    pub wall_ms: u64,
+    /// Egress requests the step attempted (allowed or denied).
+    pub egress_requests: u64,
+    /// Response body bytes the step received over egress.
+    pub egress_bytes_in: u64,
+    /// Bytes of log lines, stdout and stderr the step wrote.
+    pub log_bytes: u64,
+}
+
+/// How an allowed egress request ended at the transport level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum EgressOutcome {
+    /// A response arrived.
+    Response {
+        /// The HTTP status.
+        status: u16,
+        /// The address connected to.
+        resolved_ip: String,
+        /// Milliseconds from the decision to the response headers.
+        ms: u64,
+    },
+    /// No response arrived; `error` says why (connect failure, blocked address, ...).
+    Failed {
+        /// A stable code for the failure.
+        code: String,
+        /// What went wrong.
+        error: String,
+        /// The address tried, if the name resolved.
+        resolved_ip: Option<String>,
+    },
+}
+
+/// One decision or fact about a step, recorded as evidence.
+///
+/// The [`kind`](EvidenceEvent::kind) is the stable name used in the evidence log
+/// (`egress.denied`, `limit.exceeded`, ...). Bodies hold names, destinations and digests,
+/// never secret values, request bodies or header values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum EvidenceEvent {
+    /// A step was instantiated with this plugin, grant and limits.
+    #[serde(rename = "step.started")]
+    StepStarted {
+        /// sha256 of the component bytes, lowercase hex.
+        digest: String,
+        /// The attempt number, from 1.
+        attempt: u32,
+        /// What the step was granted (names only).
+        grant: serde_json::Value,
+        /// The limits in force.
+        limits: serde_json::Value,
+    },
+    /// A step ended, successfully or not.
+    #[serde(rename = "step.finished")]
+    StepFinished {
+        /// `succeeded` or a failure code (`limit-exceeded`, `trap`, `step-error`, ...).
+        outcome: String,
+        /// What the step used.
+        usage: StepUsage,
+        /// sha256 of the output JSON, when the step succeeded.
+        output_sha256: Option<String>,
+    },
+    /// A step hit a limit and was stopped.
+    #[serde(rename = "limit.exceeded")]
+    LimitExceeded {
+        /// `fuel`, `memory`, `timeout`, `output` or `log`.
+        limit: String,
+        /// The limit that was in force.
+        allowed: u64,
+        /// What the step asked for or used when it was stopped.
+        requested: u64,
+    },
+    /// An outgoing request passed the grant.
+    #[serde(rename = "egress.allowed")]
+    EgressAllowed {
+        /// Request method.
+        method: String,
+        /// URL scheme.
+        scheme: String,
+        /// Host as requested.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Path, without the query.
+        path: String,
+        /// The rule that allowed it.
+        rule: String,
+        /// Header names the step set (never values).
+        header_names: Vec<String>,
+    },
+    /// An outgoing request was refused before any connection.
+    #[serde(rename = "egress.denied")]
+    EgressDenied {
+        /// Request method.
+        method: String,
+        /// URL scheme.
+        scheme: String,
+        /// Host as requested.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Path, without the query.
+        path: String,
+        /// The denial's stable code.
+        code: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// How an allowed request ended.
+    #[serde(rename = "egress.completed")]
+    EgressCompleted {
+        /// Request method.
+        method: String,
+        /// Host as requested.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Path, without the query.
+        path: String,
+        /// Response or failure.
+        outcome: EgressOutcome,
+    },
+    /// The step obtained a handle to a granted secret.
+    #[serde(rename = "secret.read")]
+    SecretRead {
+        /// The logical name.
+        name: String,
+    },
+    /// The step read a secret's value through `reveal`.
+    #[serde(rename = "secret.revealed")]
+    SecretRevealed {
+        /// The logical name.
+        name: String,
+    },
+    /// A secret or reveal request was refused.
+    #[serde(rename = "secret.denied")]
+    SecretDenied {
+        /// The logical name.
+        name: String,
+        /// The denial's stable code.
+        code: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The host signed a digest for the step.
+    #[serde(rename = "signer.signed")]
+    SignerSigned {
+        /// The logical key name.
+        key: String,
+        /// The digest signed.
+        digest: String,
+    },
+    /// A signing request was refused.
+    #[serde(rename = "signer.denied")]
+    SignerDenied {
+        /// The logical key name.
+        key: String,
+        /// The digest the step asked to sign.
+        digest: String,
+        /// The denial's stable code.
+        code: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A component was refused at load, before it was compiled or run.
+    #[serde(rename = "plugin.refused")]
+    PluginRefused {
+        /// sha256 of the component bytes, lowercase hex.
+        digest: String,
+        /// The refusal's stable code (`forbidden-import`, `invalid-component`, ...).
+        code: String,
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+impl EvidenceEvent {
+    /// The stable kind name of this event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EvidenceEvent::StepStarted { .. } => "step.started",
+            EvidenceEvent::StepFinished { .. } => "step.finished",
+            EvidenceEvent::LimitExceeded { .. } => "limit.exceeded",
+            EvidenceEvent::EgressAllowed { .. } => "egress.allowed",
+            EvidenceEvent::EgressDenied { .. } => "egress.denied",
+            EvidenceEvent::EgressCompleted { .. } => "egress.completed",
+            EvidenceEvent::SecretRead { .. } => "secret.read",
+            EvidenceEvent::SecretRevealed { .. } => "secret.revealed",
+            EvidenceEvent::SecretDenied { .. } => "secret.denied",
+            EvidenceEvent::SignerSigned { .. } => "signer.signed",
+            EvidenceEvent::SignerDenied { .. } => "signer.denied",
+            EvidenceEvent::PluginRefused { .. } => "plugin.refused",
+        }
+    }
+}
+
+/// An event with where and when it happened; what a sink stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    /// The chain this record belongs to.
+    pub scope: Scope,
+    /// The step it concerns, if any.
+    pub step_id: Option<String>,
+    /// When the host made the decision.
+    pub time: SystemTime,
+    /// What happened.
+    pub event: EvidenceEvent,
+}
+
+impl EvidenceRecord {
+    /// A record of `event`, timestamped now.
+    pub fn new(scope: Scope, step_id: Option<String>, event: EvidenceEvent) -> Self {
+        Self {
+            scope,
+            step_id,
+            time: SystemTime::now(),
+            event,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialised_kind_matches_kind_method() {
+        let events = [
+            EvidenceEvent::SecretRead { name: "a".into() },
+            EvidenceEvent::LimitExceeded {
+                limit: "fuel".into(),
+                allowed: 1,
+                requested: 2,
+            },
+            EvidenceEvent::PluginRefused {
+                digest: "00".into(),
+                code: "forbidden-import".into(),
+                reason: "x".into(),
+            },
+        ];
+        for event in events {
+            let json = serde_json::to_value(&event).expect("serialises");
+            assert_eq!(json["kind"], event.kind());
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Resource limits of one step and the names of the limits a step can exceed.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The resources one step may use. The orchestrator computes these from the plugin's
+/// requests capped by the operator's ceilings; the sandbox enforces them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Fuel (roughly, wasm instructions) the step may consume.
+    pub fuel: u64,
+    /// Bytes of linear memory the step may hold at once, across all its memories.
+    pub memory_bytes: u64,
+    /// Table elements the step may hold at once, across all its tables.
+    pub table_elements: u64,
+    /// Wall-clock time from instantiation to the step's result.
+    #[serde(with = "duration_ms")]
+    pub timeout: Duration,
+    /// Bytes of output JSON the step may return.
+    pub output_bytes: u64,
+    /// Bytes of log lines, stdout and stderr the step may write, together.
+    pub log_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel: 1_000_000_000,
+            memory_bytes: 64 * 1024 * 1024,
+            table_elements: 100_000,
+            timeout: Duration::from_secs(30),
+            output_bytes: 1024 * 1024,
+            log_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The limit a step ran into. Its [`code`](LimitKind::code) is stable and machine-readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LimitKind {
+    /// The step used all its fuel.
+    Fuel,
+    /// The step asked for more linear memory or table space than allowed.
+    Memory,
+    /// The step ran past its wall-clock timeout.
+    Timeout,
+    /// The step returned more output than allowed.
+    Output,
+    /// The step wrote more log, stdout and stderr than allowed.
+    Log,
+}
+
+impl LimitKind {
+    /// The stable name of this limit: `fuel`, `memory`, `timeout`, `output` or `log`.
+    pub fn code(self) -> &'static str {
+        match self {
+            LimitKind::Fuel => "fuel",
+            LimitKind::Memory => "memory",
+            LimitKind::Timeout => "timeout",
+            LimitKind::Output => "output",
+            LimitKind::Log => "log",
+        }
+    }
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_codes_are_stable() {
+        let codes: Vec<_> = [
+            LimitKind::Fuel,
+            LimitKind::Memory,
+            LimitKind::Timeout,
+            LimitKind::Output,
+            LimitKind::Log,
+        ]
+        .iter()
+        .map(|kind| kind.code())
+        .collect();
+        assert_eq!(codes, ["fuel", "memory", "timeout", "output", "log"]);
+    }
+
+    #[test]
+    fn limits_serialise_timeout_in_milliseconds() {
+        let json = serde_json::to_value(Limits::default()).expect("limits serialise");
+        assert_eq!(json["timeout"], 30_000);
+    }
+}

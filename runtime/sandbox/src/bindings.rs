@@ -1,0 +1,11 @@
+//! The one host `bindgen!` of the `plugin` world. Private: users see relo's own types.
+
+wasmtime::component::bindgen!({
+    world: "plugin",
+    path: "../../wit",
+    imports: { default: trappable },
+    exports: { default: async },
+    with: {
+        "relo:plugin/secrets.secret": crate::host::secrets::SecretHandle,
+    },
+});

@@ -1,0 +1,58 @@
+//! The wasmtime host that runs relo steps with their grant and limits enforced.
+//!
+//! A [`Sandbox`] owns one wasmtime [`Engine`](wasmtime::Engine) per process (pooling
+//! allocator, fuel, epoch interruption driven by one ticker thread) and a cache of
+//! pre-linked components keyed by their sha256 digest. [`Sandbox::load`] checks a
+//! component's imports against the allowlist of DESIGN §4 *before* compiling it, and
+//! [`Sandbox::run`] runs one step in a fresh store: every host decision is sent to an
+//! [`EvidenceSink`](relo_evidence::EvidenceSink), and the step's outcome is returned only
+//! once that evidence is durable.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use relo_evidence::{MemorySink, Scope};
+//! use relo_policy::{Grant, Limits};
+//! use relo_sandbox::{Sandbox, SandboxConfig, StepContext, StepRequest};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let sandbox = Sandbox::new(SandboxConfig::default())?;
+//! let sink = Arc::new(MemorySink::new());
+//! let bytes = std::fs::read("echo.wasm")?;
+//! let plugin = sandbox.load(&bytes, sink.as_ref(), &Scope::Control)?;
+//! let outcome = sandbox
+//!     .run(&plugin, StepRequest {
+//!         context: StepContext { run_id: "run-1".into(), step_id: "hello".into(), attempt: 1 },
+//!         input: r#"{"name":"relo"}"#.into(),
+//!         grant: Arc::new(Grant::deny_all()),
+//!         limits: Limits::default(),
+//!         workspace: None,
+//!         evidence: sink.clone(),
+//!     })
+//!     .await;
+//! println!("{:?} used {:?}", outcome.result, outcome.usage);
+//! # Ok(()) }
+//! ```
+
+mod bindings;
+mod cache;
+mod capture;
+mod engine;
+mod error;
+mod host;
+mod imports;
+mod limiter;
+mod network;
+mod plugin;
+mod recorder;
+mod run;
+mod state;
+
+pub use capture::{LogLine, LogSource};
+pub use engine::{Sandbox, SandboxConfig, SandboxError};
+pub use error::{LimitExceeded, LoadError, StepFailure};
+pub use imports::{ALLOWED_INTERFACES, check_imports};
+pub use network::{AddressFilter, AnyAddress, BlockInternal, LoopbackOnly};
+pub use plugin::{Digest, Plugin};
+pub use relo_evidence::StepUsage;
+pub use relo_policy::LimitKind;
+pub use run::{StepContext, StepOutcome, StepRequest};

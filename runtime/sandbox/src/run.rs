@@ -1,0 +1,371 @@
+//! Running one step: a fresh store, the limits, the call, the outcome and its evidence.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use relo_evidence::{EvidenceEvent, EvidenceSink, Scope, StepUsage};
+use relo_policy::{Grant, LimitKind, Limits, WorkspaceAccess};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tracing::Instrument;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::bindings::exports::relo::plugin::step::StepError as WitStepError;
+use crate::bindings::relo::plugin::types::StepContext as WitStepContext;
+use crate::capture::{LogLine, Stdio, StepLog};
+use crate::engine::Sandbox;
+use crate::error::{LimitExceeded, StepFailure};
+use crate::host::egress::{EgressCounters, EgressGate, InFlight};
+use crate::limiter::StepLimiter;
+use crate::plugin::Plugin;
+use crate::recorder::Recorder;
+use crate::state::StepState;
+
+/// Where the run's workspace appears inside a step that was granted it.
+pub const WORKSPACE_GUEST_PATH: &str = "/workspace";
+
+/// How long a finished step waits for its abandoned requests to record their outcome.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(1);
+
+/// How much of stderr a trap message carries (a panic message is printed there).
+const STDERR_TAIL: usize = 2048;
+
+/// Which run, step and attempt a step belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepContext {
+    /// The run's id; also the evidence scope.
+    pub run_id: String,
+    /// The step's id in its workflow.
+    pub step_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+/// Everything one step needs to run.
+pub struct StepRequest {
+    /// Which run, step and attempt.
+    pub context: StepContext,
+    /// The step's input, JSON.
+    pub input: String,
+    /// What the step may do.
+    pub grant: Arc<Grant>,
+    /// What the step may use.
+    pub limits: Limits,
+    /// The run's workspace directory on the host, preopened only if the grant allows it.
+    pub workspace: Option<PathBuf>,
+    /// Where the step's evidence goes.
+    pub evidence: Arc<dyn EvidenceSink>,
+}
+
+/// How a step ended, what it used and what it wrote.
+#[derive(Debug)]
+pub struct StepOutcome {
+    /// The output JSON, or why there is none.
+    pub result: Result<String, StepFailure>,
+    /// What the step used, whatever its outcome.
+    pub usage: StepUsage,
+    /// Log lines from the step and notes from the host.
+    pub logs: Vec<LogLine>,
+    /// What the step wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// What the step wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl Sandbox {
+    /// Runs one step of `plugin` in a fresh store with the request's grant and limits.
+    ///
+    /// The outcome is returned only after the step's evidence is durable; if it cannot be
+    /// made durable the result is replaced by [`StepFailure::Evidence`].
+    pub async fn run(&self, plugin: &Plugin, request: StepRequest) -> StepOutcome {
+        let span = tracing::info_span!(
+            "step.run",
+            digest = %plugin.digest,
+            run_id = %request.context.run_id,
+            step_id = %request.context.step_id,
+            attempt = request.context.attempt,
+            fuel = tracing::field::Empty,
+            memory_peak = tracing::field::Empty,
+            wall_ms = tracing::field::Empty,
+            egress = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let outcome = self
+            .run_step(plugin, request)
+            .instrument(span.clone())
+            .await;
+        span.record("fuel", outcome.usage.fuel);
+        span.record("memory_peak", outcome.usage.memory_peak_bytes);
+        span.record("wall_ms", outcome.usage.wall_ms);
+        span.record("egress", outcome.usage.egress_requests);
+        span.record(
+            "outcome",
+            outcome
+                .result
+                .as_ref()
+                .map_or_else(StepFailure::code, |_| "succeeded"),
+        );
+        outcome
+    }
+
+    async fn run_step(&self, plugin: &Plugin, request: StepRequest) -> StepOutcome {
+        let StepRequest {
+            context,
+            input,
+            grant,
+            limits,
+            workspace,
+            evidence,
+        } = request;
+        let recorder = Recorder::new(
+            evidence,
+            Scope::Run(context.run_id.clone()),
+            &context.step_id,
+        );
+        recorder.record(EvidenceEvent::StepStarted {
+            digest: plugin.digest.to_hex(),
+            attempt: context.attempt,
+            grant: serde_json::to_value(grant.summary()).unwrap_or_default(),
+            limits: serde_json::to_value(limits).unwrap_or_default(),
+        });
+
+        let log = StepLog::new(limits.log_bytes);
+        let counters = Arc::new(EgressCounters::default());
+        let in_flight = InFlight::default();
+        let started = Instant::now();
+        let (result, fuel, memory_peak) = match build_wasi(&grant, workspace.as_deref(), &log) {
+            Err(reason) => (Err(StepFailure::Setup { reason }), 0, 0),
+            Ok(wasi) => {
+                let state = StepState {
+                    step_id: context.step_id.clone(),
+                    grant: Arc::clone(&grant),
+                    recorder: recorder.clone(),
+                    log: log.clone(),
+                    table: ResourceTable::new(),
+                    wasi,
+                    http: WasiHttpCtx::new(),
+                    egress: EgressGate::new(
+                        Arc::clone(&grant),
+                        recorder.clone(),
+                        log.clone(),
+                        Arc::clone(&self.config.address_filter),
+                        Arc::clone(&counters),
+                        in_flight.clone(),
+                    ),
+                    limiter: StepLimiter::new(limits.memory_bytes, limits.table_elements),
+                };
+                let mut store = Store::new(&self.engine, state);
+                let result =
+                    call(&mut store, plugin, &context, &input, &limits, started, &log).await;
+                let fuel_left = store.get_fuel().unwrap_or(0);
+                let memory_peak = store.data().limiter.memory_peak();
+                (result, limits.fuel.saturating_sub(fuel_left), memory_peak)
+            }
+        };
+        let wall = started.elapsed();
+        // The store is gone: requests still in flight are being aborted; let them record.
+        in_flight.idle(IN_FLIGHT_GRACE).await;
+
+        let usage = StepUsage {
+            fuel,
+            memory_peak_bytes: memory_peak,
+            wall_ms: u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
+            egress_requests: counters.requests.load(Ordering::Relaxed),
+            egress_bytes_in: counters.bytes_in.load(Ordering::Relaxed),
+            log_bytes: log.used(),
+        };
+        if let Err(StepFailure::LimitExceeded(limit)) = &result {
+            log.host_note("error", format!("step stopped: {limit}"));
+            recorder.record(EvidenceEvent::LimitExceeded {
+                limit: limit.kind.code().to_owned(),
+                allowed: limit.allowed,
+                requested: limit.requested,
+            });
+        }
+        recorder.record(EvidenceEvent::StepFinished {
+            outcome: result
+                .as_ref()
+                .map_or_else(|f| f.code().to_owned(), |_| "succeeded".to_owned()),
+            usage,
+            output_sha256: result
+                .as_ref()
+                .ok()
+                .map(|output| hex::encode(Sha256::digest(output))),
+        });
+        let result = match recorder.durable().await {
+            Ok(()) => result,
+            Err(err) => Err(StepFailure::Evidence {
+                reason: err.to_string(),
+            }),
+        };
+        let (logs, stdout, stderr) = log.take();
+        StepOutcome {
+            result,
+            usage,
+            logs,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// The WASI context: captured stdio, granted environment, the workspace if granted,
+/// no sockets.
+fn build_wasi(grant: &Grant, workspace: Option<&Path>, log: &StepLog) -> Result<WasiCtx, String> {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .stdout(log.stream(Stdio::Stdout))
+        .stderr(log.stream(Stdio::Stderr))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    let env: Vec<(&String, &String)> = grant.env.iter().collect();
+    builder.envs(&env);
+    match (grant.workspace, workspace) {
+        (None, _) => {}
+        (Some(_), None) => {
+            return Err(
+                "the grant includes the workspace, but the run has no workspace directory".into(),
+            );
+        }
+        (Some(access), Some(dir)) => {
+            let perms = match access {
+                WorkspaceAccess::ReadOnly => FsPerms::ReadOnly,
+                WorkspaceAccess::ReadWrite => FsPerms::ReadWrite,
+            };
+            builder
+                .preopened_dir(dir, WORKSPACE_GUEST_PATH, perms)
+                .map_err(|err| format!("workspace {}: {err}", dir.display()))?;
+        }
+    }
+    Ok(builder.build())
+}
+
+/// Instantiates and calls the step under its limits; maps every ending to an outcome.
+async fn call(
+    store: &mut Store<StepState>,
+    plugin: &Plugin,
+    context: &StepContext,
+    input: &str,
+    limits: &Limits,
+    started: Instant,
+    log: &StepLog,
+) -> Result<String, StepFailure> {
+    store.limiter(|state| &mut state.limiter);
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|err| StepFailure::Setup {
+            reason: err.to_string(),
+        })?;
+    let deadline = started + limits.timeout;
+    let timeout = *limits;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(wasmtime::Error::new(timeout_exceeded(&timeout, started)))
+        } else {
+            // Yield at every tick, so a busy step never starves the executor.
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    let wit_context = WitStepContext {
+        run_id: context.run_id.clone(),
+        step_id: context.step_id.clone(),
+        attempt: context.attempt,
+    };
+    let run = async {
+        let instance = plugin
+            .pre
+            .instantiate_async(&mut *store)
+            .await
+            .map_err(|err| classify(&err, limits, log, true))?;
+        instance
+            .relo_plugin_step()
+            .call_run(&mut *store, &wit_context, input)
+            .await
+            .map_err(|err| classify(&err, limits, log, false))
+    };
+    let returned = match tokio::time::timeout_at(deadline.into(), run).await {
+        Err(_elapsed) => {
+            return Err(StepFailure::LimitExceeded(timeout_exceeded(
+                limits, started,
+            )));
+        }
+        Ok(returned) => returned?,
+    };
+    let output = returned.map_err(|err| {
+        let (kind, message) = match err {
+            WitStepError::InvalidInput(message) => ("invalid-input", message),
+            WitStepError::Failed(message) => ("failed", message),
+            WitStepError::Denied(message) => ("denied", message),
+        };
+        StepFailure::StepError {
+            kind: kind.to_owned(),
+            message,
+        }
+    })?;
+    if output.len() as u64 > limits.output_bytes {
+        return Err(StepFailure::LimitExceeded(LimitExceeded {
+            kind: LimitKind::Output,
+            allowed: limits.output_bytes,
+            requested: output.len() as u64,
+        }));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(&output).map_err(|err| {
+        StepFailure::InvalidOutput {
+            reason: err.to_string(),
+        }
+    })?;
+    Ok(output)
+}
+
+fn timeout_exceeded(limits: &Limits, started: Instant) -> LimitExceeded {
+    LimitExceeded {
+        kind: LimitKind::Timeout,
+        allowed: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
+        requested: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Names why the guest stopped: a limit, a trap, or a setup failure at instantiation.
+fn classify(
+    err: &wasmtime::Error,
+    limits: &Limits,
+    log: &StepLog,
+    instantiating: bool,
+) -> StepFailure {
+    let limit = err.downcast_ref::<LimitExceeded>().copied().or_else(|| {
+        err.chain()
+            .find_map(|cause| cause.downcast_ref::<LimitExceeded>().copied())
+    });
+    if let Some(limit) = limit {
+        return StepFailure::LimitExceeded(limit);
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => StepFailure::LimitExceeded(LimitExceeded {
+            kind: LimitKind::Fuel,
+            allowed: limits.fuel,
+            requested: limits.fuel.saturating_add(1),
+        }),
+        Some(trap) => {
+            let stderr = log.stderr_tail(STDERR_TAIL);
+            let message = if stderr.is_empty() {
+                trap.to_string()
+            } else {
+                format!("{trap}; stderr: {stderr}")
+            };
+            StepFailure::Trap { message }
+        }
+        None if instantiating => StepFailure::Setup {
+            reason: format!("instantiation failed: {err}"),
+        },
+        None => StepFailure::Trap {
+            message: format!("{err}"),
+        },
+    }
+}

@@ -1,0 +1,45 @@
+//! What one step's store holds.
+
+use std::sync::Arc;
+
+use relo_policy::Grant;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::capture::StepLog;
+use crate::host::egress::EgressGate;
+use crate::limiter::StepLimiter;
+use crate::recorder::Recorder;
+
+/// The data of a step's `Store`: its grant, limits, evidence and WASI contexts.
+pub(crate) struct StepState {
+    pub(crate) step_id: String,
+    pub(crate) grant: Arc<Grant>,
+    pub(crate) recorder: Recorder,
+    pub(crate) log: StepLog,
+    pub(crate) table: ResourceTable,
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) egress: EgressGate,
+    pub(crate) limiter: StepLimiter,
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StepState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}

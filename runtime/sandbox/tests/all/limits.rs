@@ -1,0 +1,216 @@
+//! Hostile components against fuel, memory, stack, wall clock, output and log limits.
+//! Each ends with its named limit (or trap), recorded as evidence with the usage.
+
+use std::time::Duration;
+
+use relo_evidence::EvidenceEvent;
+use relo_policy::{LimitKind, Limits};
+use relo_sandbox::StepFailure;
+use serde_json::json;
+
+use crate::support::{Ran, Step, assert_engine_still_serves};
+
+/// Asserts the step was stopped by `kind` and that the evidence says so, with usage.
+fn assert_limit(ran: &Ran, kind: LimitKind) {
+    assert_eq!(ran.failure().limit(), Some(kind), "{:?}", ran.failure());
+    match ran.only("limit.exceeded") {
+        EvidenceEvent::LimitExceeded {
+            limit,
+            allowed,
+            requested,
+        } => {
+            assert_eq!(limit, kind.code());
+            assert!(requested > allowed, "{requested} > {allowed}");
+        }
+        other => panic!("{other:?}"),
+    }
+    ran.assert_bracketed("limit-exceeded");
+    assert!(
+        ran.outcome
+            .logs
+            .iter()
+            .any(|line| line.message.contains(kind.code())),
+        "the step log names the limit: {:?}",
+        ran.outcome.logs
+    );
+}
+
+#[tokio::test]
+pub async fn fuel_infinite_loop() {
+    let limits = Limits {
+        fuel: 20_000_000,
+        ..Limits::default()
+    };
+    let ran = Step::new("fuel-infinite-loop").limits(limits).run().await;
+    assert_limit(&ran, LimitKind::Fuel);
+    assert_eq!(ran.outcome.usage.fuel, 20_000_000, "all fuel was used");
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn memory_grow() {
+    let limits = Limits {
+        memory_bytes: 16 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let ran = Step::new("memory-grow").limits(limits).run().await;
+    assert_limit(&ran, LimitKind::Memory);
+    let peak = ran.outcome.usage.memory_peak_bytes;
+    assert!(
+        peak > 8 * 1024 * 1024 && peak <= 16 * 1024 * 1024,
+        "peak {peak}"
+    );
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn stack_overflow() {
+    let ran = Step::new("stack-overflow").run().await;
+    match ran.failure() {
+        StepFailure::Trap { message } => {
+            assert!(message.contains("call stack exhausted"), "{message}");
+        }
+        other => panic!("expected a stack-overflow trap, got {other:?}"),
+    }
+    ran.assert_bracketed("trap");
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn output_huge() {
+    let limits = Limits {
+        output_bytes: 1024 * 1024,
+        ..Limits::default()
+    };
+    let ran = Step::new("output-huge")
+        .input(json!({"bytes": 2 * 1024 * 1024}))
+        .limits(limits)
+        .run()
+        .await;
+    assert_limit(&ran, LimitKind::Output);
+    match ran.only("step.finished") {
+        EvidenceEvent::StepFinished { output_sha256, .. } => assert!(output_sha256.is_none()),
+        other => panic!("{other:?}"),
+    }
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn output_within_the_limit_is_accepted() {
+    let ran = Step::new("output-huge")
+        .input(json!({"bytes": 1000}))
+        .run()
+        .await;
+    assert_eq!(ran.output()["data"].as_str().map(str::len), Some(1000));
+}
+
+async fn busy_step(mode: &str) -> Ran {
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    Step::new("timeout-busy")
+        .input(json!({"mode": mode}))
+        .limits(limits)
+        .run()
+        .await
+}
+
+#[tokio::test]
+pub async fn timeout_busy() {
+    let ran = busy_step("spin").await;
+    assert_limit(&ran, LimitKind::Timeout);
+    assert!(
+        ran.outcome.usage.wall_ms >= 300,
+        "{}",
+        ran.outcome.usage.wall_ms
+    );
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn a_step_asleep_in_the_host_is_stopped_by_the_timeout() {
+    let ran = busy_step("sleep").await;
+    assert_limit(&ran, LimitKind::Timeout);
+    assert_engine_still_serves().await;
+}
+
+async fn flood(via: &str) -> Ran {
+    let limits = Limits {
+        log_bytes: 64 * 1024,
+        ..Limits::default()
+    };
+    Step::new("log-flood")
+        .input(json!({"via": via}))
+        .limits(limits)
+        .run()
+        .await
+}
+
+#[tokio::test]
+pub async fn log_flood() {
+    let ran = flood("log").await;
+    assert_limit(&ran, LimitKind::Log);
+    let logged: usize = ran.outcome.logs.iter().map(|line| line.message.len()).sum();
+    assert!(logged <= 64 * 1024 + 1024, "captured {logged} bytes");
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn stdout_and_stderr_floods_hit_the_log_limit() {
+    for via in ["stdout", "stderr"] {
+        let ran = flood(via).await;
+        assert_limit(&ran, LimitKind::Log);
+        let captured = ran.outcome.stdout.len() + ran.outcome.stderr.len();
+        assert!(captured <= 64 * 1024, "{via}: captured {captured} bytes");
+    }
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn trap_panic() {
+    let ran = Step::new("trap-panic").run().await;
+    match ran.failure() {
+        StepFailure::Trap { message } => {
+            assert!(
+                message.contains("relo test component panicked on purpose"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    ran.assert_bracketed("trap");
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn output_not_json() {
+    let ran = Step::new("output-not-json").run().await;
+    assert!(
+        matches!(ran.failure(), StepFailure::InvalidOutput { .. }),
+        "{:?}",
+        ran.failure()
+    );
+    ran.assert_bracketed("invalid-output");
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn every_step_reports_its_usage() {
+    let ran = Step::new("echo").input(json!({"n": 1})).run().await;
+    let usage = ran.outcome.usage;
+    assert!(usage.fuel > 0);
+    assert!(usage.memory_peak_bytes > 0);
+    match ran.only("step.finished") {
+        EvidenceEvent::StepFinished {
+            usage: recorded,
+            output_sha256,
+            ..
+        } => {
+            assert_eq!(*recorded, usage);
+            assert_eq!(output_sha256.as_ref().map(String::len), Some(64));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,233 @@
+//! What the tests share: one sandbox per process, a step builder, evidence queries, and
+//! a loopback HTTP server that records what reached it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use relo_evidence::{EvidenceEvent, EvidenceRecord, MemorySink};
+use relo_policy::{Grant, Limits};
+use relo_sandbox::{
+    LoopbackOnly, Plugin, Sandbox, SandboxConfig, StepContext, StepFailure, StepOutcome,
+    StepRequest,
+};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// One engine for the whole test process, as in production. Egress may reach loopback
+/// only: the second guard that keeps a policy bug from sending traffic off the machine.
+pub static SANDBOX: LazyLock<Sandbox> = LazyLock::new(|| {
+    Sandbox::new(SandboxConfig {
+        address_filter: Arc::new(LoopbackOnly),
+        max_concurrent_steps: 32,
+        ..SandboxConfig::default()
+    })
+    .expect("the sandbox starts")
+});
+
+/// Loads a test component by name into the shared sandbox.
+pub fn load(component: &str) -> Arc<Plugin> {
+    let path =
+        relo_test_components::path(component).unwrap_or_else(|| panic!("no component {component}"));
+    let bytes = std::fs::read(path).expect("component was built");
+    SANDBOX
+        .load(&bytes, &MemorySink::new(), &relo_evidence::Scope::Control)
+        .unwrap_or_else(|err| panic!("{component} loads: {err}"))
+}
+
+/// A step to run: a component, its input, grant, limits and workspace.
+pub struct Step {
+    component: &'static str,
+    input: Value,
+    grant: Grant,
+    limits: Limits,
+    workspace: Option<PathBuf>,
+}
+
+impl Step {
+    pub fn new(component: &'static str) -> Self {
+        Self {
+            component,
+            input: Value::Object(Default::default()),
+            grant: Grant::deny_all(),
+            limits: Limits::default(),
+            workspace: None,
+        }
+    }
+
+    pub fn input(mut self, input: Value) -> Self {
+        self.input = input;
+        self
+    }
+
+    pub fn grant(mut self, grant: Grant) -> Self {
+        self.grant = grant;
+        self
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn workspace(mut self, dir: PathBuf) -> Self {
+        self.workspace = Some(dir);
+        self
+    }
+
+    pub async fn run(self) -> Ran {
+        let plugin = load(self.component);
+        let sink = Arc::new(MemorySink::new());
+        let outcome = SANDBOX
+            .run(
+                &plugin,
+                StepRequest {
+                    context: StepContext {
+                        run_id: "run-test".into(),
+                        step_id: self.component.into(),
+                        attempt: 1,
+                    },
+                    input: self.input.to_string(),
+                    grant: Arc::new(self.grant),
+                    limits: self.limits,
+                    workspace: self.workspace,
+                    evidence: sink.clone(),
+                },
+            )
+            .await;
+        Ran {
+            outcome,
+            evidence: sink.records(),
+        }
+    }
+}
+
+/// A finished step and the evidence it produced.
+pub struct Ran {
+    pub outcome: StepOutcome,
+    pub evidence: Vec<EvidenceRecord>,
+}
+
+impl Ran {
+    /// The output JSON; panics with the failure if the step failed.
+    pub fn output(&self) -> Value {
+        match &self.outcome.result {
+            Ok(json) => serde_json::from_str(json).expect("output is JSON"),
+            Err(failure) => panic!("step failed: {failure}; logs: {:?}", self.outcome.logs),
+        }
+    }
+
+    /// The failure; panics if the step succeeded.
+    pub fn failure(&self) -> &StepFailure {
+        match &self.outcome.result {
+            Ok(json) => panic!("step succeeded unexpectedly with {json}"),
+            Err(failure) => failure,
+        }
+    }
+
+    /// Every event of `kind`, in order.
+    pub fn events(&self, kind: &str) -> Vec<&EvidenceEvent> {
+        self.evidence
+            .iter()
+            .map(|record| &record.event)
+            .filter(|event| event.kind() == kind)
+            .collect()
+    }
+
+    /// The one event of `kind`; panics unless there is exactly one.
+    pub fn only(&self, kind: &str) -> &EvidenceEvent {
+        let events = self.events(kind);
+        assert_eq!(
+            events.len(),
+            1,
+            "expected one {kind}, evidence: {:#?}",
+            self.evidence
+        );
+        events[0]
+    }
+
+    /// The evidence as one JSON text, to search for things that must never be there.
+    pub fn evidence_text(&self) -> String {
+        serde_json::to_string(&self.evidence).expect("evidence serialises")
+    }
+
+    /// Asserts the step started and finished with `outcome`, in that order, first and last.
+    pub fn assert_bracketed(&self, outcome: &str) {
+        let kinds: Vec<&str> = self.evidence.iter().map(|r| r.event.kind()).collect();
+        assert_eq!(kinds.first(), Some(&"step.started"), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&"step.finished"), "{kinds:?}");
+        match self.only("step.finished") {
+            EvidenceEvent::StepFinished {
+                outcome: recorded, ..
+            } => assert_eq!(recorded, outcome),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Runs a normal step on the shared engine: the host must still serve after an attack.
+pub async fn assert_engine_still_serves() {
+    let ran = Step::new("echo")
+        .input(serde_json::json!({"still": "serving"}))
+        .run()
+        .await;
+    assert_eq!(ran.output()["echo"]["still"], "serving");
+}
+
+/// A loopback HTTP/1.1 server that answers every request with 200 and a fixed body,
+/// recording `METHOD /path` of each request it saw.
+pub struct TestServer {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    pub async fn start(body: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let port = listener.local_addr().expect("local addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let recorded = Arc::clone(&recorded);
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request);
+                    let line = text.lines().next().unwrap_or("").to_owned();
+                    let mut parts = line.split(' ');
+                    let method = parts.next().unwrap_or("");
+                    let path = parts.next().unwrap_or("");
+                    recorded
+                        .lock()
+                        .expect("lock")
+                        .push(format!("{method} {path}"));
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Self { port, seen }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `METHOD /path` of every request that reached the server.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
