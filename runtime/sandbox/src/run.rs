@@ -282,6 +282,7 @@ async fn call(
         let instance = plugin
             .pre
             .instantiate_async(&mut *store)
+            .instrument(tracing::debug_span!("step.instantiate"))
             .await
             .map_err(|err| classify(&err, limits, log, true))?;
         instance

@@ -63,6 +63,25 @@ pub async fn egress_allowed() {
     assert_eq!(ran.outcome.usage.egress_requests, 1);
     assert_eq!(ran.outcome.usage.egress_bytes_in, 6);
     ran.assert_bracketed("succeeded");
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn a_step_cannot_set_the_host_header() {
+    let server = TestServer::start("must not be served").await;
+    let grant = grant_get(&server.url("/api/*"));
+    let ran = Step::new("egress-allowed")
+        .input(json!({"url": server.url("/api/tags"), "headers": {"host": "forge.example"}}))
+        .grant(grant)
+        .run()
+        .await;
+    let output = ran.output();
+    assert_eq!(output["outcome"], "error", "{output}");
+    assert!(
+        server.seen().is_empty(),
+        "a request with a forged Host header went out"
+    );
+    assert!(ran.events("egress.allowed").is_empty());
 }
 
 #[tokio::test]

@@ -81,6 +81,7 @@ pub async fn loading_twice_reuses_the_linked_component() {
 pub async fn bench_large() {
     let ran = Step::new("bench-large").input(json!({"n": 3})).run().await;
     assert!(ran.output()["result"].is_number(), "{}", ran.output());
+    assert_engine_still_serves().await;
 }
 
 fn cached_sandbox(dir: &std::path::Path) -> Sandbox {
