@@ -37,6 +37,8 @@ pub struct StepUsage {
     pub egress_requests: u64,
     /// Response body bytes the step received over egress.
     pub egress_bytes_in: u64,
+    /// Request body bytes the step sent over egress.
+    pub egress_bytes_out: u64,
     /// Bytes of log lines, stdout and stderr the step wrote.
     pub log_bytes: u64,
 }

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::egress::{self, EgressDecision, EgressRequest, EgressRule};
+use crate::limits::Limits;
+use crate::net::NetworkPolicy;
 
 /// How a step may use the run's workspace directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +46,104 @@ pub struct Grant {
     pub env: BTreeMap<String, String>,
     /// Access to the run's workspace, if any.
     pub workspace: Option<WorkspaceAccess>,
+    /// Which resolved addresses egress may connect to.
+    pub networks: NetworkPolicy,
+}
+
+/// What a plugin declares, or what an operator approved for it: the capabilities and
+/// the limits asked for, with endpoints already resolved to concrete destinations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Egress destinations.
+    pub egress: Vec<EgressRule>,
+    /// Secrets by logical name, with their inject destinations and reveal.
+    pub secrets: BTreeMap<String, SecretGrant>,
+    /// Logical signing-key names.
+    pub signer_keys: BTreeSet<String>,
+    /// Environment variables with their fixed values.
+    pub env: BTreeMap<String, String>,
+    /// Access to the run's workspace.
+    pub workspace: Option<WorkspaceAccess>,
+    /// Limits asked for.
+    pub limits: Limits,
+}
+
+/// What no plugin may exceed, whatever it declares and whatever was approved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ceilings {
+    /// The largest limits any step gets.
+    pub limits: Limits,
+    /// Which resolved addresses egress may connect to.
+    pub networks: NetworkPolicy,
+}
+
+/// Every rule of `a` intersected with every rule of `b`: exactly the requests both allow.
+fn intersect_rules(a: &[EgressRule], b: &[EgressRule]) -> Vec<EgressRule> {
+    let mut rules: Vec<EgressRule> = Vec::new();
+    for left in a {
+        for right in b {
+            if let Some(rule) = left.intersect(right)
+                && !rules.contains(&rule)
+            {
+                rules.push(rule);
+            }
+        }
+    }
+    rules
+}
+
+/// The effective grant and limits of a step: declared ∩ approved ∩ ceilings.
+///
+/// Numeric limits take the minimum; egress rules, secrets (and their inject
+/// destinations), reveal, signing keys, environment (same name and value) and
+/// workspace access intersect. The result never allows more than any of the three.
+pub fn effective_grant(
+    declared: &Capabilities,
+    approved: &Capabilities,
+    ceilings: &Ceilings,
+) -> (Grant, Limits) {
+    let secrets = declared
+        .secrets
+        .iter()
+        .filter_map(|(name, wanted)| {
+            let allowed = approved.secrets.get(name)?;
+            Some((
+                name.clone(),
+                SecretGrant {
+                    inject: intersect_rules(&wanted.inject, &allowed.inject),
+                    reveal: wanted.reveal && allowed.reveal,
+                },
+            ))
+        })
+        .collect();
+    let env = declared
+        .env
+        .iter()
+        .filter(|(name, value)| approved.env.get(*name) == Some(value))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let workspace = match (declared.workspace, approved.workspace) {
+        (Some(WorkspaceAccess::ReadWrite), Some(WorkspaceAccess::ReadWrite)) => {
+            Some(WorkspaceAccess::ReadWrite)
+        }
+        (Some(_), Some(_)) => Some(WorkspaceAccess::ReadOnly),
+        _ => None,
+    };
+    let grant = Grant {
+        egress: intersect_rules(&declared.egress, &approved.egress),
+        declared_secrets: declared.secrets.keys().cloned().collect(),
+        secrets,
+        signer_keys: declared
+            .signer_keys
+            .intersection(&approved.signer_keys)
+            .cloned()
+            .collect(),
+        env,
+        workspace,
+        networks: ceilings.networks.clone(),
+    };
+    let limits = declared.limits.min(&approved.limits).min(&ceilings.limits);
+    (grant, limits)
 }
 
 /// Why a secret, reveal or signer request was refused. Each has a stable code.
@@ -149,6 +249,7 @@ impl Grant {
             signer_keys: self.signer_keys.iter().cloned().collect(),
             env: self.env.keys().cloned().collect(),
             workspace: self.workspace,
+            networks: self.networks.to_string(),
         }
     }
 }
@@ -166,6 +267,8 @@ pub struct GrantSummary {
     pub env: Vec<String>,
     /// Workspace access, if any.
     pub workspace: Option<WorkspaceAccess>,
+    /// The network policy egress addresses are checked against.
+    pub networks: String,
 }
 
 #[cfg(test)]
@@ -224,5 +327,138 @@ mod tests {
         let text = serde_json::to_string(&grant.summary()).expect("serialises");
         assert!(text.contains("LOG_FORMAT"));
         assert!(!text.contains("json\""), "{text}");
+    }
+
+    mod effective {
+        use std::collections::BTreeSet;
+        use std::time::Duration;
+
+        use proptest::prelude::*;
+
+        use crate::egress::{EgressRequest, EgressRule, Method};
+        use crate::grant::{Capabilities, Ceilings, SecretGrant, WorkspaceAccess, effective_grant};
+        use crate::limits::Limits;
+
+        const URLS: &[&str] = &[
+            "https://forge.example.com/api/*",
+            "https://forge.example.com/api/tags",
+            "https://*.example.com/*",
+            "http://127.0.0.1:8000-8100/*",
+            "https://other.example.org:443,8443/x",
+        ];
+        const METHODS: &[Method] = &[Method::Get, Method::Post];
+        const NAMES: &[&str] = &["a", "b", "c"];
+
+        fn arb_rules() -> impl Strategy<Value = Vec<EgressRule>> {
+            proptest::collection::vec(
+                (
+                    0..URLS.len(),
+                    proptest::sample::subsequence(METHODS.to_vec(), 1..=2),
+                )
+                    .prop_map(|(url, methods)| {
+                        EgressRule::parse(URLS[url], &methods).expect("valid")
+                    }),
+                0..4,
+            )
+        }
+
+        fn arb_limits() -> impl Strategy<Value = Limits> {
+            (1u64..1000, 1u64..1000, 1u64..1000, 1u64..100).prop_map(
+                |(fuel, memory, timeout, requests)| Limits {
+                    fuel,
+                    memory_bytes: memory,
+                    timeout: Duration::from_millis(timeout),
+                    egress_requests: requests,
+                    ..Limits::default()
+                },
+            )
+        }
+
+        fn arb_capabilities() -> impl Strategy<Value = Capabilities> {
+            (
+                arb_rules(),
+                proptest::collection::btree_map(
+                    proptest::sample::select(NAMES.to_vec()).prop_map(str::to_owned),
+                    (arb_rules(), any::<bool>())
+                        .prop_map(|(inject, reveal)| SecretGrant { inject, reveal }),
+                    0..3,
+                ),
+                proptest::collection::btree_set(
+                    proptest::sample::select(NAMES.to_vec()).prop_map(str::to_owned),
+                    0..3,
+                ),
+                proptest::collection::btree_map(
+                    proptest::sample::select(NAMES.to_vec()).prop_map(str::to_owned),
+                    proptest::sample::select(vec!["1".to_owned(), "2".to_owned()]),
+                    0..3,
+                ),
+                proptest::option::of(prop_oneof![
+                    Just(WorkspaceAccess::ReadOnly),
+                    Just(WorkspaceAccess::ReadWrite)
+                ]),
+                arb_limits(),
+            )
+                .prop_map(|(egress, secrets, signer_keys, env, workspace, limits)| {
+                    Capabilities {
+                        egress,
+                        secrets,
+                        signer_keys,
+                        env,
+                        workspace,
+                        limits,
+                    }
+                })
+        }
+
+        fn allows(rules: &[EgressRule], request: &EgressRequest<'_>) -> bool {
+            matches!(
+                crate::egress::decide(rules, request),
+                crate::egress::EgressDecision::Allowed { .. }
+            )
+        }
+
+        fn access_rank(access: Option<WorkspaceAccess>) -> u8 {
+            match access {
+                None => 0,
+                Some(WorkspaceAccess::ReadOnly) => 1,
+                Some(WorkspaceAccess::ReadWrite) => 2,
+            }
+        }
+
+        proptest! {
+            /// The effective grant never allows more than the declaration, the approval or
+            /// the ceilings, for any request and any capability.
+            #[test]
+            fn never_exceeds_any_input(declared in arb_capabilities(), approved in arb_capabilities(),
+                                       ceiling in arb_limits(),
+                                       host in proptest::sample::select(vec!["forge.example.com", "a.example.com", "127.0.0.1", "other.example.org"]),
+                                       https in any::<bool>(), port in proptest::sample::select(vec![443u16, 8080, 8443]),
+                                       path in proptest::sample::select(vec!["/api/tags", "/api/x", "/x", "/"]),
+                                       method in proptest::sample::select(vec!["GET", "POST"])) {
+                let ceilings = Ceilings { limits: ceiling, ..Ceilings::default() };
+                let (grant, limits) = effective_grant(&declared, &approved, &ceilings);
+                let request = EgressRequest { method, scheme: if https { "https" } else { "http" }, host, port, path, has_userinfo: false };
+                if allows(&grant.egress, &request) {
+                    prop_assert!(allows(&declared.egress, &request) && allows(&approved.egress, &request));
+                }
+                prop_assert!(limits.within(&declared.limits) && limits.within(&approved.limits) && limits.within(&ceiling));
+                for (name, secret) in &grant.secrets {
+                    let (wanted, allowed) = (&declared.secrets[name], &approved.secrets[name]);
+                    prop_assert!(!secret.reveal || (wanted.reveal && allowed.reveal));
+                    if allows(&secret.inject, &request) {
+                        prop_assert!(allows(&wanted.inject, &request) && allows(&allowed.inject, &request));
+                    }
+                }
+                prop_assert!(grant.signer_keys.is_subset(&declared.signer_keys));
+                prop_assert!(grant.signer_keys.is_subset(&approved.signer_keys));
+                for (name, value) in &grant.env {
+                    prop_assert_eq!(declared.env.get(name), Some(value));
+                    prop_assert_eq!(approved.env.get(name), Some(value));
+                }
+                prop_assert!(access_rank(grant.workspace) <= access_rank(declared.workspace).min(access_rank(approved.workspace)));
+                let declared_names: BTreeSet<&String> = declared.secrets.keys().collect();
+                prop_assert!(grant.secrets.keys().all(|name| declared_names.contains(name)));
+            }
+        }
     }
 }

@@ -1,30 +1,42 @@
 //! Capability grants and the decisions made against them.
 //!
 //! A [`Grant`] is what one step may do: the egress destinations it may reach, the
-//! secrets it may use, the signing keys it may ask for, the environment it sees and its
-//! access to the run's workspace. Everything not in the grant is denied. The sandbox
-//! only *asks* this crate and records the answer; every decision is a pure function of
-//! its inputs, so it is table-tested without wasm.
+//! secrets it may use, the signing keys it may ask for, the environment it sees, its
+//! access to the run's workspace and the networks its egress may connect to. Everything
+//! not in the grant is denied. [`effective_grant`] computes it as declared ∩ approved ∩
+//! ceilings. The sandbox only *asks* this crate and records the answer; every decision
+//! is a pure function of its inputs, table-tested without wasm.
 //!
 //! ```
-//! use relo_policy::{EgressDecision, EgressRequest, EgressRule, Grant, Method, Scheme};
+//! use relo_policy::{EgressDecision, EgressRequest, EgressRule, Grant, Method};
 //!
 //! let mut grant = Grant::deny_all();
-//! grant.egress.push(EgressRule::parse("http://127.0.0.1:8080/api/*", &[Method::Get]).unwrap());
+//! grant.egress.push(EgressRule::parse("https://*.example.com/api/*", &[Method::Get]).unwrap());
 //!
-//! let ok = EgressRequest { method: Method::Get, scheme: Scheme::Http, host: "127.0.0.1", port: 8080, path: "/api/tags" };
+//! let ok = EgressRequest { method: "GET", scheme: "https", host: "forge.example.com", port: 443, path: "/api/tags", has_userinfo: false };
 //! assert!(matches!(grant.egress_decision(&ok), EgressDecision::Allowed { rule: 0 }));
 //!
-//! let post = EgressRequest { method: Method::Post, ..ok };
-//! assert!(matches!(grant.egress_decision(&post), EgressDecision::Denied(_)));
+//! let escape = EgressRequest { path: "/api/%2e%2e/admin", ..ok };
+//! assert!(matches!(grant.egress_decision(&escape), EgressDecision::Denied(_)));
+//! let lookalike = EgressRequest { host: "forge.example.com.evil.net", ..ok };
+//! assert!(matches!(grant.egress_decision(&lookalike), EgressDecision::Denied(_)));
 //! ```
 
+mod diff;
 mod egress;
+pub mod endpoints;
 mod grant;
 mod limits;
+mod net;
 
+pub use diff::{CapabilityDiff, Change, ChangeKind};
 pub use egress::{
-    EgressDecision, EgressDenial, EgressRequest, EgressRule, Method, RuleError, Scheme,
+    EgressDecision, EgressDenial, EgressRequest, EgressRule, HostPattern, Method, PathPattern,
+    PortSpec, RequestHost, RuleError, Scheme, normalise_path,
 };
-pub use grant::{CapabilityDenial, Grant, GrantSummary, SecretGrant, WorkspaceAccess};
+pub use grant::{
+    Capabilities, CapabilityDenial, Ceilings, Grant, GrantSummary, SecretGrant, WorkspaceAccess,
+    effective_grant,
+};
 pub use limits::{LimitKind, Limits};
+pub use net::{BlockedAddress, NetworkPolicy};

@@ -22,6 +22,10 @@ pub struct Limits {
     pub output_bytes: u64,
     /// Bytes of log lines, stdout and stderr the step may write, together.
     pub log_bytes: u64,
+    /// Outgoing requests the step may make (allowed or denied).
+    pub egress_requests: u64,
+    /// Bytes the step may send and receive over egress, bodies included.
+    pub egress_bytes: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +37,8 @@ impl Default for Limits {
             timeout: Duration::from_secs(30),
             output_bytes: 1024 * 1024,
             log_bytes: 1024 * 1024,
+            egress_requests: 100,
+            egress_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -51,10 +57,15 @@ pub enum LimitKind {
     Output,
     /// The step wrote more log, stdout and stderr than allowed.
     Log,
+    /// The step made more outgoing requests than allowed.
+    EgressRequests,
+    /// The step sent or received more egress bytes than allowed.
+    EgressBytes,
 }
 
 impl LimitKind {
-    /// The stable name of this limit: `fuel`, `memory`, `timeout`, `output` or `log`.
+    /// The stable name of this limit: `fuel`, `memory`, `timeout`, `output`, `log`,
+    /// `egress-requests` or `egress-bytes`.
     pub fn code(self) -> &'static str {
         match self {
             LimitKind::Fuel => "fuel",
@@ -62,7 +73,30 @@ impl LimitKind {
             LimitKind::Timeout => "timeout",
             LimitKind::Output => "output",
             LimitKind::Log => "log",
+            LimitKind::EgressRequests => "egress-requests",
+            LimitKind::EgressBytes => "egress-bytes",
         }
+    }
+}
+
+impl Limits {
+    /// Each limit the smaller of the two: what a request capped by a ceiling gets.
+    pub fn min(&self, other: &Limits) -> Limits {
+        Limits {
+            fuel: self.fuel.min(other.fuel),
+            memory_bytes: self.memory_bytes.min(other.memory_bytes),
+            table_elements: self.table_elements.min(other.table_elements),
+            timeout: self.timeout.min(other.timeout),
+            output_bytes: self.output_bytes.min(other.output_bytes),
+            log_bytes: self.log_bytes.min(other.log_bytes),
+            egress_requests: self.egress_requests.min(other.egress_requests),
+            egress_bytes: self.egress_bytes.min(other.egress_bytes),
+        }
+    }
+
+    /// Whether no limit of `self` exceeds the same limit of `other`.
+    pub fn within(&self, other: &Limits) -> bool {
+        self.min(other) == *self
     }
 }
 
@@ -98,11 +132,24 @@ mod tests {
             LimitKind::Timeout,
             LimitKind::Output,
             LimitKind::Log,
+            LimitKind::EgressRequests,
+            LimitKind::EgressBytes,
         ]
         .iter()
         .map(|kind| kind.code())
         .collect();
-        assert_eq!(codes, ["fuel", "memory", "timeout", "output", "log"]);
+        assert_eq!(
+            codes,
+            [
+                "fuel",
+                "memory",
+                "timeout",
+                "output",
+                "log",
+                "egress-requests",
+                "egress-bytes"
+            ]
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::bindings::{Plugin as PluginBindings, PluginPre};
 use crate::cache::PrecompiledCache;
 use crate::error::LoadError;
 use crate::imports::check_imports;
-use crate::network::{AddressFilter, BlockInternal};
+use crate::network::{AddressFilter, AnyAddress, Resolver, SystemResolver};
 use crate::plugin::{Digest, Plugin};
 use crate::state::StepState;
 
@@ -28,8 +28,12 @@ pub struct SandboxConfig {
     pub max_concurrent_steps: u32,
     /// The largest linear memory any step may be granted, in bytes.
     pub max_memory_bytes: u64,
-    /// Which resolved addresses egress may connect to.
+    /// A second guard on the addresses egress connects to, after each grant's network
+    /// policy (which blocks internal networks). Tests use [`LoopbackOnly`](crate::LoopbackOnly)
+    /// so a policy bug can never send traffic off the machine.
     pub address_filter: Arc<dyn AddressFilter>,
+    /// How egress destinations' names are resolved.
+    pub resolver: Arc<dyn Resolver>,
     /// How often the epoch advances: the granularity of wall-clock limits.
     pub epoch_tick: Duration,
 }
@@ -40,7 +44,8 @@ impl Default for SandboxConfig {
             cache_dir: None,
             max_concurrent_steps: 64,
             max_memory_bytes: 1 << 30,
-            address_filter: Arc::new(BlockInternal),
+            address_filter: Arc::new(AnyAddress),
+            resolver: Arc::new(SystemResolver),
             epoch_tick: Duration::from_millis(5),
         }
     }

@@ -51,7 +51,9 @@ pub use capture::{LogLine, LogSource};
 pub use engine::{Sandbox, SandboxConfig, SandboxError};
 pub use error::{LimitExceeded, LoadError, StepFailure};
 pub use imports::{ALLOWED_INTERFACES, check_imports};
-pub use network::{AddressFilter, AnyAddress, BlockInternal, LoopbackOnly};
+pub use network::{
+    AddressFilter, AnyAddress, LoopbackOnly, Resolution, Resolver, StaticResolver, SystemResolver,
+};
 pub use plugin::{Digest, Plugin};
 pub use relo_evidence::StepUsage;
 pub use relo_policy::LimitKind;

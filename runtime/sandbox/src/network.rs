@@ -1,15 +1,21 @@
-//! Which addresses egress may connect to, and the connection to a checked address.
+//! Name resolution, the address checks, and the connection to a checked address.
 //!
-//! The host resolves a destination's name itself, checks every address against an
-//! [`AddressFilter`], and connects to the address it checked: the name is never
-//! resolved a second time, so DNS rebinding has no window.
+//! The host resolves a destination's name itself, checks every address it gets against
+//! the grant's [`NetworkPolicy`] and then against the sandbox's [`AddressFilter`] (a
+//! second guard), and connects to an address it checked: the name is never resolved a
+//! second time, so DNS rebinding has no window.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::uri::Scheme;
 use hyper_util::rt::TokioIo;
+use relo_policy::NetworkPolicy;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::crypto::ring::default_provider as rustls_ring_provider;
@@ -17,48 +23,64 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use wasmtime_wasi_http::Error as HttpError;
 
-/// Decides whether egress may connect to an address after the name was resolved.
+/// A second guard on the addresses egress connects to, after the grant's network
+/// policy: the sandbox's own, whatever the grant says.
 pub trait AddressFilter: Send + Sync + 'static {
     /// Whether a connection to `ip` is allowed.
     fn permits(&self, ip: IpAddr) -> bool;
 }
 
-/// Refuses loopback, private, link-local (including cloud metadata addresses), CGNAT,
-/// multicast, broadcast and unspecified addresses, in IPv4 and IPv6 (IPv4-mapped
-/// addresses are checked as IPv4). The default for production.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BlockInternal;
+/// What resolving a name yields.
+pub type Resolution = Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>>;
 
-impl AddressFilter for BlockInternal {
-    fn permits(&self, ip: IpAddr) -> bool {
-        match ip {
-            IpAddr::V4(v4) => v4_is_public(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4_is_public(v4),
-                None => v6_is_public(v6),
-            },
-        }
+/// Turns a host name into addresses. The host resolves names itself, once per request.
+pub trait Resolver: Send + Sync + 'static {
+    /// The addresses of `host`.
+    fn resolve(&self, host: &str) -> Resolution;
+}
+
+/// The operating system's resolver.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    fn resolve(&self, host: &str) -> Resolution {
+        let host = host.to_owned();
+        Box::pin(async move {
+            let addresses = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            Ok(addresses.map(|address| address.ip()).collect())
+        })
     }
 }
 
-fn v4_is_public(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    let cgnat = a == 100 && (64..128).contains(&b);
-    !(ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_unspecified()
-        || a == 0
-        || cgnat)
+/// Fixed answers for fixed names, and "not found" for every other name: for offline
+/// demonstrations and tests, where nothing may be looked up outside the machine.
+#[derive(Debug, Clone, Default)]
+pub struct StaticResolver {
+    entries: HashMap<String, Vec<IpAddr>>,
 }
 
-fn v6_is_public(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    let unique_local = first & 0xfe00 == 0xfc00;
-    let link_local = first & 0xffc0 == 0xfe80;
-    !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || unique_local || link_local)
+impl StaticResolver {
+    /// Answers `addresses` for `name` (compared without case).
+    pub fn with(mut self, name: &str, addresses: &[IpAddr]) -> Self {
+        self.entries
+            .insert(name.to_ascii_lowercase(), addresses.to_vec());
+        self
+    }
+}
+
+impl Resolver for StaticResolver {
+    fn resolve(&self, host: &str) -> Resolution {
+        let found = self.entries.get(&host.to_ascii_lowercase()).cloned();
+        Box::pin(async move {
+            found.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "name not known to the static resolver",
+                )
+            })
+        })
+    }
 }
 
 /// Permits only loopback addresses. Tests use it as a second guard, so that a policy
@@ -108,9 +130,17 @@ pub(crate) trait IoStream:
 }
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> IoStream for T {}
 
-/// Resolves `host`, keeps the first address the filter permits, and connects to it.
+/// Where and how to connect: the checks every address must pass.
+pub(crate) struct ConnectPolicy<'a> {
+    pub(crate) networks: &'a NetworkPolicy,
+    pub(crate) guard: &'a dyn AddressFilter,
+    pub(crate) resolver: &'a dyn Resolver,
+}
+
+/// Resolves `host`, refuses it if any address it resolves to is blocked, and connects
+/// to the first one.
 pub(crate) async fn connect(
-    filter: &dyn AddressFilter,
+    policy: &ConnectPolicy<'_>,
     scheme: &Scheme,
     host: &str,
     port: u16,
@@ -119,47 +149,56 @@ pub(crate) async fn connect(
     let timeout = connect_timeout
         .unwrap_or(CONNECT_TIMEOUT)
         .min(CONNECT_TIMEOUT);
-    let candidates: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => {
-            match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
-                Ok(Ok(addrs)) => addrs.collect(),
-                Ok(Err(err)) => {
-                    return Err(failure(
-                        "dns-failed",
-                        dns_error(&err),
-                        err.to_string(),
-                        None,
-                    ));
-                }
-                Err(_) => {
-                    return Err(failure(
-                        "dns-timeout",
-                        HttpError::DnsTimeout,
-                        "name resolution timed out".into(),
-                        None,
-                    ));
-                }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let candidates: Vec<IpAddr> = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => match tokio::time::timeout(timeout, policy.resolver.resolve(bare)).await {
+            Ok(Ok(addresses)) if !addresses.is_empty() => addresses,
+            Ok(Ok(_)) => {
+                return Err(failure(
+                    "dns-failed",
+                    dns_error("no addresses"),
+                    format!("{host} has no addresses"),
+                    None,
+                ));
             }
+            Ok(Err(err)) => {
+                return Err(failure(
+                    "dns-failed",
+                    dns_error(&err.to_string()),
+                    err.to_string(),
+                    None,
+                ));
+            }
+            Err(_) => {
+                return Err(failure(
+                    "dns-timeout",
+                    HttpError::DnsTimeout,
+                    "name resolution timed out".into(),
+                    None,
+                ));
+            }
+        },
+    };
+    for &candidate in &candidates {
+        if let Err(blocked) = policy.networks.check(candidate) {
+            return Err(failure(
+                "address-blocked",
+                HttpError::DestinationIpProhibited,
+                format!("{host} resolves to {blocked}"),
+                Some(candidate),
+            ));
         }
-    };
-    let Some(address) = candidates
-        .iter()
-        .copied()
-        .find(|addr| filter.permits(addr.ip()))
-    else {
-        let tried = candidates.first().map(SocketAddr::ip);
-        let listed: Vec<String> = candidates.iter().map(|a| a.ip().to_string()).collect();
-        return Err(failure(
-            "address-blocked",
-            HttpError::DestinationIpProhibited,
-            format!(
-                "{host} resolves only to blocked addresses ({})",
-                listed.join(", ")
-            ),
-            tried,
-        ));
-    };
+        if !policy.guard.permits(candidate) {
+            return Err(failure(
+                "address-blocked",
+                HttpError::DestinationIpProhibited,
+                format!("{host} resolves to {candidate}, which this host's connect guard refuses"),
+                Some(candidate),
+            ));
+        }
+    }
+    let address = SocketAddr::new(candidates[0], port);
     let ip = address.ip();
     let tcp = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
         Ok(Ok(tcp)) => tcp,
@@ -221,9 +260,9 @@ fn failure(
     }
 }
 
-fn dns_error(err: &std::io::Error) -> HttpError {
+fn dns_error(message: &str) -> HttpError {
     HttpError::DnsError {
-        rcode: Some(err.to_string()),
+        rcode: Some(message.to_owned()),
         info_code: None,
     }
 }

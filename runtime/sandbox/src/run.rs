@@ -135,7 +135,7 @@ impl Sandbox {
         });
 
         let log = StepLog::new(limits.log_bytes);
-        let counters = Arc::new(EgressCounters::default());
+        let counters = Arc::new(EgressCounters::new(&limits));
         let in_flight = InFlight::default();
         let started = Instant::now();
         let (result, fuel, memory_peak) = match build_wasi(&grant, workspace.as_deref(), &log) {
@@ -149,14 +149,15 @@ impl Sandbox {
                     table: ResourceTable::new(),
                     wasi,
                     http: WasiHttpCtx::new(),
-                    egress: EgressGate::new(
-                        Arc::clone(&grant),
-                        recorder.clone(),
-                        log.clone(),
-                        Arc::clone(&self.config.address_filter),
-                        Arc::clone(&counters),
-                        in_flight.clone(),
-                    ),
+                    egress: EgressGate {
+                        grant: Arc::clone(&grant),
+                        recorder: recorder.clone(),
+                        log: log.clone(),
+                        guard: Arc::clone(&self.config.address_filter),
+                        resolver: Arc::clone(&self.config.resolver),
+                        counters: Arc::clone(&counters),
+                        in_flight: in_flight.clone(),
+                    },
                     limiter: StepLimiter::new(limits.memory_bytes, limits.table_elements),
                 };
                 let mut store = Store::new(&self.engine, state);
@@ -177,6 +178,7 @@ impl Sandbox {
             wall_ms: u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
             egress_requests: counters.requests.load(Ordering::Relaxed),
             egress_bytes_in: counters.bytes_in.load(Ordering::Relaxed),
+            egress_bytes_out: counters.bytes_out.load(Ordering::Relaxed),
             log_bytes: log.used(),
         };
         if let Err(StepFailure::LimitExceeded(limit)) = &result {
@@ -265,7 +267,10 @@ async fn call(
     let deadline = started + limits.timeout;
     let timeout = *limits;
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |store| {
+        if let Some(limit) = store.data().egress.counters.exceeded() {
+            return Err(wasmtime::Error::new(limit));
+        }
         if Instant::now() >= deadline {
             Err(wasmtime::Error::new(timeout_exceeded(&timeout, started)))
         } else {
@@ -299,6 +304,10 @@ async fn call(
         }
         Ok(returned) => returned?,
     };
+    // An egress budget exhausted while the step was waiting in the host ends it too.
+    if let Some(limit) = store.data().egress.counters.exceeded() {
+        return Err(StepFailure::LimitExceeded(limit));
+    }
     let output = returned.map_err(|err| {
         let (kind, message) = match err {
             WitStepError::InvalidInput(message) => ("invalid-input", message),

@@ -7,19 +7,24 @@
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::uri::Scheme as UriScheme;
 use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
 use relo_evidence::{EgressOutcome, EvidenceEvent};
-use relo_policy::{EgressDecision, EgressDenial, EgressRequest, Grant, Method, Scheme};
+use relo_policy::{EgressDecision, EgressRequest, Grant, LimitKind, Limits};
 use tokio::sync::Notify;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::capture::StepLog;
-use crate::network::{self, AddressFilter};
+use crate::error::LimitExceeded;
+use crate::network::{self, AddressFilter, ConnectPolicy, Resolver};
 use crate::recorder::Recorder;
 
 /// How long a request may wait for its response headers when the step sets no timeout.
@@ -34,60 +39,167 @@ type SendResult = Result<
     HttpError,
 >;
 
-/// Egress counts of one step.
-#[derive(Debug, Default)]
+/// Egress counts and budgets of one step, shared with the bodies still streaming.
+#[derive(Debug)]
 pub(crate) struct EgressCounters {
     pub(crate) requests: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    max_requests: u64,
+    max_bytes: u64,
+    exceeded: Mutex<Option<LimitExceeded>>,
+}
+
+impl EgressCounters {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        Self {
+            requests: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            max_requests: limits.egress_requests,
+            max_bytes: limits.egress_bytes,
+            exceeded: Mutex::new(None),
+        }
+    }
+
+    /// The egress limit the step exceeded, if any: the step must stop.
+    pub(crate) fn exceeded(&self) -> Option<LimitExceeded> {
+        *self.exceeded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn exceed(&self, limit: LimitExceeded) {
+        self.exceeded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(limit);
+    }
+
+    /// Counts one more request; `false` once the step has used its budget.
+    fn admit_request(&self) -> bool {
+        let made = self.requests.fetch_add(1, Ordering::AcqRel) + 1;
+        if made > self.max_requests {
+            self.exceed(LimitExceeded {
+                kind: LimitKind::EgressRequests,
+                allowed: self.max_requests,
+                requested: made,
+            });
+            return false;
+        }
+        true
+    }
+
+    /// Counts body bytes in either direction; `false` once the step has used its budget.
+    fn admit_bytes(&self, direction: &AtomicU64, bytes: u64) -> bool {
+        direction.fetch_add(bytes, Ordering::AcqRel);
+        let total = self.bytes_in.load(Ordering::Acquire) + self.bytes_out.load(Ordering::Acquire);
+        if total > self.max_bytes {
+            self.exceed(LimitExceeded {
+                kind: LimitKind::EgressBytes,
+                allowed: self.max_bytes,
+                requested: total,
+            });
+            return false;
+        }
+        true
+    }
+}
+
+/// Which way a metered body flows.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Out,
+    In,
+}
+
+/// A body whose bytes count against the step's egress budget; past it, the body fails.
+struct Metered<B> {
+    inner: B,
+    counters: Arc<EgressCounters>,
+    direction: Direction,
+}
+
+impl<B> Body for Metered<B>
+where
+    B: Body<Data = Bytes, Error = HttpError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let bytes = match &polled {
+            Poll::Ready(Some(Ok(frame))) => frame.data_ref().map_or(0, |data| data.len() as u64),
+            _ => 0,
+        };
+        if bytes > 0 {
+            let (counter, error) = match self.direction {
+                Direction::Out => (
+                    &self.counters.bytes_out,
+                    HttpError::HttpRequestBodySize(Some(self.counters.max_bytes)),
+                ),
+                Direction::In => (
+                    &self.counters.bytes_in,
+                    HttpError::HttpResponseBodySize(Some(self.counters.max_bytes)),
+                ),
+            };
+            if !self.counters.admit_bytes(counter, bytes) {
+                return Poll::Ready(Some(Err(error)));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn metered(body: WasiBody, counters: &Arc<EgressCounters>, direction: Direction) -> WasiBody {
+    Metered {
+        inner: body,
+        counters: Arc::clone(counters),
+        direction,
+    }
+    .boxed_unsync()
 }
 
 /// The send hook of one step.
 pub(crate) struct EgressGate {
-    grant: Arc<Grant>,
-    recorder: Recorder,
-    log: StepLog,
-    filter: Arc<dyn AddressFilter>,
-    counters: Arc<EgressCounters>,
-    in_flight: InFlight,
+    pub(crate) grant: Arc<Grant>,
+    pub(crate) recorder: Recorder,
+    pub(crate) log: StepLog,
+    /// The sandbox's second guard on connected addresses.
+    pub(crate) guard: Arc<dyn AddressFilter>,
+    pub(crate) resolver: Arc<dyn Resolver>,
+    pub(crate) counters: Arc<EgressCounters>,
+    pub(crate) in_flight: InFlight,
 }
 
 impl EgressGate {
-    pub(crate) fn new(
-        grant: Arc<Grant>,
-        recorder: Recorder,
-        log: StepLog,
-        filter: Arc<dyn AddressFilter>,
-        counters: Arc<EgressCounters>,
-        in_flight: InFlight,
-    ) -> Self {
-        Self {
-            grant,
-            recorder,
-            log,
-            filter,
-            counters,
-            in_flight,
-        }
-    }
-
     fn deny(
         &self,
         target: &Target,
-        denial: &EgressDenial,
+        code: &str,
+        reason: String,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
+        self.log
+            .host_note("warn", format!("egress denied ({code}): {reason}"));
         self.recorder.record(EvidenceEvent::EgressDenied {
             method: target.method.clone(),
             scheme: target.scheme.clone(),
             host: target.host.clone(),
             port: target.port,
             path: target.path.clone(),
-            code: denial.code().to_owned(),
-            reason: denial.to_string(),
+            code: code.to_owned(),
+            reason,
         });
-        self.log.host_note(
-            "warn",
-            format!("egress denied ({}): {denial}", denial.code()),
-        );
         Box::new(async { Err(HttpError::HttpRequestDenied) })
     }
 }
@@ -100,6 +212,7 @@ struct Target {
     host: String,
     port: u16,
     path: String,
+    has_userinfo: bool,
 }
 
 impl Target {
@@ -110,43 +223,24 @@ impl Target {
             "https" => 443,
             _ => 80,
         };
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
         Self {
             method: request.method().as_str().to_owned(),
             scheme,
-            host,
+            host: uri.host().unwrap_or("").to_owned(),
             port: uri.port_u16().unwrap_or(default_port),
             path: uri.path().to_owned(),
+            has_userinfo: uri.authority().is_some_and(|a| a.as_str().contains('@')),
         }
     }
 
-    /// The policy's view of the request, or why it can never be allowed.
     fn decide(&self, grant: &Grant) -> EgressDecision {
-        let Some(method) = Method::parse(&self.method) else {
-            return EgressDecision::Denied(EgressDenial::MethodForbidden {
-                method: self.method.clone(),
-            });
-        };
-        let scheme = match self.scheme.as_str() {
-            "http" => Scheme::Http,
-            "https" => Scheme::Https,
-            other => {
-                return EgressDecision::Denied(EgressDenial::SchemeForbidden {
-                    scheme: other.to_owned(),
-                });
-            }
-        };
         grant.egress_decision(&EgressRequest {
-            method,
-            scheme,
+            method: &self.method,
+            scheme: &self.scheme,
             host: &self.host,
             port: self.port,
             path: &self.path,
+            has_userinfo: self.has_userinfo,
         })
     }
 }
@@ -158,10 +252,18 @@ impl WasiHttpHooks for EgressGate {
         options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let target = Target::of(&request);
+        if !self.counters.admit_request() {
+            let reason = format!(
+                "the step may make at most {} requests",
+                self.counters.max_requests
+            );
+            return self.deny(&target, LimitKind::EgressRequests.code(), reason);
+        }
         let rule = match target.decide(&self.grant) {
-            EgressDecision::Denied(denial) => return self.deny(&target, &denial),
+            EgressDecision::Denied(denial) => {
+                return self.deny(&target, denial.code(), denial.to_string());
+            }
             EgressDecision::Allowed { rule } => rule,
         };
         self.recorder.record(EvidenceEvent::EgressAllowed {
@@ -178,29 +280,46 @@ impl WasiHttpHooks for EgressGate {
                 .collect(),
         });
         let guard = self.in_flight.start(self.recorder.clone(), target);
+        let request = request.map(|body| metered(body, &self.counters, Direction::Out));
         Box::new(send(
             request,
             options,
-            Arc::clone(&self.filter),
+            Connection {
+                grant: Arc::clone(&self.grant),
+                guard: Arc::clone(&self.guard),
+                resolver: Arc::clone(&self.resolver),
+            },
             Arc::clone(&self.counters),
             guard,
         ))
     }
 }
 
+/// What an allowed request's connection is checked against.
+struct Connection {
+    grant: Arc<Grant>,
+    guard: Arc<dyn AddressFilter>,
+    resolver: Arc<dyn Resolver>,
+}
+
 /// Connects to a permitted address, sends the request and records how it ended.
 async fn send(
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
-    filter: Arc<dyn AddressFilter>,
+    connection: Connection,
     counters: Arc<EgressCounters>,
     mut guard: InFlightGuard,
 ) -> SendResult {
     let started = Instant::now();
     let scheme = request.uri().scheme().cloned().unwrap_or(UriScheme::HTTP);
     let target = guard.target.clone();
+    let policy = ConnectPolicy {
+        networks: &connection.grant.networks,
+        guard: connection.guard.as_ref(),
+        resolver: connection.resolver.as_ref(),
+    };
     let (stream, ip) = match network::connect(
-        filter.as_ref(),
+        &policy,
         &scheme,
         &target.host,
         target.port,
@@ -251,17 +370,12 @@ async fn send(
         }
     };
     guard.succeed(response.status().as_u16(), ip, started.elapsed());
-    let response = response.map(move |body| {
-        body.map_frame(move |frame| {
-            if let Some(data) = frame.data_ref() {
-                counters
-                    .bytes_in
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
-            frame
-        })
-        .map_err(HttpError::from)
-        .boxed_unsync()
+    let response = response.map(|body| {
+        metered(
+            body.map_err(HttpError::from).boxed_unsync(),
+            &counters,
+            Direction::In,
+        )
     });
     let io = async move { connection.await.map_err(HttpError::from) };
     Ok((response, Box::new(io)))

@@ -7,18 +7,25 @@ use std::sync::{Arc, LazyLock, Mutex};
 use relo_evidence::{EvidenceEvent, EvidenceRecord, MemorySink};
 use relo_policy::{Grant, Limits};
 use relo_sandbox::{
-    LoopbackOnly, Plugin, Sandbox, SandboxConfig, StepContext, StepFailure, StepOutcome,
-    StepRequest,
+    LoopbackOnly, Plugin, Sandbox, SandboxConfig, StaticResolver, StepContext, StepFailure,
+    StepOutcome, StepRequest,
 };
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+/// The one name the tests' resolver knows; it resolves to loopback. Every other name
+/// is "not found": nothing is ever looked up outside the machine.
+pub const TEST_NAME: &str = "forge.test";
 
 /// One engine for the whole test process, as in production. Egress may reach loopback
 /// only: the second guard that keeps a policy bug from sending traffic off the machine.
 pub static SANDBOX: LazyLock<Sandbox> = LazyLock::new(|| {
     Sandbox::new(SandboxConfig {
         address_filter: Arc::new(LoopbackOnly),
+        resolver: Arc::new(
+            StaticResolver::default().with(TEST_NAME, &["127.0.0.1".parse().expect("ip")]),
+        ),
         max_concurrent_steps: 32,
         ..SandboxConfig::default()
     })
@@ -174,24 +181,40 @@ pub async fn assert_engine_still_serves() {
     assert_eq!(ran.output()["echo"]["still"], "serving");
 }
 
-/// A loopback HTTP/1.1 server that answers every request with 200 and a fixed body,
-/// recording `METHOD /path` of each request it saw.
+/// What a test server answers: status, extra headers, body.
+pub type Answer = (u16, Vec<(String, String)>, String);
+
+/// A loopback HTTP/1.1 server that answers every request with what `respond` returns
+/// for its path, recording `METHOD /path` and the `Host` header of each request it saw.
 pub struct TestServer {
     pub port: u16,
     seen: Arc<Mutex<Vec<String>>>,
+    hosts: Arc<Mutex<Vec<String>>>,
 }
 
 impl TestServer {
+    /// Answers 200 with `body` to everything.
     pub async fn start(body: &'static str) -> Self {
+        Self::answering(move |_| (200, Vec::new(), body.to_owned())).await
+    }
+
+    /// Answers whatever `respond` says for the request's path.
+    pub async fn answering(respond: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let port = listener.local_addr().expect("local addr").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorded = Arc::clone(&seen);
+        let hosts = Arc::new(Mutex::new(Vec::new()));
+        let (recorded, recorded_hosts) = (Arc::clone(&seen), Arc::clone(&hosts));
+        let respond = Arc::new(respond);
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let recorded = Arc::clone(&recorded);
+                let (recorded, recorded_hosts, respond) = (
+                    Arc::clone(&recorded),
+                    Arc::clone(&recorded_hosts),
+                    Arc::clone(&respond),
+                );
                 tokio::spawn(async move {
                     let mut request = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -202,7 +225,8 @@ impl TestServer {
                         }
                     }
                     let text = String::from_utf8_lossy(&request);
-                    let line = text.lines().next().unwrap_or("").to_owned();
+                    let mut lines = text.lines();
+                    let line = lines.next().unwrap_or("").to_owned();
                     let mut parts = line.split(' ');
                     let method = parts.next().unwrap_or("");
                     let path = parts.next().unwrap_or("");
@@ -210,16 +234,28 @@ impl TestServer {
                         .lock()
                         .expect("lock")
                         .push(format!("{method} {path}"));
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    if let Some(host) = lines.find_map(|l| {
+                        l.strip_prefix("host: ")
+                            .or_else(|| l.strip_prefix("Host: "))
+                    }) {
+                        recorded_hosts.lock().expect("lock").push(host.to_owned());
+                    }
+                    let (status, headers, body) = respond(path);
+                    let mut response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n",
                         body.len()
                     );
+                    for (name, value) in headers {
+                        response.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                    response.push_str("\r\n");
+                    response.push_str(&body);
                     let _ = socket.write_all(response.as_bytes()).await;
                     let _ = socket.shutdown().await;
                 });
             }
         });
-        Self { port, seen }
+        Self { port, seen, hosts }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -229,5 +265,10 @@ impl TestServer {
     /// `METHOD /path` of every request that reached the server.
     pub fn seen(&self) -> Vec<String> {
         self.seen.lock().expect("lock").clone()
+    }
+
+    /// The `Host` header of every request that reached the server.
+    pub fn hosts(&self) -> Vec<String> {
+        self.hosts.lock().expect("lock").clone()
     }
 }
