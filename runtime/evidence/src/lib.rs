@@ -23,6 +23,7 @@
 //! ```
 
 mod event;
+pub mod merkle;
 mod sink;
 
 pub use event::{EgressOutcome, EvidenceEvent, EvidenceRecord, Scope, StepUsage};
