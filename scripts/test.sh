@@ -11,6 +11,9 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
+# Independent verifiers for the interop checks (DSSE envelopes, in-toto Statements).
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'securesystemslib[crypto]' in-toto-attestation
+
 # PostgreSQL-backed tests (added with the store) find the server here; start it if down.
 export RELO_TEST_POSTGRES_URL="${RELO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
