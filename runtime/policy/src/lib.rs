@@ -27,6 +27,7 @@ mod egress;
 pub mod endpoints;
 mod grant;
 mod limits;
+mod manifest;
 mod net;
 
 pub use diff::{CapabilityDiff, Change, ChangeKind};
@@ -39,4 +40,5 @@ pub use grant::{
     effective_grant,
 };
 pub use limits::{LimitKind, Limits};
+pub use manifest::{DeclarationError, declared_capabilities, operator_ceilings};
 pub use net::{BlockedAddress, NetworkPolicy};

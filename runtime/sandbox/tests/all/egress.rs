@@ -2,7 +2,10 @@
 //! denied one never reaches it, gets `HttpRequestDenied`, and is recorded with its code.
 
 use relo_evidence::{EgressOutcome, EvidenceEvent};
-use relo_policy::{EgressRule, Grant, LimitKind, Limits, Method};
+use relo_policy::{
+    EgressRule, Grant, LimitKind, Limits, Method, declared_capabilities, effective_grant,
+    operator_ceilings,
+};
 use relo_sandbox::StepFailure;
 use serde_json::json;
 
@@ -465,4 +468,48 @@ pub async fn the_egress_byte_budget_ends_the_step() {
     }
     ran.only("limit.exceeded");
     assert!(ran.outcome.usage.egress_bytes_in <= 256 * 1024);
+}
+
+#[tokio::test]
+pub async fn the_sandbox_enforces_the_grant_computed_from_the_manifests() {
+    let server = TestServer::start("v1.2.3").await;
+    let plugin = relo_manifest::parse_plugin(
+        "relo-plugin.toml",
+        br#"
+[plugin]
+name = "acme/probe"
+version = "0.1.0"
+[[egress]]
+url = "{{ endpoints.forge }}/api/*"
+methods = ["GET"]
+"#,
+    )
+    .expect("valid plugin manifest");
+    let config = format!(
+        "[ceilings]\nallowed_networks = [\"127.0.0.0/8\"]\negress_requests = 5\n[endpoints]\nforge = \"http://127.0.0.1:{}\"\n",
+        server.port
+    );
+    let config = relo_manifest::parse_operator("relo.toml", config.as_bytes())
+        .expect("valid operator config");
+    let declared = declared_capabilities(&plugin, &config).expect("endpoints bound");
+    let ceilings = operator_ceilings(&config).expect("ceilings");
+    let (grant, limits) = effective_grant(&declared, &declared, &ceilings);
+    assert_eq!(limits.egress_requests, 5);
+
+    let allowed = Step::new("egress-allowed")
+        .input(json!({"url": server.url("/api/tags")}))
+        .grant(grant.clone())
+        .limits(limits)
+        .run()
+        .await;
+    assert_eq!(allowed.output()["outcome"], "sent", "{}", allowed.output());
+    let denied = Step::new("egress-allowed")
+        .input(json!({"url": server.url("/admin")}))
+        .grant(grant)
+        .limits(limits)
+        .run()
+        .await;
+    assert_eq!(denied.output()["outcome"], "denied");
+    assert_eq!(denial_codes(&denied), ["destination-not-granted"]);
+    assert_eq!(server.seen(), ["GET /api/tags"]);
 }

@@ -1,0 +1,26 @@
+//! `relo`: the command line. Wiring only: each command lives in its own module.
+
+mod args;
+mod schema;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Args, Command};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let outcome = match args.command {
+        Command::Validate(validate) => validate::run(&validate),
+        Command::Schema(schema) => schema::run(&schema),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(args::EXIT_FAILED)
+        }
+    }
+}
