@@ -1,0 +1,68 @@
+//! The store's error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong opening or using a [`Store`](crate::Store).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL is not one the store understands.
+    #[error("invalid database url `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The directory for the SQLite file could not be created.
+    #[error("cannot create the directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The database could not be opened: unreachable server, bad credentials, or a file
+    /// that is not a SQLite database.
+    #[error("cannot open the database {target}: {source}")]
+    Open {
+        /// The file path or the URL (password hidden).
+        target: String,
+        /// Why it failed.
+        source: sqlx::Error,
+    },
+    /// The database was created by a newer relo.
+    #[error(
+        "the database has schema version {found}, newer than this relo supports ({supported}); upgrade relo"
+    )]
+    SchemaTooNew {
+        /// The version found in the database.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// A schema migration failed; the database is left at the previous version.
+    #[error("migrating the database to schema version {version} failed: {source}")]
+    Migrate {
+        /// The version that failed to apply.
+        version: i64,
+        /// Why it failed.
+        source: sqlx::Error,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An entry handed to [`Store::append`](crate::Store::append) cannot be stored.
+    #[error("invalid evidence entry: {0}")]
+    InvalidEntry(String),
+    /// What the database holds breaks an invariant the store keeps (a negative or
+    /// missing sequence number, a hash that is not hex, ...).
+    #[error("the stored evidence is inconsistent: {0}")]
+    Inconsistent(String),
+    /// The caller's checkpoint function refused to produce a checkpoint.
+    #[error("checkpoint refused: {0}")]
+    Checkpoint(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The store's result type.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,646 @@
+//! The evidence log: appending hash-chained entries, checkpoints, and reading them back.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use relo_evidence::EvidenceRecord;
+
+use crate::error::{Result, StoreError};
+use crate::store::{Backend, LockedTx, Store, on_backend};
+use crate::time::rfc3339_utc;
+
+/// A SHA-256 hash (or any 32-byte digest the caller's hasher returns).
+pub type Hash = [u8; 32];
+
+/// The `prev_hash` of the first entry of every scope: 64 zeros.
+pub const GENESIS_PREV_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Entries per INSERT statement: 9 parameters each stays far below both backends' limits.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Scopes whose last entry one statement looks up.
+const SCOPES_PER_LOOKUP: usize = 100;
+
+/// The columns of `evidence_entries`, in the order [`EntryRow`] decodes them.
+const ENTRY_COLUMNS: &str = "seq, scope, scope_seq, step_id, kind, time, body, prev_hash, hash";
+
+/// A row of `evidence_entries` as the drivers decode it.
+type EntryRow = (
+    i64,
+    String,
+    i64,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
+/// A row of `checkpoints` as the drivers decode it.
+type CheckpointRow = (i64, i64, String, String, String, String);
+
+/// An evidence entry before the store numbers and chains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryDraft {
+    /// The chain it belongs to: a run id or `control`.
+    pub scope: String,
+    /// The step it concerns, if any.
+    pub step_id: Option<String>,
+    /// The event kind (`egress.denied`, `step.finished`, ...).
+    pub kind: String,
+    /// When it happened: RFC 3339 UTC, as [`rfc3339_utc`] writes it.
+    pub time: String,
+    /// The event as canonical JSON.
+    pub body: String,
+}
+
+impl EntryDraft {
+    /// The draft of an evidence record: scope and step as recorded, `kind` from the
+    /// event, `time` in RFC 3339, and the body the JSON of the event with its keys sorted.
+    ///
+    /// The body is serialised with `serde_json` through a sorted map, which matches RFC
+    /// 8785 for the strings and integers events hold, but not for every number; the
+    /// RFC 8785 encoder of relo-trust replaces it once that crate provides one.
+    pub fn from_record(record: &EvidenceRecord) -> EntryDraft {
+        let kind = record.event.kind();
+        let body = match serde_json::to_value(&record.event) {
+            Ok(value) => value.to_string(),
+            // The event types hold only strings, integers and JSON values, so this does
+            // not happen; if it ever does, the failure itself is recorded.
+            Err(err) => serde_json::json!({ "kind": kind, "serialisation-error": err.to_string() })
+                .to_string(),
+        };
+        EntryDraft {
+            scope: record.scope.to_string(),
+            step_id: record.step_id.clone(),
+            kind: kind.to_owned(),
+            time: rfc3339_utc(record.time),
+            body,
+        }
+    }
+}
+
+/// Everything an entry's hash covers, handed to the caller's hasher during an append.
+///
+/// relo-store does not define the hash: relo-evidence hashes the canonical JSON of these
+/// fields. `prev_hash` is the hex hash of the previous entry of the same scope, or
+/// [`GENESIS_PREV_HASH`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryToHash<'a> {
+    /// Position in the global log, from 1, gapless.
+    pub seq: u64,
+    /// The chain.
+    pub scope: &'a str,
+    /// Position in the scope's chain, from 1, gapless.
+    pub scope_seq: u64,
+    /// The step, if any.
+    pub step_id: Option<&'a str>,
+    /// The event kind.
+    pub kind: &'a str,
+    /// When it happened (RFC 3339).
+    pub time: &'a str,
+    /// The event as canonical JSON.
+    pub body: &'a str,
+    /// The previous entry's hash in this scope, lowercase hex.
+    pub prev_hash: &'a str,
+}
+
+/// An evidence entry as stored.
+///
+/// Hashes are kept as the text the database holds, so a reader sees exactly what is
+/// stored, valid or tampered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Position in the global log, from 1.
+    pub seq: u64,
+    /// The chain.
+    pub scope: String,
+    /// Position in the scope's chain, from 1.
+    pub scope_seq: u64,
+    /// The step, if any.
+    pub step_id: Option<String>,
+    /// The event kind.
+    pub kind: String,
+    /// When it happened (RFC 3339).
+    pub time: String,
+    /// The event as canonical JSON.
+    pub body: String,
+    /// The previous entry's hash in this scope, lowercase hex.
+    pub prev_hash: String,
+    /// This entry's hash, lowercase hex.
+    pub hash: String,
+}
+
+impl StoredEntry {
+    /// The fields the hash covers, to recompute it.
+    pub fn to_hash(&self) -> EntryToHash<'_> {
+        EntryToHash {
+            seq: self.seq,
+            scope: &self.scope,
+            scope_seq: self.scope_seq,
+            step_id: self.step_id.as_deref(),
+            kind: &self.kind,
+            time: &self.time,
+            body: &self.body,
+            prev_hash: &self.prev_hash,
+        }
+    }
+
+    fn from_row(row: EntryRow) -> Result<StoredEntry> {
+        let (seq, scope, scope_seq, step_id, kind, time, body, prev_hash, hash) = row;
+        Ok(StoredEntry {
+            seq: non_negative(seq, "evidence_entries.seq")?,
+            scope,
+            scope_seq: non_negative(scope_seq, "evidence_entries.scope_seq")?,
+            step_id,
+            kind,
+            time,
+            body,
+            prev_hash,
+            hash,
+        })
+    }
+}
+
+/// What a checkpoint is cut over: the whole log at the moment the write lock was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointBasis {
+    /// The number of entries (the Merkle tree's size); the highest `seq`.
+    pub size: u64,
+    /// Every entry's hash in `seq` order: the tree's leaves' data.
+    pub leaves: Vec<Hash>,
+    /// The latest checkpoint stored before this one.
+    pub previous: Option<Checkpoint>,
+}
+
+/// A checkpoint to store, made by the caller from a [`CheckpointBasis`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointDraft {
+    /// The Merkle root over the basis's leaves.
+    pub root: Hash,
+    /// The signed note (C2SP format) that commits to the size and root.
+    pub note: String,
+    /// The id of the key that signed the note.
+    pub key_id: String,
+}
+
+/// A stored checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Its position among checkpoints, increasing.
+    pub id: u64,
+    /// The tree size it covers.
+    pub size: u64,
+    /// The Merkle root, lowercase hex.
+    pub root: String,
+    /// The signed note.
+    pub note: String,
+    /// The id of the key that signed it.
+    pub key_id: String,
+    /// When it was stored (RFC 3339).
+    pub created_at: String,
+}
+
+impl Checkpoint {
+    fn from_row(row: CheckpointRow) -> Result<Checkpoint> {
+        let (id, size, root, note, key_id, created_at) = row;
+        Ok(Checkpoint {
+            id: non_negative(id, "checkpoints.id")?,
+            size: non_negative(size, "checkpoints.size")?,
+            root,
+            note,
+            key_id,
+            created_at,
+        })
+    }
+}
+
+/// A caller-supplied function that builds a checkpoint; an error refuses it.
+pub type CheckpointError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Store {
+    /// Appends `drafts`, in order, as one transaction, and returns them as stored.
+    ///
+    /// Under the write lock (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory lock) it
+    /// reads the highest `seq` and the last `(scope_seq, hash)` of each scope in the
+    /// batch, numbers the drafts gaplessly, links each to the previous entry of its
+    /// scope, hashes it with `hasher`, inserts them all, and commits. When this returns
+    /// `Ok` the entries are durable; on error none of them is stored.
+    pub async fn append(
+        &self,
+        drafts: &[EntryDraft],
+        hasher: &(dyn Fn(&EntryToHash<'_>) -> Hash + Sync),
+    ) -> Result<Vec<StoredEntry>> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        for draft in drafts {
+            if draft.scope.is_empty() || draft.kind.is_empty() {
+                return Err(StoreError::InvalidEntry(format!(
+                    "scope and kind must not be empty (scope `{}`, kind `{}`)",
+                    draft.scope, draft.kind
+                )));
+            }
+        }
+        let mut locked = self.begin_locked().await?;
+        let entries = chain(&mut locked, drafts, hasher).await?;
+        insert_entries(&mut locked, &entries).await?;
+        locked.commit().await?;
+        Ok(entries)
+    }
+
+    /// Stores a checkpoint of the whole log, under the write lock.
+    ///
+    /// `make` receives the log's size, every entry hash in order and the previous
+    /// checkpoint, and returns the root and signed note; no entry can be appended
+    /// between reading the basis and storing the checkpoint. If `make` fails, nothing is
+    /// stored and its error comes back as [`StoreError::Checkpoint`].
+    pub async fn append_checkpoint<F>(&self, make: F) -> Result<Checkpoint>
+    where
+        F: FnOnce(&CheckpointBasis) -> Result<CheckpointDraft, CheckpointError> + Send,
+    {
+        let mut locked = self.begin_locked().await?;
+        let (hashes, previous): (Vec<String>, Option<CheckpointRow>) =
+            on_backend!(&mut locked.tx, |tx| {
+                let hashes = sqlx::query_scalar("SELECT hash FROM evidence_entries ORDER BY seq")
+                    .fetch_all(&mut **tx)
+                    .await?;
+                let previous = sqlx::query_as(
+                    "SELECT id, size, root, note, key_id, created_at
+                     FROM checkpoints ORDER BY id DESC LIMIT 1",
+                )
+                .fetch_optional(&mut **tx)
+                .await?;
+                (hashes, previous)
+            });
+        let leaves = hashes
+            .iter()
+            .enumerate()
+            .map(|(index, hash)| {
+                decode_hash(hash).ok_or_else(|| {
+                    StoreError::Inconsistent(format!(
+                        "entry {} has hash `{hash}`, not 64 hex digits",
+                        index + 1
+                    ))
+                })
+            })
+            .collect::<Result<Vec<Hash>>>()?;
+        let basis = CheckpointBasis {
+            size: leaves.len() as u64,
+            leaves,
+            previous: previous.map(Checkpoint::from_row).transpose()?,
+        };
+        let draft = make(&basis).map_err(StoreError::Checkpoint)?;
+        let size = to_i64(basis.size)?;
+        let root = hex::encode(draft.root);
+        let created_at = rfc3339_utc(SystemTime::now());
+        let id: i64 = on_backend!(&mut locked.tx, |tx| {
+            sqlx::query_scalar(
+                "INSERT INTO checkpoints (size, root, note, key_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(size)
+            .bind(&root)
+            .bind(&draft.note)
+            .bind(&draft.key_id)
+            .bind(&created_at)
+            .fetch_one(&mut **tx)
+            .await?
+        });
+        locked.commit().await?;
+        Ok(Checkpoint {
+            id: non_negative(id, "checkpoints.id")?,
+            size: basis.size,
+            root,
+            note: draft.note,
+            key_id: draft.key_id,
+            created_at,
+        })
+    }
+
+    /// The number of entries in the log (its highest `seq`).
+    pub async fn evidence_size(&self) -> Result<u64> {
+        let max: i64 = on_backend!(self.pools(), |pool| {
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM evidence_entries")
+                .fetch_one(pool)
+                .await?
+        });
+        non_negative(max, "evidence_entries.seq")
+    }
+
+    /// Up to `limit` entries with `seq > after`, in `seq` order. Page through the log
+    /// by passing the last `seq` returned.
+    pub async fn entries(&self, after: u64, limit: u32) -> Result<Vec<StoredEntry>> {
+        let after = to_i64(after)?;
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM evidence_entries WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        let rows: Vec<EntryRow> = on_backend!(self.pools(), |pool| {
+            sqlx::query_as(&sql)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(StoredEntry::from_row).collect()
+    }
+
+    /// Up to `limit` entries of `scope` with `scope_seq > after`, in chain order.
+    pub async fn scope_entries(
+        &self,
+        scope: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>> {
+        let after = to_i64(after)?;
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM evidence_entries
+             WHERE scope = $1 AND scope_seq > $2 ORDER BY scope_seq LIMIT $3"
+        );
+        let rows: Vec<EntryRow> = on_backend!(self.pools(), |pool| {
+            sqlx::query_as(&sql)
+                .bind(scope)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(StoredEntry::from_row).collect()
+    }
+
+    /// The most recent checkpoint, if any.
+    pub async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        let row: Option<CheckpointRow> = on_backend!(self.pools(), |pool| {
+            sqlx::query_as(
+                "SELECT id, size, root, note, key_id, created_at
+                 FROM checkpoints ORDER BY id DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(Checkpoint::from_row).transpose()
+    }
+
+    /// Every checkpoint, oldest first.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let rows: Vec<CheckpointRow> = on_backend!(self.pools(), |pool| {
+            sqlx::query_as(
+                "SELECT id, size, root, note, key_id, created_at FROM checkpoints ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(Checkpoint::from_row).collect()
+    }
+}
+
+/// Numbers and chains `drafts` after what the locked transaction sees.
+async fn chain(
+    locked: &mut LockedTx,
+    drafts: &[EntryDraft],
+    hasher: &(dyn Fn(&EntryToHash<'_>) -> Hash + Sync),
+) -> Result<Vec<StoredEntry>> {
+    let last_seq: i64 = on_backend!(&mut locked.tx, |tx| {
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM evidence_entries")
+            .fetch_one(&mut **tx)
+            .await?
+    });
+    let mut seq = non_negative(last_seq, "evidence_entries.seq")?;
+    let mut scopes: Vec<&str> = Vec::new();
+    let mut heads: HashMap<&str, (u64, String)> = HashMap::new();
+    for draft in drafts {
+        if !heads.contains_key(draft.scope.as_str()) {
+            heads.insert(&draft.scope, (0, GENESIS_PREV_HASH.to_owned()));
+            scopes.push(&draft.scope);
+        }
+    }
+    let placeholders = Placeholders::of(locked);
+    for chunk in scopes.chunks(SCOPES_PER_LOOKUP) {
+        let sql = heads_sql(chunk.len(), placeholders);
+        let found: Vec<(String, i64, String)> = on_backend!(&mut locked.tx, |tx| {
+            let mut query = sqlx::query_as(&sql);
+            for scope in chunk {
+                query = query.bind(*scope);
+            }
+            query.fetch_all(&mut **tx).await?
+        });
+        for (scope, scope_seq, hash) in found {
+            let scope_seq = non_negative(scope_seq, "evidence_entries.scope_seq")?;
+            if let Some(head) = heads.get_mut(scope.as_str()) {
+                *head = (scope_seq, hash);
+            }
+        }
+    }
+    let mut entries = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        seq += 1;
+        let Some((scope_seq, prev_hash)) = heads.get_mut(draft.scope.as_str()) else {
+            return Err(StoreError::Inconsistent(format!(
+                "no head for scope `{}`",
+                draft.scope
+            )));
+        };
+        *scope_seq += 1;
+        let hash = hex::encode(hasher(&EntryToHash {
+            seq,
+            scope: &draft.scope,
+            scope_seq: *scope_seq,
+            step_id: draft.step_id.as_deref(),
+            kind: &draft.kind,
+            time: &draft.time,
+            body: &draft.body,
+            prev_hash,
+        }));
+        let entry = StoredEntry {
+            seq,
+            scope: draft.scope.clone(),
+            scope_seq: *scope_seq,
+            step_id: draft.step_id.clone(),
+            kind: draft.kind.clone(),
+            time: draft.time.clone(),
+            body: draft.body.clone(),
+            prev_hash: std::mem::replace(prev_hash, hash.clone()),
+            hash,
+        };
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Inserts numbered entries with multi-row INSERTs.
+async fn insert_entries(locked: &mut LockedTx, entries: &[StoredEntry]) -> Result<()> {
+    let placeholders = Placeholders::of(locked);
+    for rows in entries.chunks(ROWS_PER_INSERT) {
+        let sql = insert_sql(rows.len(), placeholders);
+        let numbers = rows
+            .iter()
+            .map(|e| Ok((to_i64(e.seq)?, to_i64(e.scope_seq)?)))
+            .collect::<Result<Vec<_>>>()?;
+        on_backend!(&mut locked.tx, |tx| {
+            let mut query = sqlx::query(&sql);
+            for (entry, (seq, scope_seq)) in rows.iter().zip(numbers) {
+                query = query
+                    .bind(seq)
+                    .bind(&entry.scope)
+                    .bind(scope_seq)
+                    .bind(&entry.step_id)
+                    .bind(&entry.kind)
+                    .bind(&entry.time)
+                    .bind(&entry.body)
+                    .bind(&entry.prev_hash)
+                    .bind(&entry.hash);
+            }
+            query.execute(&mut **tx).await?;
+        });
+    }
+    Ok(())
+}
+
+/// How a statement names its parameters.
+#[derive(Debug, Clone, Copy)]
+enum Placeholders {
+    /// `?`: SQLite binds them by position. Its `$N` names cost a linear lookup each,
+    /// which makes a statement with thousands of them quadratic.
+    Anonymous,
+    /// `$1, $2, ...`: what PostgreSQL requires.
+    Numbered,
+}
+
+impl Placeholders {
+    fn of(locked: &LockedTx) -> Placeholders {
+        match locked.tx {
+            Backend::Sqlite(_) => Placeholders::Anonymous,
+            Backend::Postgres(_) => Placeholders::Numbered,
+        }
+    }
+
+    /// Appends the placeholder of parameter `index` (from 1).
+    fn push(self, sql: &mut String, index: usize) {
+        match self {
+            Placeholders::Anonymous => sql.push('?'),
+            Placeholders::Numbered => {
+                sql.push('$');
+                sql.push_str(&index.to_string());
+            }
+        }
+    }
+}
+
+/// `INSERT INTO evidence_entries (...) VALUES (?, ...), (?, ...), ...` for `rows` rows.
+fn insert_sql(rows: usize, placeholders: Placeholders) -> String {
+    let mut sql = format!("INSERT INTO evidence_entries ({ENTRY_COLUMNS}) VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..9 {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            placeholders.push(&mut sql, row * 9 + column + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// One statement that finds the last `(scope, scope_seq, hash)` of each of `scopes`
+/// scopes: an index seek per scope, one round trip for all. Scopes without entries
+/// return no row.
+fn heads_sql(scopes: usize, placeholders: Placeholders) -> String {
+    let mut sql = String::new();
+    for index in 1..=scopes {
+        if index > 1 {
+            sql.push_str(" UNION ALL ");
+        }
+        sql.push_str(
+            "SELECT * FROM (SELECT scope, scope_seq, hash FROM evidence_entries WHERE scope = ",
+        );
+        placeholders.push(&mut sql, index);
+        sql.push_str(" ORDER BY scope_seq DESC LIMIT 1) AS head");
+    }
+    sql
+}
+
+fn decode_hash(text: &str) -> Option<Hash> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(text, &mut hash).ok()?;
+    Some(hash)
+}
+
+fn non_negative(value: i64, column: &str) -> Result<u64> {
+    u64::try_from(value)
+        .map_err(|_| StoreError::Inconsistent(format!("{column} holds the negative value {value}")))
+}
+
+fn to_i64(value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| {
+        StoreError::InvalidEntry(format!(
+            "{value} does not fit the database's 64-bit integers"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relo_evidence::{EvidenceEvent, Scope};
+
+    #[test]
+    fn insert_sql_names_every_parameter() {
+        let columns = format!("INSERT INTO evidence_entries ({ENTRY_COLUMNS}) VALUES ");
+        assert_eq!(
+            insert_sql(2, Placeholders::Numbered),
+            format!(
+                "{columns}($1, $2, $3, $4, $5, $6, $7, $8, $9), \
+                 ($10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            )
+        );
+        assert_eq!(
+            insert_sql(1, Placeholders::Anonymous),
+            format!("{columns}(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        );
+    }
+
+    #[test]
+    fn heads_sql_seeks_each_scope() {
+        let one = "SELECT * FROM (SELECT scope, scope_seq, hash FROM evidence_entries \
+                   WHERE scope = $1 ORDER BY scope_seq DESC LIMIT 1) AS head";
+        assert_eq!(heads_sql(1, Placeholders::Numbered), one);
+        let two = heads_sql(2, Placeholders::Anonymous);
+        assert_eq!(two.matches(" UNION ALL ").count(), 1);
+        assert_eq!(two.matches("scope = ?").count(), 2);
+    }
+
+    #[test]
+    fn a_record_becomes_a_draft_with_sorted_keys() {
+        let record = EvidenceRecord::new(
+            Scope::Run("run-7".into()),
+            Some("deploy".into()),
+            EvidenceEvent::SecretDenied {
+                name: "token".into(),
+                code: "secret-not-declared".into(),
+                reason: "not declared".into(),
+            },
+        );
+        let draft = EntryDraft::from_record(&record);
+        assert_eq!(draft.scope, "run-7");
+        assert_eq!(draft.step_id.as_deref(), Some("deploy"));
+        assert_eq!(draft.kind, "secret.denied");
+        assert_eq!(draft.time, rfc3339_utc(record.time));
+        assert_eq!(
+            draft.body,
+            r#"{"code":"secret-not-declared","kind":"secret.denied","name":"token","reason":"not declared"}"#
+        );
+    }
+
+    #[test]
+    fn hashes_decode_only_from_64_hex_digits() {
+        assert_eq!(decode_hash(GENESIS_PREV_HASH), Some([0; 32]));
+        assert_eq!(decode_hash("zz"), None);
+        assert_eq!(decode_hash(&"ab".repeat(31)), None);
+    }
+}
