@@ -22,6 +22,9 @@
 //! - [`verify_log`] and [`verify_scope`]: recompute everything and return the first
 //!   [`Tampering`] (`changed`, `deleted`, `inserted`, `reordered`, `truncated`,
 //!   `bad-signature`, `checkpoint-mismatch`, `forked`, `rolled-back`).
+//! - [`export`]: one run's entries, proofs and checkpoint as an in-toto Statement
+//!   ([`evidence_statement`]), SLSA provenance v1 ([`provenance_statement`]), and the
+//!   offline check of an exported statement ([`verify_evidence_statement`]).
 //!
 //! ```
 //! use relo_evidence::{
@@ -70,6 +73,7 @@
 mod checkpoint;
 mod entry;
 mod event;
+pub mod export;
 pub mod merkle;
 mod proof;
 mod sink;
@@ -85,6 +89,10 @@ pub use entry::{
     MAX_SAFE_INTEGER, entry_hash, hash_hex, parse_hash_hex, rfc3339_utc,
 };
 pub use event::{EgressOutcome, EvidenceEvent, EvidenceRecord, Scope, StepUsage};
+pub use export::{
+    EVIDENCE_PREDICATE_TYPE, ExportError, ExportReport, RunPacket, SLSA_PROVENANCE_PREDICATE_TYPE,
+    evidence_statement, provenance_statement, verify_evidence_statement,
+};
 pub use merkle::Hash;
 pub use proof::{ConsistencyProof, InclusionProof, LogTree, ProofError};
 pub use sink::{EvidenceError, EvidenceSink, MemorySink, Ticket};
