@@ -32,6 +32,223 @@ pub enum Command {
     /// Print or write the JSON Schemas of the three file formats.
     #[command(after_help = SCHEMA_HELP)]
     Schema(SchemaArgs),
+    /// Make signing keys.
+    #[command(subcommand, after_help = KEY_HELP)]
+    Key(KeyCommand),
+    /// Verify, checkpoint and export the evidence log; rotate its key.
+    #[command(after_help = EVIDENCE_HELP)]
+    Evidence(EvidenceArgs),
+}
+
+/// `relo key ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a key pair: STEM.key (PKCS#8 PEM, mode 0600) and STEM.pub (SPKI PEM).
+    #[command(after_help = KEY_GENERATE_HELP)]
+    Generate(KeyGenerateArgs),
+}
+
+const KEY_HELP: &str = "\
+Examples:
+  relo key generate --type ed25519 --out .relo/keys/evidence
+
+Exit codes:
+  0  done
+  1  the command failed
+  2  bad usage (wrong arguments)";
+
+const EVIDENCE_HELP: &str = "\
+Examples:
+  relo evidence checkpoint --save ~/relo-checkpoint.txt
+  relo evidence verify --trusted-checkpoint ~/relo-checkpoint.txt
+  relo evidence export --run run-2026-11-03-1
+
+Exit codes:
+  0  done (verify: the log verifies)
+  1  verify found tampering, or the input is invalid, or the command failed
+  2  bad usage (wrong arguments)";
+
+const KEY_GENERATE_HELP: &str = "\
+Examples:
+  relo key generate --type ed25519 --out .relo/keys/evidence
+  relo key generate --type p256 --out keys/acme --json
+
+Prints the key id (the lowercase hex SHA-256 of the public key's SPKI DER). Existing
+files are never overwritten.
+
+Exit codes:
+  0  the key pair was written
+  1  a file exists or cannot be written
+  2  bad usage (wrong arguments)";
+
+/// `relo key generate`.
+#[derive(Debug, clap::Args)]
+pub struct KeyGenerateArgs {
+    /// The algorithm.
+    #[arg(long = "type", value_enum)]
+    pub key_type: KeyType,
+    /// Where to write: STEM.key and STEM.pub.
+    #[arg(long, value_name = "STEM")]
+    pub out: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A key algorithm on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyType {
+    /// Ed25519 (the evidence key must be one).
+    Ed25519,
+    /// ECDSA P-256 with SHA-256.
+    P256,
+}
+
+/// `relo evidence ...`: the relo home and the command.
+#[derive(Debug, clap::Args)]
+pub struct EvidenceArgs {
+    /// The relo home: relo.toml, keys and the SQLite database.
+    #[arg(
+        long,
+        global = true,
+        env = "RELO_HOME",
+        default_value = ".relo",
+        value_name = "DIR"
+    )]
+    pub home: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: EvidenceCommand,
+}
+
+/// The evidence commands.
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Recompute every chain, the Merkle tree and every checkpoint signature; name the
+    /// first tampering.
+    #[command(after_help = VERIFY_HELP)]
+    Verify(VerifyArgs),
+    /// Cut a signed checkpoint of the log now; optionally save it as a trusted checkpoint.
+    #[command(after_help = CHECKPOINT_HELP)]
+    Checkpoint(CheckpointArgs),
+    /// Replace the evidence key; the old one is retired and keeps verifying what it signed.
+    #[command(name = "rotate-key", after_help = ROTATE_HELP)]
+    RotateKey(RotateKeyArgs),
+    /// Export one run's evidence as signed DSSE envelopes (evidence and SLSA provenance).
+    #[command(after_help = EXPORT_HELP)]
+    Export(ExportArgs),
+}
+
+const VERIFY_HELP: &str = "\
+Examples:
+  relo evidence verify
+  relo evidence verify --trusted-checkpoint ~/relo-checkpoint.txt
+  relo evidence verify --run run-2026-11-03-1 --json
+
+The store is read from --home (relo.toml's [store] url, RELO_DATABASE_URL overriding,
+default sqlite://relo.db in the home). Checkpoints are checked with the evidence key's
+public half (beside [evidence] signer, default keys/evidence.key) and the retired keys in
+keys/evidence-retired/. A trusted checkpoint (saved with `relo evidence checkpoint --save`
+outside the home) proves the log was neither rolled back nor forked since.
+
+On tampering it prints the kind (changed, deleted, inserted, reordered, truncated,
+bad-signature, checkpoint-mismatch, forked, rolled-back), the first bad entry (seq, scope,
+scope_seq) and a sentence.
+
+Exit codes:
+  0  the log (or the run) verifies
+  1  tampering was found, or the input is invalid (unreadable database, a trusted
+     checkpoint that is not a signed note, an unknown run id, a missing key)
+  2  bad usage (wrong arguments)";
+
+const CHECKPOINT_HELP: &str = "\
+Examples:
+  relo evidence checkpoint
+  relo evidence checkpoint --save ~/relo-checkpoint.txt
+
+Signs the Merkle root of the whole log with the evidence key, under the store's append
+lock, and stores it. --save also writes its signed note to FILE, which must be outside
+the relo home: that file is the trusted checkpoint `relo evidence verify
+--trusted-checkpoint` checks the log against later.
+
+Exit codes:
+  0  the checkpoint was stored (and saved)
+  1  the store, the key or FILE cannot be used
+  2  bad usage (wrong arguments)";
+
+const ROTATE_HELP: &str = "\
+Examples:
+  relo evidence rotate-key
+
+Cuts a last checkpoint with the current key, generates a new Ed25519 key at the same
+path ([evidence] signer stays as it is), keeps the old public key in
+keys/evidence-retired/<key id>.pub with the log size it may have signed up to
+(keys/evidence-retired/index.json), records a `key.rotated` entry in the control scope,
+and cuts a checkpoint with the new key. Checkpoints signed before keep verifying.
+
+Exit codes:
+  0  the key was rotated
+  1  the store or the key cannot be used
+  2  bad usage (wrong arguments)";
+
+const EXPORT_HELP: &str = "\
+Examples:
+  relo evidence export --run run-2026-11-03-1
+  relo evidence export --run run-2026-11-03-1 --out packet.json
+
+Writes a DSSE envelope (signed with the evidence key) around an in-toto Statement v1 of
+predicate type https://relo.dev/attestation/evidence/v1 holding the run's entries, their
+inclusion proofs and the covering checkpoint, to FILE (default <run>.evidence.json); and
+the SLSA provenance v1 envelope beside it, to FILE with `.provenance.json` in place of
+`.json`. If entries of the run are not covered by the latest checkpoint, one is cut first.
+
+Exit codes:
+  0  both envelopes were written
+  1  the run is unknown, its evidence does not verify, or a file cannot be written
+  2  bad usage (wrong arguments)";
+
+/// `relo evidence verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Verify one run's chain and its entries' inclusion in the latest checkpoint.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    /// A checkpoint note saved earlier (outside the home) to prove consistency with.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_checkpoint: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relo evidence checkpoint`.
+#[derive(Debug, clap::Args)]
+pub struct CheckpointArgs {
+    /// Also write the signed note to FILE (outside the relo home).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relo evidence rotate-key`.
+#[derive(Debug, clap::Args)]
+pub struct RotateKeyArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relo evidence export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The run to export.
+    #[arg(long, value_name = "ID")]
+    pub run: String,
+    /// The evidence envelope's file; the provenance goes beside it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 const VALIDATE_HELP: &str = "\

@@ -1,6 +1,9 @@
 //! `relo`: the command line. Wiring only: each command lives in its own module.
 
 mod args;
+mod evidence;
+mod home;
+mod key;
 mod schema;
 mod validate;
 
@@ -15,6 +18,8 @@ fn main() -> ExitCode {
     let outcome = match args.command {
         Command::Validate(validate) => validate::run(&validate),
         Command::Schema(schema) => schema::run(&schema),
+        Command::Key(key) => key::run(&key),
+        Command::Evidence(evidence) => evidence::run(&evidence),
     };
     match outcome {
         Ok(code) => code,

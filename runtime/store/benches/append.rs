@@ -25,10 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
-use relo_store::{
-    EntryDraft, EntryHasher, EntryToHash, EvidenceWriter, Hash, Store, WriterOptions,
-};
-use sha2::{Digest, Sha256};
+use relo_store::{EntryDraft, EvidenceWriter, Store, WriterOptions, entry_hash};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Executor};
@@ -40,24 +37,6 @@ const PLAIN_TABLE: &str = "CREATE TABLE plain_entries (
 const PLAIN_INSERT: &str = "INSERT INTO plain_entries
     (seq, scope, scope_seq, step_id, kind, time, body, prev_hash, hash)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
-fn hash(entry: &EntryToHash<'_>) -> Hash {
-    let mut h = Sha256::new();
-    h.update(entry.seq.to_be_bytes());
-    h.update(entry.scope_seq.to_be_bytes());
-    for part in [
-        entry.scope,
-        entry.step_id.unwrap_or("-"),
-        entry.kind,
-        entry.time,
-        entry.body,
-        entry.prev_hash,
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    h.finalize().into()
-}
 
 fn record(run: usize, i: usize) -> EvidenceRecord {
     EvidenceRecord::new(
@@ -165,10 +144,8 @@ where
 }
 
 async fn writer_bulk(store: &Store, tasks: usize, per_task: usize) -> Duration {
-    let hasher: Arc<EntryHasher> = Arc::new(hash);
     let writer = Arc::new(EvidenceWriter::spawn(
         store.clone(),
-        hasher,
         WriterOptions::default(),
     ));
     let start = Instant::now();
@@ -195,10 +172,8 @@ async fn writer_bulk(store: &Store, tasks: usize, per_task: usize) -> Duration {
 }
 
 async fn writer_steps(store: &Store, steps: usize, rounds: usize, per_round: usize) -> Duration {
-    let hasher: Arc<EntryHasher> = Arc::new(hash);
     let writer = Arc::new(EvidenceWriter::spawn(
         store.clone(),
-        hasher,
         WriterOptions::default(),
     ));
     let start = Instant::now();
@@ -232,7 +207,7 @@ async fn append_calls(store: &Store, calls: usize, per_call: usize) -> Duration 
         .collect();
     let start = Instant::now();
     for batch in &batches {
-        store.append(batch, &hash).await.expect("append");
+        store.append(batch, &entry_hash).await.expect("append");
     }
     start.elapsed()
 }

@@ -59,6 +59,17 @@ pub enum StoreError {
     /// missing sequence number, a hash that is not hex, ...).
     #[error("the stored evidence is inconsistent: {0}")]
     Inconsistent(String),
+    /// The hasher refused an entry (its body is not a JSON object, or has no canonical
+    /// form); nothing of the append was stored.
+    #[error("cannot hash evidence entry {seq} (scope `{scope}`): {source}")]
+    Hash {
+        /// The `seq` the entry would have had.
+        seq: u64,
+        /// Its scope.
+        scope: String,
+        /// Why.
+        source: relo_evidence::EntryError,
+    },
     /// The caller's checkpoint function refused to produce a checkpoint.
     #[error("checkpoint refused: {0}")]
     Checkpoint(#[source] Box<dyn std::error::Error + Send + Sync>),

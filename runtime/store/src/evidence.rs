@@ -3,11 +3,15 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use relo_evidence::EvidenceRecord;
+use relo_evidence::{
+    EntryContent, EntryError, EntryFields, EvidenceEntry, EvidenceRecord, LogTree,
+};
+
+use relo_trust::Signer;
 
 use crate::error::{Result, StoreError};
 use crate::store::{Backend, LockedTx, Store, on_backend};
-use crate::time::rfc3339_utc;
+use relo_evidence::rfc3339_utc;
 
 /// A SHA-256 hash (or any 32-byte digest the caller's hasher returns).
 pub type Hash = [u8; 32];
@@ -57,29 +61,45 @@ pub struct EntryDraft {
 }
 
 impl EntryDraft {
-    /// The draft of an evidence record: scope and step as recorded, `kind` from the
-    /// event, `time` in RFC 3339, and the body the JSON of the event with its keys sorted.
-    ///
-    /// The body is serialised with `serde_json` through a sorted map, which matches RFC
-    /// 8785 for the strings and integers events hold, but not for every number; the
-    /// RFC 8785 encoder of relo-trust replaces it once that crate provides one.
+    /// The draft of an evidence record: relo-evidence's
+    /// [`EntryContent::from_record`] (scope, step, kind, RFC 3339 time, and the event
+    /// without its `kind` tag as the body), with the body as RFC 8785 canonical JSON.
+    /// This is the one way a record becomes a stored entry.
     pub fn from_record(record: &EvidenceRecord) -> EntryDraft {
-        let kind = record.event.kind();
-        let body = match serde_json::to_value(&record.event) {
-            Ok(value) => value.to_string(),
-            // The event types hold only strings, integers and JSON values, so this does
-            // not happen; if it ever does, the failure itself is recorded.
-            Err(err) => serde_json::json!({ "kind": kind, "serialisation-error": err.to_string() })
-                .to_string(),
-        };
+        EntryDraft::from_content(&EntryContent::from_record(record))
+    }
+
+    /// The draft of entry content made by hand (a control-scope entry such as
+    /// `key.rotated`), its body written as canonical JSON.
+    pub fn from_content(content: &EntryContent) -> EntryDraft {
         EntryDraft {
-            scope: record.scope.to_string(),
-            step_id: record.step_id.clone(),
-            kind: kind.to_owned(),
-            time: rfc3339_utc(record.time),
-            body,
+            scope: content.scope.clone(),
+            step_id: content.step_id.clone(),
+            kind: content.kind.clone(),
+            time: content.time.clone(),
+            body: content.body_json(),
         }
     }
+}
+
+/// The hash relo's evidence log chains with: relo-evidence's [`relo_evidence::entry_hash`]
+/// over the entry's fields, the stored body text read back as JSON.
+///
+/// This is [`WriterOptions`](crate::WriterOptions)'s default hasher and what the
+/// verifier recomputes. It fails for a body that is not a JSON object or holds a number
+/// RFC 8785 cannot represent; drafts made by [`EntryDraft::from_record`] never do.
+pub fn entry_hash(entry: &EntryToHash<'_>) -> std::result::Result<Hash, EntryError> {
+    let body = EvidenceEntry::parse_stored_body(entry.body);
+    relo_evidence::entry_hash(&EntryFields {
+        seq: entry.seq,
+        scope: entry.scope,
+        scope_seq: entry.scope_seq,
+        step_id: entry.step_id,
+        kind: entry.kind,
+        time: entry.time,
+        body: &body,
+        prev_hash: entry.prev_hash,
+    })
 }
 
 /// Everything an entry's hash covers, handed to the caller's hasher during an append.
@@ -145,6 +165,22 @@ impl StoredEntry {
             time: &self.time,
             body: &self.body,
             prev_hash: &self.prev_hash,
+        }
+    }
+
+    /// The entry as relo-evidence's verifier reads it: the body text parsed back into
+    /// JSON (text that is not JSON becomes `null`, which never verifies).
+    pub fn to_evidence_entry(&self) -> EvidenceEntry {
+        EvidenceEntry {
+            seq: self.seq,
+            scope: self.scope.clone(),
+            scope_seq: self.scope_seq,
+            step_id: self.step_id.clone(),
+            kind: self.kind.clone(),
+            time: self.time.clone(),
+            body: EvidenceEntry::parse_stored_body(&self.body),
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
         }
     }
 
@@ -217,6 +253,10 @@ impl Checkpoint {
     }
 }
 
+/// A hash function for [`Store::append`]: [`entry_hash`], or a test's own. An error
+/// fails the append ([`StoreError::Hash`]) and nothing of it is stored.
+pub type HashFn = dyn Fn(&EntryToHash<'_>) -> std::result::Result<Hash, EntryError> + Sync;
+
 /// A caller-supplied function that builds a checkpoint; an error refuses it.
 pub type CheckpointError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -228,11 +268,7 @@ impl Store {
     /// batch, numbers the drafts gaplessly, links each to the previous entry of its
     /// scope, hashes it with `hasher`, inserts them all, and commits. When this returns
     /// `Ok` the entries are durable; on error none of them is stored.
-    pub async fn append(
-        &self,
-        drafts: &[EntryDraft],
-        hasher: &(dyn Fn(&EntryToHash<'_>) -> Hash + Sync),
-    ) -> Result<Vec<StoredEntry>> {
+    pub async fn append(&self, drafts: &[EntryDraft], hasher: &HashFn) -> Result<Vec<StoredEntry>> {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
@@ -320,6 +356,86 @@ impl Store {
         })
     }
 
+    /// Cuts a checkpoint of the whole log now, under the write lock: the RFC 6962 root
+    /// over every entry hash ([`LogTree`]), signed by `signer` as a C2SP note of
+    /// `origin` under `key_name` ([`relo_evidence::Checkpoint::sign`]; the key must be
+    /// Ed25519). Returns the stored checkpoint, whose `note` is what `relo evidence
+    /// checkpoint --save` writes.
+    pub async fn checkpoint(
+        &self,
+        signer: &dyn Signer,
+        key_name: &str,
+        origin: &str,
+    ) -> Result<Checkpoint> {
+        self.append_checkpoint(|basis| {
+            let tree = LogTree::from_entry_hashes(&basis.leaves);
+            let root = tree.root();
+            let note = relo_evidence::Checkpoint::new(origin, tree.size(), root)?
+                .sign(&[(key_name, signer)])?;
+            Ok(CheckpointDraft {
+                root,
+                note,
+                key_id: signer.key_id().to_owned(),
+            })
+        })
+        .await
+    }
+
+    /// The origin of this database's evidence log, `relo.dev/evidence/<id>`: made once,
+    /// at first use, and kept in the store (table `evidence_log`), so every instance and
+    /// every tool on this database names the same log. Checkpoints carry it.
+    pub async fn evidence_origin(&self) -> Result<String> {
+        if let Some(origin) = self.stored_origin().await? {
+            return Ok(origin);
+        }
+        let mut locked = self.begin_locked().await?;
+        let found: Option<String> = on_backend!(&mut locked.tx, |tx| {
+            sqlx::query_scalar("SELECT origin FROM evidence_log WHERE id = 1")
+                .fetch_optional(&mut **tx)
+                .await?
+        });
+        if let Some(origin) = found {
+            return Ok(origin);
+        }
+        let now = SystemTime::now();
+        let nanos = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let origin = relo_evidence::evidence_origin(&format!("{nanos:x}{:x}", std::process::id()));
+        let created_at = rfc3339_utc(now);
+        on_backend!(&mut locked.tx, |tx| {
+            sqlx::query("INSERT INTO evidence_log (id, origin, created_at) VALUES (1, $1, $2)")
+                .bind(&origin)
+                .bind(&created_at)
+                .execute(&mut **tx)
+                .await?;
+        });
+        locked.commit().await?;
+        Ok(origin)
+    }
+
+    /// The log's origin if one was made ([`evidence_origin`](Store::evidence_origin)).
+    pub async fn stored_origin(&self) -> Result<Option<String>> {
+        Ok(on_backend!(self.pools(), |pool| {
+            sqlx::query_scalar("SELECT origin FROM evidence_log WHERE id = 1")
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Every entry of the log in `seq` order (read in pages).
+    pub async fn all_entries(&self) -> Result<Vec<StoredEntry>> {
+        let mut all: Vec<StoredEntry> = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |e| e.seq);
+            let page = self.entries(after, 10_000).await?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
+
     /// The number of entries in the log (its highest `seq`).
     pub async fn evidence_size(&self) -> Result<u64> {
         let max: i64 = on_backend!(self.pools(), |pool| {
@@ -400,7 +516,7 @@ impl Store {
 async fn chain(
     locked: &mut LockedTx,
     drafts: &[EntryDraft],
-    hasher: &(dyn Fn(&EntryToHash<'_>) -> Hash + Sync),
+    hasher: &HashFn,
 ) -> Result<Vec<StoredEntry>> {
     let last_seq: i64 = on_backend!(&mut locked.tx, |tx| {
         sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM evidence_entries")
@@ -443,7 +559,7 @@ async fn chain(
             )));
         };
         *scope_seq += 1;
-        let hash = hex::encode(hasher(&EntryToHash {
+        let hash = hasher(&EntryToHash {
             seq,
             scope: &draft.scope,
             scope_seq: *scope_seq,
@@ -452,7 +568,13 @@ async fn chain(
             time: &draft.time,
             body: &draft.body,
             prev_hash,
-        }));
+        })
+        .map_err(|source| StoreError::Hash {
+            seq,
+            scope: draft.scope.clone(),
+            source,
+        })?;
+        let hash = hex::encode(hash);
         let entry = StoredEntry {
             seq,
             scope: draft.scope.clone(),
@@ -633,8 +755,39 @@ mod tests {
         assert_eq!(draft.time, rfc3339_utc(record.time));
         assert_eq!(
             draft.body,
-            r#"{"code":"secret-not-declared","kind":"secret.denied","name":"token","reason":"not declared"}"#
+            r#"{"code":"secret-not-declared","name":"token","reason":"not declared"}"#
         );
+    }
+
+    #[test]
+    fn the_default_hash_is_relo_evidence_s() {
+        let record = EvidenceRecord::new(
+            Scope::Run("run-7".into()),
+            None,
+            EvidenceEvent::SecretRead {
+                name: "token".into(),
+            },
+        );
+        let content = EntryContent::from_record(&record);
+        let draft = EntryDraft::from_record(&record);
+        let expected =
+            relo_evidence::entry_hash(&content.fields(3, 1, GENESIS_PREV_HASH)).expect("hash");
+        let to_hash = EntryToHash {
+            seq: 3,
+            scope: &draft.scope,
+            scope_seq: 1,
+            step_id: None,
+            kind: &draft.kind,
+            time: &draft.time,
+            body: &draft.body,
+            prev_hash: GENESIS_PREV_HASH,
+        };
+        assert_eq!(entry_hash(&to_hash), Ok(expected));
+        let not_an_object = EntryToHash {
+            body: "[1]",
+            ..to_hash
+        };
+        assert_eq!(entry_hash(&not_an_object), Err(EntryError::BodyNotObject));
     }
 
     #[test]

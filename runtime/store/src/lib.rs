@@ -9,9 +9,10 @@
 //! Evidence is appended with [`Store::append`]: under one database-wide lock, in one
 //! transaction, each entry gets the next gapless global `seq`, the next gapless
 //! `scope_seq` of its scope, and the previous entry's hash of that scope as `prev_hash`;
-//! the caller's hasher computes its hash. [`EvidenceWriter`] puts that behind
+//! the hasher (relo-evidence's [`entry_hash`]) computes its hash. [`EvidenceWriter`] puts that behind
 //! relo-evidence's [`EvidenceSink`](relo_evidence::EvidenceSink), batching concurrent
-//! records into group commits. Triggers refuse UPDATE and DELETE (and TRUNCATE) on the
+//! records into group commits and cutting signed checkpoints ([`Store::checkpoint`])
+//! every N entries and on demand. Triggers refuse UPDATE and DELETE (and TRUNCATE) on the
 //! append-only tables, as a guard; the hashes and signed checkpoints are what detect
 //! tampering. `docs/store.md` describes the tables and the protocol.
 //!
@@ -19,27 +20,26 @@
 //! use std::sync::Arc;
 //!
 //! use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
-//! use relo_store::{EntryToHash, EvidenceWriter, Store, WriterOptions};
-//! use sha2::{Digest, Sha256};
-//!
-//! // relo-evidence supplies the real hash (over canonical JSON of these fields).
-//! fn hash(entry: &EntryToHash<'_>) -> [u8; 32] {
-//!     let mut h = Sha256::new();
-//!     for part in [entry.scope, entry.kind, entry.time, entry.body, entry.prev_hash] {
-//!         h.update(part.len().to_be_bytes());
-//!         h.update(part);
-//!     }
-//!     h.update(entry.seq.to_be_bytes());
-//!     h.update(entry.scope_seq.to_be_bytes());
-//!     h.finalize().into()
-//! }
+//! use relo_store::{CheckpointPolicy, EvidenceWriter, Store, WriterOptions};
+//! use relo_trust::{KeyAlgorithm, PrivateKey};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let home = tempfile::tempdir()?;
 //! // `Store::open(home, configured_url)` does the same, letting RELO_DATABASE_URL win.
 //! let store = Store::connect(home.path(), "sqlite://relo.db").await?;
+//! let origin = store.evidence_origin().await?;
 //!
-//! let writer = EvidenceWriter::spawn(store.clone(), Arc::new(hash), WriterOptions::default());
+//! // Entries are hashed with relo-evidence's `entry_hash`; a checkpoint every 1000.
+//! let options = WriterOptions {
+//!     checkpoints: Some(CheckpointPolicy {
+//!         every: 1000,
+//!         signer: Arc::new(PrivateKey::generate(KeyAlgorithm::Ed25519)),
+//!         key_name: origin.clone(),
+//!         origin,
+//!     }),
+//!     ..WriterOptions::default()
+//! };
+//! let writer = EvidenceWriter::spawn(store.clone(), options);
 //! let record = |name: &str| {
 //!     EvidenceRecord::new(
 //!         Scope::Run("run-1".into()),
@@ -50,12 +50,14 @@
 //! writer.enqueue(record("token"));
 //! let ticket = writer.enqueue(record("key"));
 //! writer.durable(ticket).await?; // committed and synced
+//! let checkpoint = writer.checkpoint().await?; // a run's end
+//! assert_eq!(checkpoint.size, 2);
 //!
 //! let chain = store.scope_entries("run-1", 0, 100).await?;
 //! assert_eq!(chain.len(), 2);
 //! assert_eq!(chain[0].prev_hash, relo_store::GENESIS_PREV_HASH);
 //! assert_eq!(chain[1].prev_hash, chain[0].hash);
-//! assert_eq!(chain[1].hash, hex::encode(hash(&chain[1].to_hash())));
+//! assert_eq!(chain[1].hash, hex::encode(relo_store::entry_hash(&chain[1].to_hash())?));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
@@ -63,16 +65,15 @@
 mod error;
 mod evidence;
 mod store;
-mod time;
 mod url;
 mod writer;
 
 pub use error::{Result, StoreError};
 pub use evidence::{
     Checkpoint, CheckpointBasis, CheckpointDraft, CheckpointError, EntryDraft, EntryToHash,
-    GENESIS_PREV_HASH, Hash, StoredEntry,
+    GENESIS_PREV_HASH, Hash, HashFn, StoredEntry, entry_hash,
 };
+pub use relo_evidence::rfc3339_utc;
 pub use store::Store;
-pub use time::rfc3339_utc;
 pub use url::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, effective_database_url};
-pub use writer::{EntryHasher, EvidenceWriter, WriterOptions};
+pub use writer::{CheckpointPolicy, EntryHasher, EvidenceWriter, WriterOptions};

@@ -1,34 +1,75 @@
 //! The batching evidence writer: relo-evidence's [`EvidenceSink`] on top of the store.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use relo_evidence::{EvidenceError, EvidenceRecord, EvidenceSink, Ticket};
+use relo_evidence::{EntryError, EvidenceError, EvidenceRecord, EvidenceSink, Ticket};
+use relo_trust::Signer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::evidence::{EntryDraft, EntryToHash, Hash};
+use crate::error::StoreError;
+use crate::evidence::{Checkpoint, EntryDraft, EntryToHash, Hash, entry_hash};
 use crate::store::Store;
 
-/// The entry hash function the writer chains with (relo-evidence supplies it).
-pub type EntryHasher = dyn Fn(&EntryToHash<'_>) -> Hash + Send + Sync;
+/// The entry hash function the writer chains with: [`entry_hash`] unless a test
+/// supplies its own. An error fails the append (and stops the writer).
+pub type EntryHasher = dyn Fn(&EntryToHash<'_>) -> Result<Hash, EntryError> + Send + Sync;
 
-/// How an [`EvidenceWriter`] batches and serialises.
-#[derive(Debug, Clone, Copy)]
+/// Cut a signed checkpoint every `every` entries this writer appends.
+#[derive(Clone)]
+pub struct CheckpointPolicy {
+    /// Entries appended between checkpoints (at least 1). A checkpoint is cut after the
+    /// batch that reaches the count, so it may cover a few more.
+    pub every: u64,
+    /// The evidence key (Ed25519).
+    pub signer: Arc<dyn Signer>,
+    /// The key name on the note's signature line.
+    pub key_name: String,
+    /// The log's origin ([`Store::evidence_origin`]).
+    pub origin: String,
+}
+
+impl fmt::Debug for CheckpointPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckpointPolicy")
+            .field("every", &self.every)
+            .field("key_id", &self.signer.key_id())
+            .field("key_name", &self.key_name)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// How an [`EvidenceWriter`] batches, hashes and checkpoints.
+#[derive(Clone)]
 pub struct WriterOptions {
     /// The most records appended in one transaction.
     pub max_batch: usize,
-    /// Turns a record into the draft that is stored and hashed.
-    pub to_draft: fn(&EvidenceRecord) -> EntryDraft,
+    /// The hash entries are chained with.
+    pub hasher: Arc<EntryHasher>,
+    /// Periodic checkpoints, and the key for [`EvidenceWriter::checkpoint`].
+    pub checkpoints: Option<CheckpointPolicy>,
+}
+
+impl fmt::Debug for WriterOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriterOptions")
+            .field("max_batch", &self.max_batch)
+            .field("checkpoints", &self.checkpoints)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for WriterOptions {
-    /// Batches of up to 4096 records, serialised by [`EntryDraft::from_record`].
+    /// Batches of up to 4096 records, hashed with [`entry_hash`], no checkpoints.
     fn default() -> Self {
         WriterOptions {
             max_batch: 4096,
-            to_draft: EntryDraft::from_record,
+            hasher: Arc::new(entry_hash),
+            checkpoints: None,
         }
     }
 }
@@ -42,10 +83,18 @@ impl Default for WriterOptions {
 /// [`durable`](EvidenceSink::durable) waits for that announcement. Records are stored in
 /// ticket order, so each scope's chain follows the order its records were enqueued.
 ///
+/// Records become drafts with [`EntryDraft::from_record`]. With a
+/// [`CheckpointPolicy`], a signed checkpoint is cut after every `every` entries, and
+/// [`checkpoint`](EvidenceWriter::checkpoint) cuts one on demand (at a run's end). A
+/// checkpoint that fails is logged and retried at the next batch; the entries are
+/// stored and chained regardless.
+///
 /// A failed append is final: the writer stops, and every ticket not yet durable reports
 /// the failure, so no step's result is accepted on evidence that was never stored.
 #[derive(Debug)]
 pub struct EvidenceWriter {
+    store: Store,
+    checkpoints: Option<CheckpointPolicy>,
     queue: Mutex<Queue>,
     progress: watch::Receiver<Progress>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -69,11 +118,14 @@ impl EvidenceWriter {
     /// # Panics
     ///
     /// Outside a tokio runtime, like [`tokio::spawn`].
-    pub fn spawn(store: Store, hasher: Arc<EntryHasher>, options: WriterOptions) -> EvidenceWriter {
+    pub fn spawn(store: Store, options: WriterOptions) -> EvidenceWriter {
         let (sender, receiver) = mpsc::unbounded_channel();
         let (progress_tx, progress) = watch::channel(Progress::default());
-        let task = tokio::spawn(write_batches(store, hasher, options, receiver, progress_tx));
+        let checkpoints = options.checkpoints.clone();
+        let task = tokio::spawn(write_batches(store.clone(), options, receiver, progress_tx));
         EvidenceWriter {
+            store,
+            checkpoints,
             queue: Mutex::new(Queue {
                 issued: 0,
                 sender: Some(sender),
@@ -102,6 +154,23 @@ impl EvidenceWriter {
             Some(failure) => Err(EvidenceError::Store(failure.to_string())),
             None => Ok(()),
         }
+    }
+
+    /// Waits until everything enqueued so far is durable, then cuts a signed checkpoint
+    /// of the whole log (what a run's end does). Needs a [`CheckpointPolicy`].
+    pub async fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        let Some(policy) = &self.checkpoints else {
+            return Err(StoreError::Checkpoint(
+                "this evidence writer has no checkpoint key".into(),
+            ));
+        };
+        let issued = Ticket(self.lock_queue().issued);
+        self.durable(issued)
+            .await
+            .map_err(|err| StoreError::Checkpoint(Box::new(err)))?;
+        self.store
+            .checkpoint(&*policy.signer, &policy.key_name, &policy.origin)
+            .await
     }
 
     fn lock_queue(&self) -> MutexGuard<'_, Queue> {
@@ -156,10 +225,10 @@ impl EvidenceSink for EvidenceWriter {
     }
 }
 
-/// The writer task: drain, append, announce; stop at the first failure.
+/// The writer task: drain, append, announce, checkpoint when due; stop at the first
+/// failed append.
 async fn write_batches(
     store: Store,
-    hasher: Arc<EntryHasher>,
     options: WriterOptions,
     mut receiver: mpsc::UnboundedReceiver<(Ticket, EvidenceRecord)>,
     progress: watch::Sender<Progress>,
@@ -167,10 +236,15 @@ async fn write_batches(
     let max_batch = options.max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch);
     let mut drafts = Vec::with_capacity(max_batch);
+    let mut since_checkpoint: u64 = 0;
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
-        drafts.extend(batch.iter().map(|(_, record)| (options.to_draft)(record)));
+        drafts.extend(
+            batch
+                .iter()
+                .map(|(_, record)| EntryDraft::from_record(record)),
+        );
         let last = batch.last().map_or(0, |(ticket, _)| ticket.0);
-        match store.append(&drafts, &*hasher).await {
+        match store.append(&drafts, &*options.hasher).await {
             Ok(_) => progress.send_modify(|p| p.durable = last),
             Err(err) => {
                 tracing::error!(error = %err, "evidence writer stopped: append failed");
@@ -180,6 +254,18 @@ async fn write_batches(
                 ));
                 progress.send_modify(|p| p.failure = Some(failure));
                 return;
+            }
+        }
+        since_checkpoint += drafts.len() as u64;
+        if let Some(policy) = &options.checkpoints
+            && since_checkpoint >= policy.every.max(1)
+        {
+            match store
+                .checkpoint(&*policy.signer, &policy.key_name, &policy.origin)
+                .await
+            {
+                Ok(_) => since_checkpoint = 0,
+                Err(err) => tracing::error!(error = %err, "evidence checkpoint failed"),
             }
         }
         batch.clear();

@@ -1,5 +1,8 @@
 //! Runs the built `relo` binary: exit codes, text and JSON output, kind detection,
-//! checks against a config, and the schema command.
+//! checks against a config, and the schema command; `evidence` runs `relo evidence` and
+//! `relo key` against logs written with relo-store's writer, on SQLite and PostgreSQL.
+
+mod evidence;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

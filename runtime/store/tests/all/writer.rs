@@ -4,13 +4,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use relo_evidence::{EvidenceError, EvidenceEvent, EvidenceRecord, EvidenceSink, Scope, Ticket};
-use relo_store::{EntryHasher, EvidenceWriter, WriterOptions};
+use relo_store::{CheckpointPolicy, EntryHasher, EvidenceWriter, WriterOptions};
 
 use crate::support::{TestDb, all_entries, assert_log_is_valid, backend_tests, hash};
 
 fn writer(store: &relo_store::Store) -> EvidenceWriter {
     let hasher: Arc<EntryHasher> = Arc::new(hash);
-    EvidenceWriter::spawn(store.clone(), hasher, WriterOptions::default())
+    EvidenceWriter::spawn(
+        store.clone(),
+        WriterOptions {
+            hasher,
+            ..WriterOptions::default()
+        },
+    )
 }
 
 fn record(scope: &str, name: &str) -> EvidenceRecord {
@@ -69,7 +75,11 @@ async fn concurrent_enqueues_become_durable_in_ticket_order(db: TestDb) {
     let mut previous = Ticket(0);
     for entry in &entries {
         let body: serde_json::Value = serde_json::from_str(&entry.body).expect("body");
-        assert_eq!(body["kind"], "secret.read");
+        assert_eq!(
+            body.get("kind"),
+            None,
+            "the kind is a column, not in the body"
+        );
         assert_eq!(entry.kind, "secret.read");
         assert_eq!(entry.step_id.as_deref(), Some("step"));
         let name = body["name"].as_str().expect("name");
@@ -81,6 +91,82 @@ async fn concurrent_enqueues_become_durable_in_ticket_order(db: TestDb) {
         previous = ticket;
     }
     writer.close().await.expect("close");
+}
+
+async fn checkpoints_are_cut_every_n_entries_and_on_demand(db: TestDb) {
+    let store = db.store().await;
+    let origin = store.evidence_origin().await.expect("origin");
+    assert_eq!(store.evidence_origin().await.expect("same origin"), origin);
+    let key = relo_trust::PrivateKey::generate(relo_trust::KeyAlgorithm::Ed25519);
+    let mut ring = relo_evidence::KeyRing::new();
+    ring.add(
+        &origin,
+        key.public_key().clone(),
+        relo_evidence::KeyStatus::Active,
+    )
+    .expect("ring");
+    let options = WriterOptions {
+        max_batch: 10,
+        checkpoints: Some(CheckpointPolicy {
+            every: 25,
+            signer: Arc::new(key),
+            key_name: origin.clone(),
+            origin: origin.clone(),
+        }),
+        ..WriterOptions::default()
+    };
+    let writer = EvidenceWriter::spawn(store.clone(), options.clone());
+    let mut last = Ticket(0);
+    for i in 0..60 {
+        last = writer.enqueue(record(&format!("run-{}", i % 3), &i.to_string()));
+        if i % 10 == 9 {
+            writer.durable(last).await.expect("durable");
+        }
+    }
+    writer.durable(last).await.expect("durable");
+    // A periodic checkpoint is cut after its batch is announced durable; closing waits.
+    writer.close().await.expect("close");
+    let periodic = store.checkpoints().await.expect("checkpoints");
+    let sizes: Vec<u64> = periodic.iter().map(|c| c.size).collect();
+    // Cut after the batch that reaches 25 entries since the last one (batches end at
+    // most at each 10th record, where the test waits).
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!((25..=30).contains(&sizes[0]), "{sizes:?}");
+    assert!(
+        sizes[1] - sizes[0] >= 25 && sizes[1] - sizes[0] <= 30,
+        "{sizes:?}"
+    );
+    let writer = EvidenceWriter::spawn(store.clone(), options);
+    writer.enqueue(record("run-0", "end"));
+    let end = writer.checkpoint().await.expect("run-end checkpoint");
+    assert_eq!(end.size, 61);
+
+    // What the writer stored verifies with relo-evidence: the real hash and real notes.
+    let entries: Vec<_> = all_entries(&store)
+        .await
+        .iter()
+        .map(|e| e.to_evidence_entry())
+        .collect();
+    let notes: Vec<String> = store
+        .checkpoints()
+        .await
+        .expect("checkpoints")
+        .into_iter()
+        .map(|c| c.note)
+        .collect();
+    let options = relo_evidence::VerifyOptions {
+        origin: &origin,
+        keys: &ring,
+        trusted: None,
+    };
+    let report = relo_evidence::verify_log(&entries, &notes, &options).expect("verifies");
+    assert_eq!(report.entries, 61);
+    assert_eq!(report.checkpoints_verified, 3);
+    assert_eq!(report.uncovered_tail, 0);
+
+    let plain = EvidenceWriter::spawn(store.clone(), WriterOptions::default());
+    let err = plain.checkpoint().await.expect_err("no key");
+    assert!(err.to_string().contains("no checkpoint key"), "{err}");
 }
 
 async fn close_stores_everything_queued(db: TestDb) {
@@ -143,6 +229,7 @@ async fn an_unissued_ticket_is_an_error(db: TestDb) {
 
 backend_tests!(
     concurrent_enqueues_become_durable_in_ticket_order,
+    checkpoints_are_cut_every_n_entries_and_on_demand,
     close_stores_everything_queued,
     a_failed_append_fails_every_ticket_not_yet_durable,
     an_unissued_ticket_is_an_error,

@@ -1,0 +1,141 @@
+//! `relo evidence export --run ID [--out FILE]`: the run's evidence and its SLSA
+//! provenance, each an in-toto Statement in a DSSE envelope signed by the evidence key.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Context as _, bail};
+use relo_evidence::export::{RunPacket, evidence_statement_generated_at, provenance_statement};
+use relo_evidence::{EvidenceEntry, open_checkpoint, rfc3339_utc};
+use relo_trust::Signer;
+
+use super::keyring::key_ring;
+use super::verify::inclusion_proofs;
+use crate::args::ExportArgs;
+use crate::home::Home;
+
+/// Exports one run.
+pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let signer = home.evidence_signer()?;
+    let store = home.store().await?;
+    let run_id = args.run.as_str();
+    let in_run = |entries: &[EvidenceEntry]| -> Vec<EvidenceEntry> {
+        let mut scope: Vec<EvidenceEntry> = entries
+            .iter()
+            .filter(|e| e.scope == run_id)
+            .cloned()
+            .collect();
+        scope.sort_by_key(|e| e.scope_seq);
+        scope
+    };
+    let read_all = || async {
+        anyhow::Ok(
+            store
+                .all_entries()
+                .await
+                .context("cannot read the evidence entries")?
+                .iter()
+                .map(|e| e.to_evidence_entry())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut all = read_all().await?;
+    let mut entries = in_run(&all);
+    let Some(last_seq) = entries.iter().map(|e| e.seq).max() else {
+        bail!(
+            "there is no evidence for run `{run_id}` in {} {}",
+            store.backend_name(),
+            store.target()
+        );
+    };
+    let origin = store.evidence_origin().await?;
+    let mut latest = store.latest_checkpoint().await?;
+    if latest.as_ref().is_none_or(|c| c.size < last_seq) {
+        let cut = store
+            .checkpoint(&signer, &origin, &origin)
+            .await
+            .context("cannot cut a checkpoint covering the run")?;
+        eprintln!(
+            "cut checkpoint {} ({} entries) to cover the run's last entry",
+            cut.id, cut.size
+        );
+        latest = Some(cut);
+        all = read_all().await?;
+        entries = in_run(&all);
+    }
+    let Some(latest) = latest else {
+        bail!("no checkpoint covers the run");
+    };
+    let ring = key_ring(home, &origin)?;
+    let verified = open_checkpoint(latest.note.as_bytes(), &ring, Some(&origin)).map_err(|err| {
+        anyhow::anyhow!(
+            "the latest checkpoint (id {}) does not verify ({}): {err}; run `relo evidence verify`",
+            latest.id,
+            err.code()
+        )
+    })?;
+    let proofs = inclusion_proofs(&all, &entries, &verified).map_err(|tampering| {
+        anyhow::anyhow!(
+            "the run's evidence does not verify ({tampering}); run `relo evidence verify`"
+        )
+    })?;
+    let builder_id = format!(
+        "https://relo.dev/orchestrator/{}",
+        origin.rsplit('/').next().unwrap_or("relo")
+    );
+    let packet = RunPacket {
+        run_id,
+        entries: &entries,
+        proofs: &proofs,
+        checkpoint_note: &latest.note,
+        checkpoint: &verified.checkpoint,
+        builder_id: &builder_id,
+    };
+    let now = rfc3339_utc(SystemTime::now());
+    let refused = |what: &'static str| {
+        move |err: relo_evidence::export::ExportError| {
+            anyhow::anyhow!(
+                "cannot export the {what} of run `{run_id}` ({}): {err}",
+                err.code()
+            )
+        }
+    };
+    let evidence = evidence_statement_generated_at(&packet, &now).map_err(refused("evidence"))?;
+    let provenance = provenance_statement(&packet).map_err(refused("provenance"))?;
+    let signers: [&dyn Signer; 1] = [&signer];
+    let evidence = evidence
+        .sign(&signers)
+        .context("cannot sign the evidence")?;
+    let provenance = provenance
+        .sign(&signers)
+        .context("cannot sign the provenance")?;
+
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{run_id}.evidence.json")));
+    let provenance_out = provenance_path(&out);
+    std::fs::write(&out, evidence.to_json_pretty())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    std::fs::write(&provenance_out, provenance.to_json_pretty())
+        .with_context(|| format!("cannot write {}", provenance_out.display()))?;
+    println!(
+        "exported run {run_id}: {} entries in the checkpoint of {} entries, signed by {}",
+        entries.len(),
+        verified.checkpoint.size,
+        signer.key_id()
+    );
+    println!("  evidence:   {}", out.display());
+    println!("  provenance: {}", provenance_out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `X.provenance.json` for `X.json`; `FILE.provenance.json` otherwise.
+pub fn provenance_path(out: &std::path::Path) -> PathBuf {
+    let text = out.as_os_str().to_string_lossy();
+    match text.strip_suffix(".json") {
+        Some(stem) => PathBuf::from(format!("{stem}.provenance.json")),
+        None => PathBuf::from(format!("{text}.provenance.json")),
+    }
+}

@@ -1,0 +1,86 @@
+//! `relo evidence ...`: verify, checkpoint, rotate-key, export.
+//!
+//! Each command opens the relo home's store; checkpoints are signed with the evidence
+//! key (`[evidence] signer`, default `keys/evidence.key`) under the name of the log's
+//! origin (`relo.dev/evidence/<id>`, kept in the store). Retired evidence public keys
+//! live in `keys/evidence-retired/` beside the key ([`keyring`]).
+
+mod export;
+mod keyring;
+mod rotate;
+mod verify;
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use relo_trust::Signer as _;
+use serde_json::json;
+
+use crate::args::{CheckpointArgs, EvidenceArgs, EvidenceCommand};
+use crate::home::{Home, is_inside};
+
+/// Runs a `relo evidence` command on a tokio runtime of its own.
+pub fn run(args: &EvidenceArgs) -> anyhow::Result<ExitCode> {
+    let home = Home::load(&args.home)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        match &args.command {
+            EvidenceCommand::Verify(verify) => verify::run(&home, verify).await,
+            EvidenceCommand::Checkpoint(checkpoint) => run_checkpoint(&home, checkpoint).await,
+            EvidenceCommand::RotateKey(rotate) => rotate::run(&home, rotate).await,
+            EvidenceCommand::Export(export) => export::run(&home, export).await,
+        }
+    })
+}
+
+/// `relo evidence checkpoint [--save FILE]`.
+async fn run_checkpoint(home: &Home, args: &CheckpointArgs) -> anyhow::Result<ExitCode> {
+    if let Some(file) = &args.save
+        && is_inside(file, &home.path)
+    {
+        bail!(
+            "{} is inside the relo home {}: a trusted checkpoint must be kept where whoever can \
+             change the home cannot (another disk, another machine, a ticket)",
+            file.display(),
+            home.path.display()
+        );
+    }
+    let signer = home.evidence_signer()?;
+    let store = home.store().await?;
+    let origin = store.evidence_origin().await?;
+    let checkpoint = store
+        .checkpoint(&signer, &origin, &origin)
+        .await
+        .context("cannot cut a checkpoint")?;
+    if let Some(file) = &args.save {
+        std::fs::write(file, &checkpoint.note)
+            .with_context(|| format!("cannot write the trusted checkpoint {}", file.display()))?;
+    }
+    if args.json {
+        let out = json!({
+            "id": checkpoint.id,
+            "size": checkpoint.size,
+            "root": checkpoint.root,
+            "origin": origin,
+            "key_id": signer.key_id(),
+            "saved_to": args.save,
+            "note": checkpoint.note,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "checkpoint {}: {} entries, root {}, signed by {}",
+            checkpoint.id,
+            checkpoint.size,
+            checkpoint.root,
+            signer.key_id()
+        );
+        if let Some(file) = &args.save {
+            println!("saved the trusted checkpoint to {}", file.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,254 @@
+//! `relo evidence verify [--run ID] [--trusted-checkpoint FILE] [--json]`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use relo_evidence::{
+    EvidenceEntry, InclusionProof, LogTree, TamperKind, Tampering, VerifiedCheckpoint,
+    VerifyOptions, evidence_origin, hash_hex, open_checkpoint, parse_hash_hex, verify_log,
+    verify_scope,
+};
+use serde_json::json;
+
+use super::keyring::key_ring;
+use crate::args::{EXIT_FAILED, VerifyArgs};
+use crate::home::Home;
+
+/// Verifies the log (or one run) and prints the summary or the tampering.
+pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let store = home.store().await?;
+    // A log never checkpointed has no origin yet; nothing then needs one.
+    let origin = store
+        .stored_origin()
+        .await
+        .context("cannot read the evidence log")?
+        .unwrap_or_else(|| evidence_origin("unset"));
+    let ring = key_ring(home, &origin)?;
+    let trusted = match &args.trusted_checkpoint {
+        None => None,
+        Some(file) => {
+            let bytes = std::fs::read(file).with_context(|| {
+                format!("cannot read the trusted checkpoint {}", file.display())
+            })?;
+            let opened = open_checkpoint(&bytes, &ring, Some(&origin)).map_err(|err| {
+                anyhow::anyhow!(
+                    "{} is not a trusted checkpoint of this log ({}): {err}",
+                    file.display(),
+                    err.code()
+                )
+            })?;
+            Some(opened)
+        }
+    };
+    let entries: Vec<EvidenceEntry> = store
+        .all_entries()
+        .await
+        .context("cannot read the evidence entries")?
+        .iter()
+        .map(|e| e.to_evidence_entry())
+        .collect();
+    let checkpoints = store
+        .checkpoints()
+        .await
+        .context("cannot read the checkpoints")?;
+    let notes: Vec<&str> = checkpoints.iter().map(|c| c.note.as_str()).collect();
+    let options = VerifyOptions {
+        origin: &origin,
+        keys: &ring,
+        trusted: trusted.as_ref(),
+    };
+    let target = format!("{} {}", store.backend_name(), store.target());
+
+    let Some(run_id) = &args.run else {
+        return Ok(match verify_log(&entries, &notes, &options) {
+            Ok(report) => {
+                let summary = json!({
+                    "verified": true,
+                    "store": target,
+                    "origin": origin,
+                    "entries": report.entries,
+                    "scopes": report.scopes,
+                    "checkpoints_verified": report.checkpoints_verified,
+                    "covered_by_latest_checkpoint": report.covered_by_latest_checkpoint,
+                    "uncovered_tail": report.uncovered_tail,
+                    "root": hash_hex(&report.root),
+                    "trusted_checkpoint_size": report.trusted_size,
+                });
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&summary)?);
+                } else {
+                    println!("ok: the evidence log verifies ({target})");
+                    println!("  entries: {} in {} scopes", report.entries, report.scopes);
+                    println!(
+                        "  checkpoints verified: {}; the latest covers {} entries; uncovered tail: {}",
+                        report.checkpoints_verified,
+                        report.covered_by_latest_checkpoint,
+                        report.uncovered_tail
+                    );
+                    println!("  root: {}", hash_hex(&report.root));
+                    if let Some(size) = report.trusted_size {
+                        println!("  consistent with the trusted checkpoint of {size} entries");
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(tampering) => print_tampering(&tampering, args.json)?,
+        });
+    };
+
+    // One run: its chain, and its entries' inclusion in the latest checkpoint. A trusted
+    // checkpoint is about the whole log, so it is checked first.
+    if trusted.is_some()
+        && let Err(tampering) = verify_log(&entries, &notes, &options)
+    {
+        return print_tampering(&tampering, args.json);
+    }
+    let mut scope: Vec<EvidenceEntry> = entries
+        .iter()
+        .filter(|e| &e.scope == run_id)
+        .cloned()
+        .collect();
+    if scope.is_empty() {
+        bail!("there is no evidence for run `{run_id}` in {target}");
+    }
+    scope.sort_by_key(|e| e.scope_seq);
+    let latest = match checkpoints.last() {
+        None => None,
+        Some(stored) => match open_checkpoint(stored.note.as_bytes(), &ring, Some(&origin)) {
+            Ok(opened) => Some(opened),
+            Err(err) => {
+                let tampering = Tampering {
+                    kind: TamperKind::BadSignature,
+                    seq: None,
+                    scope: None,
+                    scope_seq: None,
+                    checkpoint_size: Some(stored.size),
+                    message: format!(
+                        "the latest stored checkpoint (id {}, size {}) does not verify: {err}",
+                        stored.id, stored.size
+                    ),
+                };
+                return print_tampering(&tampering, args.json);
+            }
+        },
+    };
+    let proofs = match &latest {
+        None => Vec::new(),
+        Some(checkpoint) => match inclusion_proofs(&entries, &scope, checkpoint) {
+            Ok(proofs) => proofs,
+            Err(tampering) => return print_tampering(&tampering, args.json),
+        },
+    };
+    let covering = latest.as_ref().map(|c| (c, proofs.as_slice()));
+    Ok(match verify_scope(&scope, covering) {
+        Ok(report) => {
+            if args.json {
+                let out = json!({
+                    "verified": true,
+                    "store": target,
+                    "run": report.scope,
+                    "entries": report.entries,
+                    "covered": report.covered,
+                    "uncovered": report.uncovered,
+                    "checkpoint_size": report.checkpoint_size,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("ok: run {} verifies ({target})", report.scope);
+                println!(
+                    "  entries: {}; in the checkpoint of {} entries: {}; after it: {}",
+                    report.entries,
+                    report
+                        .checkpoint_size
+                        .map_or_else(|| "(none)".to_owned(), |s| s.to_string()),
+                    report.covered,
+                    report.uncovered
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(tampering) => print_tampering(&tampering, args.json)?,
+    })
+}
+
+/// The inclusion proof of every entry of `scope` the checkpoint covers, from the tree
+/// of the whole log as stored. A log shorter than the checkpoint was cut.
+pub fn inclusion_proofs(
+    all: &[EvidenceEntry],
+    scope: &[EvidenceEntry],
+    checkpoint: &VerifiedCheckpoint,
+) -> Result<Vec<InclusionProof>, Tampering> {
+    let size = checkpoint.checkpoint.size;
+    if size > all.len() as u64 {
+        return Err(Tampering {
+            kind: TamperKind::Truncated,
+            seq: Some(all.len() as u64 + 1),
+            scope: None,
+            scope_seq: None,
+            checkpoint_size: Some(size),
+            message: format!(
+                "the latest checkpoint covers {size} entries but the log holds {}",
+                all.len()
+            ),
+        });
+    }
+    // An unreadable hash becomes a leaf that matches nothing: its entry fails to verify.
+    let hashes: Vec<_> = all
+        .iter()
+        .map(|e| parse_hash_hex(&e.hash).unwrap_or([0; 32]))
+        .collect();
+    let tree = LogTree::from_entry_hashes(&hashes);
+    let mut proofs = Vec::new();
+    for entry in scope.iter().filter(|e| e.seq >= 1 && e.seq <= size) {
+        let proof = tree
+            .inclusion_proof_for(entry.seq, size)
+            .map_err(|err| Tampering {
+                kind: TamperKind::CheckpointMismatch,
+                seq: Some(entry.seq),
+                scope: Some(entry.scope.clone()),
+                scope_seq: Some(entry.scope_seq),
+                checkpoint_size: Some(size),
+                message: format!("no inclusion proof for entry {}: {err}", entry.seq),
+            })?;
+        proofs.push(proof);
+    }
+    Ok(proofs)
+}
+
+/// Prints what was found and returns exit code 1.
+fn print_tampering(tampering: &Tampering, as_json: bool) -> anyhow::Result<ExitCode> {
+    if as_json {
+        let out = json!({
+            "verified": false,
+            "tampering": {
+                "code": tampering.code(),
+                "seq": tampering.seq,
+                "scope": tampering.scope,
+                "scope_seq": tampering.scope_seq,
+                "checkpoint_size": tampering.checkpoint_size,
+                "message": tampering.message,
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("TAMPERED: {}", tampering.code());
+        let mut place: Vec<String> = Vec::new();
+        if let Some(seq) = tampering.seq {
+            place.push(format!("seq {seq}"));
+        }
+        if let Some(scope) = &tampering.scope {
+            place.push(format!("scope {scope}"));
+        }
+        if let Some(scope_seq) = tampering.scope_seq {
+            place.push(format!("scope_seq {scope_seq}"));
+        }
+        if !place.is_empty() {
+            println!("  first bad entry: {}", place.join(", "));
+        }
+        if let Some(size) = tampering.checkpoint_size {
+            println!("  checkpoint: size {size}");
+        }
+        println!("  {}", tampering.message);
+    }
+    Ok(ExitCode::from(EXIT_FAILED))
+}
