@@ -50,6 +50,9 @@ async fn run_checkpoint(home: &Home, args: &CheckpointArgs) -> anyhow::Result<Ex
     }
     let signer = home.evidence_signer()?;
     let store = home.store().await?;
+    if let Some(tampering) = verify::tampering_before_signing(home, &store).await? {
+        return verify::refuse_to_sign(&tampering, args.json);
+    }
     let origin = store.evidence_origin().await?;
     let checkpoint = store
         .checkpoint(&signer, &origin, &origin)

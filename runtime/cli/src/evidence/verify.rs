@@ -15,6 +15,44 @@ use crate::args::{EXIT_FAILED, VerifyArgs};
 use crate::home::Home;
 
 /// Verifies the log (or one run) and prints the summary or the tampering.
+/// The first tampering in the stored log, if any: checked before anything new is signed
+/// over it, so a checkpoint never vouches for a log that already fails verification.
+pub async fn tampering_before_signing(
+    home: &Home,
+    store: &relo_store::Store,
+) -> anyhow::Result<Option<Tampering>> {
+    let origin = store
+        .stored_origin()
+        .await
+        .context("cannot read the evidence log")?
+        .unwrap_or_else(|| evidence_origin("unset"));
+    let ring = key_ring(home, &origin)?;
+    let entries: Vec<EvidenceEntry> = store
+        .all_entries()
+        .await
+        .context("cannot read the evidence entries")?
+        .iter()
+        .map(|e| e.to_evidence_entry())
+        .collect();
+    let checkpoints = store
+        .checkpoints()
+        .await
+        .context("cannot read the checkpoints")?;
+    let notes: Vec<&str> = checkpoints.iter().map(|c| c.note.as_str()).collect();
+    let options = VerifyOptions {
+        origin: &origin,
+        keys: &ring,
+        trusted: None,
+    };
+    Ok(verify_log(&entries, &notes, &options).err())
+}
+
+/// Prints why nothing was signed, in the same form `verify` uses, and exits 1.
+pub fn refuse_to_sign(tampering: &Tampering, as_json: bool) -> anyhow::Result<ExitCode> {
+    eprintln!("refused: the stored log fails verification, so no checkpoint was signed over it");
+    print_tampering(tampering, as_json)
+}
+
 pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let store = home.store().await?;
     // A log never checkpointed has no origin yet; nothing then needs one.

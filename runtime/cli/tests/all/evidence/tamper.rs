@@ -187,7 +187,47 @@ async fn a_rolled_back_database_is_named(home: TestHome) {
     assert_eq!(finding["checkpoint_size"], 30, "{finding}");
 }
 
+async fn no_checkpoint_is_signed_over_a_tampered_log(home: TestHome) {
+    home.fill().await;
+    let checkpoints = || async {
+        home.store()
+            .await
+            .checkpoints()
+            .await
+            .expect("checkpoints")
+            .len()
+    };
+    let before = checkpoints().await;
+    let mut raw = home.tamperer().await;
+    raw.execute(r#"UPDATE evidence_entries SET body = '{"name":"nothing-to-see"}' WHERE seq = 12"#)
+        .await;
+    raw.close().await;
+    let trusted = home.outside("after-tampering.note");
+    let out = home.relo(&[
+        "evidence",
+        "checkpoint",
+        "--save",
+        &trusted.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stdout(&out).starts_with("TAMPERED: changed"),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        !trusted.exists(),
+        "a trusted checkpoint was written over a tampered log"
+    );
+    assert_eq!(
+        checkpoints().await,
+        before,
+        "a checkpoint was signed over a tampered log"
+    );
+}
+
 backend_tests!(
+    no_checkpoint_is_signed_over_a_tampered_log,
     an_untouched_log_verifies,
     a_changed_body_is_named,
     a_deleted_middle_entry_is_named,
