@@ -52,6 +52,9 @@ pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let origin = store.evidence_origin().await?;
     let mut latest = store.latest_checkpoint().await?;
     if latest.as_ref().is_none_or(|c| c.size < last_seq) {
+        if let Some(tampering) = super::verify::tampering_before_signing(home, &store).await? {
+            return super::verify::refuse_to_sign(&tampering, false);
+        }
         let cut = store
             .checkpoint(&signer, &origin, &origin)
             .await

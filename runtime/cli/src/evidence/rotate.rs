@@ -29,6 +29,9 @@ pub async fn run(home: &Home, args: &RotateKeyArgs) -> anyhow::Result<ExitCode> 
     let key_path = home.evidence_key_path()?;
     let public = public_path(&key_path);
     let store = home.store().await?;
+    if let Some(tampering) = super::verify::tampering_before_signing(home, &store).await? {
+        return super::verify::refuse_to_sign(&tampering, args.json);
+    }
     let origin = store.evidence_origin().await?;
 
     // 1. The old key's last checkpoint.
