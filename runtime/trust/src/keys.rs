@@ -288,7 +288,7 @@ enum SigningKey {
 /// Secret material is wiped from memory when the key is dropped (both underlying keys
 /// zeroize on drop), PEM text is handed out in [`Zeroizing`] strings, and `Debug`
 /// prints only the algorithm and the key id. Private keys are PKCS#8 PEM
-/// (`-----BEGIN PRIVATE KEY-----`), which openssl reads and cosign's
+/// (PEM label `PRIVATE KEY`), which openssl reads and cosign's
 /// `import-key-pair` accepts.
 pub struct PrivateKey {
     key: SigningKey,
@@ -374,7 +374,7 @@ impl PrivateKey {
         Self::new(key)
     }
 
-    /// The key as an unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), LF line
+    /// The key as an unencrypted PKCS#8 PEM (PEM label `PRIVATE KEY`), LF line
     /// endings. Ed25519 keys are written as PKCS#8 v1 (RFC 8410, no embedded public key),
     /// the form `openssl genpkey -algorithm ed25519` writes.
     pub fn to_pem(&self) -> Result<Zeroizing<String>, TrustError> {
