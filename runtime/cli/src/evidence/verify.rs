@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use relo_evidence::{
-    EvidenceEntry, InclusionProof, LogTree, TamperKind, Tampering, VerifiedCheckpoint,
-    VerifyOptions, evidence_origin, hash_hex, open_checkpoint, parse_hash_hex, verify_log,
-    verify_scope,
+    EvidenceEntry, InclusionProof, KeyRing, LogTree, TamperKind, Tampering, VerifiedCheckpoint,
+    VerifyOptions, VerifyReport, evidence_origin, hash_hex, open_checkpoint, parse_hash_hex,
+    verify_log, verify_scope,
 };
 use serde_json::json;
 
@@ -14,37 +14,61 @@ use super::keyring::key_ring;
 use crate::args::{EXIT_FAILED, VerifyArgs};
 use crate::home::Home;
 
-/// Verifies the log (or one run) and prints the summary or the tampering.
+/// The stored log as verification reads it: its origin, the key ring, every entry and
+/// every checkpoint note.
+struct StoredLog {
+    origin: String,
+    ring: KeyRing,
+    entries: Vec<EvidenceEntry>,
+    checkpoints: Vec<relo_store::Checkpoint>,
+}
+
+impl StoredLog {
+    async fn load(home: &Home, store: &relo_store::Store) -> anyhow::Result<Self> {
+        // A log never checkpointed has no origin yet; nothing then needs one.
+        let origin = store
+            .stored_origin()
+            .await
+            .context("cannot read the evidence log")?
+            .unwrap_or_else(|| evidence_origin("unset"));
+        let ring = key_ring(home, &origin)?;
+        let entries = store
+            .all_entries()
+            .await
+            .context("cannot read the evidence entries")?
+            .iter()
+            .map(|e| e.to_evidence_entry())
+            .collect();
+        let checkpoints = store
+            .checkpoints()
+            .await
+            .context("cannot read the checkpoints")?;
+        Ok(Self {
+            origin,
+            ring,
+            entries,
+            checkpoints,
+        })
+    }
+
+    fn verify(&self, trusted: Option<&VerifiedCheckpoint>) -> Result<VerifyReport, Tampering> {
+        let notes: Vec<&str> = self.checkpoints.iter().map(|c| c.note.as_str()).collect();
+        let options = VerifyOptions {
+            origin: &self.origin,
+            keys: &self.ring,
+            trusted,
+        };
+        verify_log(&self.entries, &notes, &options)
+    }
+}
+
 /// The first tampering in the stored log, if any: checked before anything new is signed
 /// over it, so a checkpoint never vouches for a log that already fails verification.
 pub async fn tampering_before_signing(
     home: &Home,
     store: &relo_store::Store,
 ) -> anyhow::Result<Option<Tampering>> {
-    let origin = store
-        .stored_origin()
-        .await
-        .context("cannot read the evidence log")?
-        .unwrap_or_else(|| evidence_origin("unset"));
-    let ring = key_ring(home, &origin)?;
-    let entries: Vec<EvidenceEntry> = store
-        .all_entries()
-        .await
-        .context("cannot read the evidence entries")?
-        .iter()
-        .map(|e| e.to_evidence_entry())
-        .collect();
-    let checkpoints = store
-        .checkpoints()
-        .await
-        .context("cannot read the checkpoints")?;
-    let notes: Vec<&str> = checkpoints.iter().map(|c| c.note.as_str()).collect();
-    let options = VerifyOptions {
-        origin: &origin,
-        keys: &ring,
-        trusted: None,
-    };
-    Ok(verify_log(&entries, &notes, &options).err())
+    Ok(StoredLog::load(home, store).await?.verify(None).err())
 }
 
 /// Prints why nothing was signed, in the same form `verify` uses, and exits 1.
@@ -53,22 +77,19 @@ pub fn refuse_to_sign(tampering: &Tampering, as_json: bool) -> anyhow::Result<Ex
     print_tampering(tampering, as_json)
 }
 
+/// Verifies the log (or one run) and prints the summary or the tampering.
 pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let store = home.store().await?;
-    // A log never checkpointed has no origin yet; nothing then needs one.
-    let origin = store
-        .stored_origin()
-        .await
-        .context("cannot read the evidence log")?
-        .unwrap_or_else(|| evidence_origin("unset"));
-    let ring = key_ring(home, &origin)?;
+    let log = StoredLog::load(home, &store).await?;
+    let (origin, ring, entries, checkpoints) =
+        (&log.origin, &log.ring, &log.entries, &log.checkpoints);
     let trusted = match &args.trusted_checkpoint {
         None => None,
         Some(file) => {
             let bytes = std::fs::read(file).with_context(|| {
                 format!("cannot read the trusted checkpoint {}", file.display())
             })?;
-            let opened = open_checkpoint(&bytes, &ring, Some(&origin)).map_err(|err| {
+            let opened = open_checkpoint(&bytes, ring, Some(origin)).map_err(|err| {
                 anyhow::anyhow!(
                     "{} is not a trusted checkpoint of this log ({}): {err}",
                     file.display(),
@@ -78,27 +99,10 @@ pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             Some(opened)
         }
     };
-    let entries: Vec<EvidenceEntry> = store
-        .all_entries()
-        .await
-        .context("cannot read the evidence entries")?
-        .iter()
-        .map(|e| e.to_evidence_entry())
-        .collect();
-    let checkpoints = store
-        .checkpoints()
-        .await
-        .context("cannot read the checkpoints")?;
-    let notes: Vec<&str> = checkpoints.iter().map(|c| c.note.as_str()).collect();
-    let options = VerifyOptions {
-        origin: &origin,
-        keys: &ring,
-        trusted: trusted.as_ref(),
-    };
     let target = format!("{} {}", store.backend_name(), store.target());
 
     let Some(run_id) = &args.run else {
-        return Ok(match verify_log(&entries, &notes, &options) {
+        return Ok(match log.verify(trusted.as_ref()) {
             Ok(report) => {
                 let summary = json!({
                     "verified": true,
@@ -137,7 +141,7 @@ pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     // One run: its chain, and its entries' inclusion in the latest checkpoint. A trusted
     // checkpoint is about the whole log, so it is checked first.
     if trusted.is_some()
-        && let Err(tampering) = verify_log(&entries, &notes, &options)
+        && let Err(tampering) = log.verify(trusted.as_ref())
     {
         return print_tampering(&tampering, args.json);
     }
@@ -152,7 +156,7 @@ pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     scope.sort_by_key(|e| e.scope_seq);
     let latest = match checkpoints.last() {
         None => None,
-        Some(stored) => match open_checkpoint(stored.note.as_bytes(), &ring, Some(&origin)) {
+        Some(stored) => match open_checkpoint(stored.note.as_bytes(), ring, Some(origin)) {
             Ok(opened) => Some(opened),
             Err(err) => {
                 let tampering = Tampering {
@@ -172,7 +176,7 @@ pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let proofs = match &latest {
         None => Vec::new(),
-        Some(checkpoint) => match inclusion_proofs(&entries, &scope, checkpoint) {
+        Some(checkpoint) => match inclusion_proofs(entries, &scope, checkpoint) {
             Ok(proofs) => proofs,
             Err(tampering) => return print_tampering(&tampering, args.json),
         },
