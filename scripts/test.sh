@@ -11,8 +11,38 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-# Independent verifiers for the interop checks (DSSE envelopes, in-toto Statements).
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'securesystemslib[crypto]' in-toto-attestation
+# Independent verifiers for the interop checks, installed inside the project (under target/,
+# which git ignores) and found by the tests through RELO_PYTHON and RELO_NODE_MODULES:
+# - Python (DSSE envelopes, in-toto Statements) in a virtual environment;
+# - npm (Sigstore bundles) in a folder of node modules.
+# Each is installed again only when its package list changes.
+interop="$PWD/target/interop"
+python_packages=('securesystemslib[crypto]' in-toto-attestation pynacl)
+node_packages=(@sigstore/verify@4.1.3 @sigstore/bundle@5.0.1 @sigstore/core@4.0.1 @sigstore/protobuf-specs@0.5.2)
+
+venv="$interop/venv"
+if ! "$venv/bin/python" -c '' 2>/dev/null; then
+    rm -rf "$venv"
+    # Debian's python3 needs the python3-venv package for `-m venv`; virtualenv also works.
+    python3 -m venv "$venv" 2>/dev/null || python3 -m virtualenv --quiet "$venv" || {
+        echo "cannot create a Python virtual environment: apt-get install python3-venv" >&2
+        exit 1
+    }
+fi
+if [ "$(cat "$venv/.relo-packages" 2>/dev/null)" != "${python_packages[*]}" ]; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${python_packages[@]}"
+    echo "${python_packages[*]}" >"$venv/.relo-packages"
+fi
+export RELO_PYTHON="$venv/bin/python"
+
+node_dir="$interop/node"
+if [ "$(cat "$node_dir/.relo-packages" 2>/dev/null)" != "${node_packages[*]}" ]; then
+    mkdir -p "$node_dir"
+    # They declare Node.js 22+ but what the tests use runs on Node 20 (engine warnings hidden).
+    npm install --prefix "$node_dir" --save-exact --no-audit --no-fund --loglevel=error "${node_packages[@]}" >/dev/null
+    echo "${node_packages[*]}" >"$node_dir/.relo-packages"
+fi
+export RELO_NODE_MODULES="$node_dir/node_modules"
 
 # PostgreSQL-backed tests (added with the store) find the server here; start it if down.
 export RELO_TEST_POSTGRES_URL="${RELO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"

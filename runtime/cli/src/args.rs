@@ -38,12 +38,223 @@ pub enum Command {
     /// Verify, checkpoint and export the evidence log; rotate its key.
     #[command(after_help = EVIDENCE_HELP)]
     Evidence(EvidenceArgs),
+    /// Sign, import, review, approve, revoke and block plugins.
+    #[command(after_help = PLUGIN_HELP)]
+    Plugin(PluginArgs),
+}
+
+const PLUGIN_HELP: &str = "\
+Examples:
+  relo plugin sign target/step.wasm --manifest relo-plugin.toml --key keys/author.key
+  relo plugin add target/step.wasm target/step.attestation.json
+  relo plugin inspect acme/deploy@0.2.0
+  relo plugin diff acme/deploy@0.2.0            # against the newest approval
+  relo plugin approve acme/deploy@0.2.0 --key keys/olga.key --expires 90d
+  relo plugin revoke-approval 3f2a9c1b7d4e --reason \"leaked token\" --as olga
+  relo plugin block sha256:3f2a... --reason \"CVE-2026-1234\" --as olga
+
+A refusal prints its code: unsigned, bad-signature, untrusted-signer,
+signer-not-allowed-for-name, digest-mismatch, manifest-mismatch, malformed-attestation,
+blocked, revoked, not-approved, approval-digest-mismatch, approval-expired,
+approver-not-operator, separation-of-duties, approval-exceeds-declared.
+
+Exit codes:
+  0  done
+  1  refused, or the input is invalid, or the command failed
+  2  bad usage (wrong arguments)";
+
+/// `relo plugin ...`: the relo home and the command.
+#[derive(Debug, clap::Args)]
+pub struct PluginArgs {
+    /// The relo home: relo.toml (the trust policy), keys and the store.
+    #[arg(
+        long,
+        global = true,
+        env = "RELO_HOME",
+        default_value = ".relo",
+        value_name = "DIR"
+    )]
+    pub home: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+/// The plugin commands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Sign a component and its manifest: writes a DSSE attestation and a Sigstore bundle.
+    #[command(after_help = "Examples:
+  relo plugin sign step.wasm --manifest relo-plugin.toml --key keys/author.key
+  RELO_KEY_PASSWORD=... relo plugin sign step.wasm --manifest relo-plugin.toml --key cosign.key
+
+Writes STEM.attestation.json (a DSSE envelope around an in-toto Statement v1 whose subject
+is the plugin name with the component's sha256 and whose predicate is the manifest) and
+STEM.sigstore.json (the same envelope as a Sigstore bundle v0.3). No relo home is needed.")]
+    Sign(PluginSignArgs),
+    /// Verify a component and its attestation against relo.toml and import them.
+    #[command(after_help = "Examples:
+  relo plugin add step.wasm step.attestation.json
+  relo plugin add step.wasm step.sigstore.json --manifest relo-plugin.toml
+
+Checks, in order: the attestation's shape, a signature by a [[trust.signers]] key, the key
+not retired, the plugin name allowed for it, the component's digest, the signed manifest
+(and, with --manifest, that the file is the signed one), the component's imports.")]
+    Add(PluginAddArgs),
+    /// Show what a plugin is and asks for: name, version, digest, signer, imports, capabilities.
+    #[command(after_help = "Examples:
+  relo plugin inspect step.wasm --attestation step.attestation.json
+  relo plugin inspect step.attestation.json
+  relo plugin inspect acme/deploy@0.2.0 --json")]
+    Inspect(PluginInspectArgs),
+    /// Compare the capabilities of two versions, or of a version and its newest approval.
+    #[command(after_help = "Examples:
+  relo plugin diff acme/deploy@0.1.0 acme/deploy@0.2.0
+  relo plugin diff acme/deploy@0.2.0           # against the newest unrevoked approval
+  relo plugin diff new.attestation.json --json")]
+    Diff(PluginDiffArgs),
+    /// Sign an approval of a stored plugin's capabilities (all it declares, or fewer).
+    #[command(after_help = "Examples:
+  relo plugin approve acme/deploy@0.2.0 --key keys/olga.key
+  relo plugin approve sha256:3f2a... --key keys/olga.key --expires 30d --out approval.json
+  relo plugin approve acme/deploy@0.2.0 --key keys/olga.key --capabilities narrower.json
+
+The key must be one of a person's in [[people]] with the operator role, and that person
+must not be the one [[trust.signers]] attributes the plugin's signing key to. Endpoints
+are resolved now: if an [endpoints] binding changes later, the approval no longer matches.
+--capabilities takes a JSON capability set (the `capabilities` of `relo plugin inspect
+--json`), which may only narrow what the plugin declares.")]
+    Approve(PluginApproveArgs),
+    /// Revoke an approval: steps relying on it are refused from the next step on.
+    #[command(name = "revoke-approval")]
+    RevokeApproval(PluginRevokeArgs),
+    /// Block a digest: no step runs it from the next step on, whatever its approvals.
+    Block(PluginBlockArgs),
+}
+
+/// `relo plugin sign`.
+#[derive(Debug, clap::Args)]
+pub struct PluginSignArgs {
+    /// The component (.wasm).
+    pub wasm: PathBuf,
+    /// The plugin manifest to sign with it.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The author's private key (PKCS#8 PEM or cosign's encrypted PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Where to write the DSSE attestation (default STEM.attestation.json).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Where to write the Sigstore bundle (default STEM.sigstore.json).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relo plugin add`.
+#[derive(Debug, clap::Args)]
+pub struct PluginAddArgs {
+    /// The component (.wasm).
+    pub wasm: PathBuf,
+    /// Its attestation: a DSSE envelope or a Sigstore bundle.
+    pub attestation: PathBuf,
+    /// A manifest file that must be the signed one.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relo plugin inspect`.
+#[derive(Debug, clap::Args)]
+pub struct PluginInspectArgs {
+    /// A .wasm file, an attestation file, `name@version` or a digest in the store.
+    pub target: String,
+    /// The attestation of a .wasm file not in the store.
+    #[arg(long, value_name = "FILE")]
+    pub attestation: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relo plugin diff`.
+#[derive(Debug, clap::Args)]
+pub struct PluginDiffArgs {
+    /// The old version (or, alone, the new one).
+    #[arg(value_name = "OLD")]
+    pub first: String,
+    /// The new version.
+    #[arg(value_name = "NEW")]
+    pub new: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relo plugin approve`.
+#[derive(Debug, clap::Args)]
+pub struct PluginApproveArgs {
+    /// The stored plugin: `name@version` or a digest.
+    pub plugin: String,
+    /// The approver's private key.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// When the approval ends: a duration (`30d`) or an RFC 3339 UTC time.
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+    /// Approve this capability set (JSON) instead of everything declared.
+    #[arg(long, value_name = "FILE")]
+    pub capabilities: Option<PathBuf>,
+    /// Also write the signed approval to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relo plugin revoke-approval`.
+#[derive(Debug, clap::Args)]
+pub struct PluginRevokeArgs {
+    /// The approval id (at least 12 characters of it).
+    pub id: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: String,
+    /// The operator revoking it (a person in relo.toml).
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_person: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relo plugin block`.
+#[derive(Debug, clap::Args)]
+pub struct PluginBlockArgs {
+    /// The digest to block (`sha256:HEX` or `HEX`).
+    pub digest: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: String,
+    /// The operator blocking it (a person in relo.toml).
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_person: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `relo key ...`.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// Generate a key pair: STEM.key (PKCS#8 PEM, mode 0600) and STEM.pub (SPKI PEM).
+    /// Generate a key pair: STEM.key (PKCS#8 PEM, mode 0600, optionally encrypted) and
+    /// STEM.pub (SPKI PEM).
     #[command(after_help = KEY_GENERATE_HELP)]
     Generate(KeyGenerateArgs),
 }
@@ -72,13 +283,20 @@ const KEY_GENERATE_HELP: &str = "\
 Examples:
   relo key generate --type ed25519 --out .relo/keys/evidence
   relo key generate --type p256 --out keys/acme --json
+  relo key generate --type p256 --out keys/acme --encrypt    # asks for a passphrase twice
 
 Prints the key id (the lowercase hex SHA-256 of the public key's SPKI DER). Existing
 files are never overwritten.
 
+--encrypt writes the private key encrypted with a passphrase in cosign's format
+(ENCRYPTED SIGSTORE PRIVATE KEY: scrypt and NaCl secretbox), which cosign reads too. The
+passphrase is taken from RELO_KEY_PASSWORD if it is set, else asked twice on the
+terminal; without either the command fails. Every relo command that loads the key asks
+for it the same way.
+
 Exit codes:
   0  the key pair was written
-  1  a file exists or cannot be written
+  1  a file exists or cannot be written, or --encrypt has no passphrase
   2  bad usage (wrong arguments)";
 
 /// `relo key generate`.
@@ -90,6 +308,9 @@ pub struct KeyGenerateArgs {
     /// Where to write: STEM.key and STEM.pub.
     #[arg(long, value_name = "STEM")]
     pub out: PathBuf,
+    /// Encrypt the private key with a passphrase (RELO_KEY_PASSWORD, else asked twice).
+    #[arg(long)]
+    pub encrypt: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -4,6 +4,7 @@ mod args;
 mod evidence;
 mod home;
 mod key;
+mod plugin;
 mod schema;
 mod validate;
 
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         Command::Schema(schema) => schema::run(&schema),
         Command::Key(key) => key::run(&key),
         Command::Evidence(evidence) => evidence::run(&evidence),
+        Command::Plugin(plugin) => plugin::run(&plugin),
     };
     match outcome {
         Ok(code) => code,

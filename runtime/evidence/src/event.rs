@@ -209,6 +209,62 @@ pub enum EvidenceEvent {
         /// Why, in words.
         reason: String,
     },
+    /// A verified plugin was imported into the store.
+    #[serde(rename = "plugin.added")]
+    PluginAdded {
+        /// The plugin's name.
+        name: String,
+        /// Its version.
+        version: String,
+        /// sha256 of the component bytes, lowercase hex.
+        digest: String,
+        /// The key id that signed its attestation.
+        signer_key_id: String,
+    },
+    /// A plugin digest was blocked: no step runs it from now on.
+    #[serde(rename = "plugin.blocked")]
+    PluginBlocked {
+        /// sha256 of the component bytes, lowercase hex.
+        digest: String,
+        /// Why, in the operator's words.
+        reason: String,
+        /// Who blocked it.
+        by: String,
+    },
+    /// An operator's signed approval of a plugin digest was accepted into the store.
+    #[serde(rename = "approval.granted")]
+    ApprovalGranted {
+        /// The approval's id (sha256 of its signed statement).
+        approval_id: String,
+        /// The plugin's name.
+        plugin: String,
+        /// sha256 of the approved component.
+        digest: String,
+        /// The approving person.
+        approver: String,
+        /// The key id that signed the approval.
+        key_id: String,
+        /// When it stops being valid (RFC 3339), if ever.
+        expires_at: Option<String>,
+    },
+    /// An approval was revoked: steps that relied on it are refused from now on.
+    #[serde(rename = "approval.revoked")]
+    ApprovalRevoked {
+        /// The approval's id.
+        approval_id: String,
+        /// sha256 of the component it approved.
+        digest: String,
+        /// Why, in the operator's words.
+        reason: String,
+        /// Who revoked it.
+        by: String,
+    },
+    /// A trusted signer key was retired in `relo.toml`: its signatures are refused.
+    #[serde(rename = "signer.retired")]
+    SignerRetired {
+        /// The retired key's id.
+        key_id: String,
+    },
 }
 
 impl EvidenceEvent {
@@ -227,6 +283,11 @@ impl EvidenceEvent {
             EvidenceEvent::SignerSigned { .. } => "signer.signed",
             EvidenceEvent::SignerDenied { .. } => "signer.denied",
             EvidenceEvent::PluginRefused { .. } => "plugin.refused",
+            EvidenceEvent::PluginAdded { .. } => "plugin.added",
+            EvidenceEvent::PluginBlocked { .. } => "plugin.blocked",
+            EvidenceEvent::ApprovalGranted { .. } => "approval.granted",
+            EvidenceEvent::ApprovalRevoked { .. } => "approval.revoked",
+            EvidenceEvent::SignerRetired { .. } => "signer.retired",
         }
     }
 }

@@ -515,7 +515,8 @@ fn provenance_lists_plugins_as_dependencies() {
 
 // ---- Independent verifiers ----
 
-const PIP_INSTALL: &str = "python3 -m pip install 'securesystemslib[crypto]' in-toto-attestation";
+const PIP_INSTALL: &str = "run `scripts/test.sh` (it installs them into target/interop/venv and \
+     exports RELO_PYTHON), or `python3 -m pip install 'securesystemslib[crypto]' in-toto-attestation`";
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/verify_export.py"
@@ -600,18 +601,26 @@ fn securesystemslib_and_in_toto_attestation_check_the_export() {
     tampered.payload[at] ^= 0x01;
     write_case(&dir, "evidence-tampered-payload", &tampered, &log, "reject");
 
-    let output = match Command::new("python3").arg(SCRIPT).arg(&dir).output() {
+    // The Python that has the verifiers: RELO_PYTHON (set by scripts/test.sh), else python3.
+    let python = std::env::var_os("RELO_PYTHON")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".into());
+    let output = match Command::new(&python).arg(SCRIPT).arg(&dir).output() {
         Ok(output) => output,
         Err(e) => panic!(
-            "cannot run python3 ({e}); install Python 3 and run `{PIP_INSTALL}`, \
-             or set RELO_SKIP_INTEROP=1"
+            "cannot run {} ({e}); install Python 3 and {PIP_INSTALL}, \
+             or set RELO_SKIP_INTEROP=1",
+            python.display()
         ),
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let _ = std::fs::remove_dir_all(&dir);
     if output.status.code() == Some(3) {
-        panic!("{stderr}the interop check needs: {PIP_INSTALL} (or set RELO_SKIP_INTEROP=1)");
+        panic!(
+            "{stderr}the interop check needs its Python packages: {PIP_INSTALL} \
+             (or set RELO_SKIP_INTEROP=1)"
+        );
     }
     println!("{stdout}");
     assert!(

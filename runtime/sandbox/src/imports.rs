@@ -42,7 +42,21 @@ const RELO_VERSION: &str = "0.1.0";
 /// Only the component's own imports matter: nested modules and components can import
 /// only what the outer component gives them.
 pub fn check_imports(bytes: &[u8]) -> Result<(), LoadError> {
+    match component_imports(bytes)?
+        .into_iter()
+        .find(|name| !is_allowed(name))
+    {
+        Some(import) => Err(LoadError::ForbiddenImport { import }),
+        None => Ok(()),
+    }
+}
+
+/// The top-level imports of the component `bytes`, fully qualified
+/// (`wasi:http/outgoing-handler@0.2.4`), in the order the component lists them; a core
+/// module or bytes that do not parse are [`LoadError::NotAComponent`].
+pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, LoadError> {
     let mut depth = 0usize;
+    let mut imports = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|err| LoadError::NotAComponent(err.to_string()))?;
         match payload {
@@ -56,19 +70,16 @@ pub fn check_imports(bytes: &[u8]) -> Result<(), LoadError> {
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
                     let import = import.map_err(|err| LoadError::NotAComponent(err.to_string()))?;
-                    let name = match import.name.version_suffix {
+                    imports.push(match import.name.version_suffix {
                         Some(version) => format!("{}@{version}", import.name.name),
                         None => import.name.name.to_owned(),
-                    };
-                    if !is_allowed(&name) {
-                        return Err(LoadError::ForbiddenImport { import: name });
-                    }
+                    });
                 }
             }
             _ => {}
         }
     }
-    Ok(())
+    Ok(imports)
 }
 
 /// Whether one fully qualified import name (`ns:pkg/iface@version`) is allowed.

@@ -50,7 +50,7 @@ mod state;
 pub use capture::{LogLine, LogSource};
 pub use engine::{Sandbox, SandboxConfig, SandboxError};
 pub use error::{LimitExceeded, LoadError, StepFailure};
-pub use imports::{ALLOWED_INTERFACES, check_imports};
+pub use imports::{ALLOWED_INTERFACES, check_imports, component_imports};
 pub use network::{
     AddressFilter, AnyAddress, LoopbackOnly, Resolution, Resolver, StaticResolver, SystemResolver,
 };

@@ -70,6 +70,14 @@ pub enum StoreError {
         /// Why.
         source: relo_evidence::EntryError,
     },
+    /// Another component is already stored under this `name@version`.
+    #[error("{reference} is already stored with digest {digest}; publish a new version")]
+    VersionTaken {
+        /// `name@version`.
+        reference: String,
+        /// The digest stored under it.
+        digest: String,
+    },
     /// The caller's checkpoint function refused to produce a checkpoint.
     #[error("checkpoint refused: {0}")]
     Checkpoint(#[source] Box<dyn std::error::Error + Send + Sync>),

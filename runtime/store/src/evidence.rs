@@ -513,7 +513,7 @@ impl Store {
 }
 
 /// Numbers and chains `drafts` after what the locked transaction sees.
-async fn chain(
+pub(crate) async fn chain(
     locked: &mut LockedTx,
     drafts: &[EntryDraft],
     hasher: &HashFn,
@@ -592,7 +592,7 @@ async fn chain(
 }
 
 /// Inserts numbered entries with multi-row INSERTs.
-async fn insert_entries(locked: &mut LockedTx, entries: &[StoredEntry]) -> Result<()> {
+pub(crate) async fn insert_entries(locked: &mut LockedTx, entries: &[StoredEntry]) -> Result<()> {
     let placeholders = Placeholders::of(locked);
     for rows in entries.chunks(ROWS_PER_INSERT) {
         let sql = insert_sql(rows.len(), placeholders);

@@ -64,6 +64,7 @@
 
 mod error;
 mod evidence;
+mod plugins;
 mod store;
 mod url;
 mod writer;
@@ -73,6 +74,7 @@ pub use evidence::{
     Checkpoint, CheckpointBasis, CheckpointDraft, CheckpointError, EntryDraft, EntryToHash,
     GENESIS_PREV_HASH, Hash, HashFn, StoredEntry, entry_hash,
 };
+pub use plugins::{Added, Block, NewApproval, NewPlugin, StoredApproval, StoredPlugin};
 pub use relo_evidence::rfc3339_utc;
 pub use store::Store;
 pub use url::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, effective_database_url};

@@ -153,6 +153,74 @@ pub enum TrustError {
         /// Why (an integer outside the range a double holds exactly, or a non-finite number).
         reason: String,
     },
+
+    /// An encrypted private key did not decrypt: the passphrase is wrong, or the
+    /// ciphertext was altered (the two cannot be told apart).
+    #[error(
+        "wrong passphrase for the encrypted private key{} (or the key was altered)",
+        display_key_path(path.as_deref())
+    )]
+    WrongPassphrase {
+        /// The key file, when the key came from one.
+        path: Option<PathBuf>,
+    },
+
+    /// An `ENCRYPTED SIGSTORE PRIVATE KEY` PEM that is not of the shape cosign writes.
+    #[error("malformed encrypted private key: {reason}")]
+    MalformedEncryptedKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An encrypted private key asks for scrypt parameters relo refuses to run (too much
+    /// memory or time, or not valid scrypt parameters).
+    #[error(
+        "the encrypted private key asks for scrypt parameters N={n}, r={r}, p={p}; relo \
+         accepts N a power of two from 2 to 2^20, r from 1 to 32, p from 1 to 16, at most \
+         256 MiB of memory (128 * N * r bytes) and N * r * p at most 2^24"
+    )]
+    UnsupportedKdfParameters {
+        /// The scrypt cost parameter.
+        n: u64,
+        /// The scrypt block size.
+        r: u64,
+        /// The scrypt parallelism.
+        p: u64,
+    },
+
+    /// A passphrase is needed and there is neither `RELO_KEY_PASSWORD` nor a terminal to
+    /// ask on.
+    #[error(
+        "{what} needs a passphrase and there is no terminal to ask for it: set \
+         RELO_KEY_PASSWORD"
+    )]
+    PassphraseRequired {
+        /// What needs it, e.g. `the encrypted private key keys/acme.key`.
+        what: String,
+    },
+
+    /// The passphrase could not be read from the terminal.
+    #[error("cannot read the passphrase from the terminal: {source}")]
+    PassphrasePrompt {
+        /// What the operating system said.
+        source: io::Error,
+    },
+
+    /// The passphrase typed the second time differs from the first.
+    #[error("the passphrases do not match")]
+    PassphraseMismatch,
+
+    /// An empty passphrase was given for a new encrypted key.
+    #[error("the passphrase for a new encrypted key must not be empty")]
+    EmptyPassphrase,
+
+    /// An attestation, or the container carrying one (a Sigstore bundle), that is not of
+    /// the shape relo reads.
+    #[error("malformed attestation: {reason}")]
+    MalformedAttestation {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl TrustError {
@@ -177,8 +245,21 @@ impl TrustError {
             Self::PayloadTypeMismatch { .. } => "payload-type-mismatch",
             Self::MalformedStatement { .. } => "malformed-statement",
             Self::NotCanonicalizable { .. } => "not-canonicalizable",
+            Self::WrongPassphrase { .. } => "wrong-passphrase",
+            Self::MalformedEncryptedKey { .. } => "malformed-encrypted-key",
+            Self::UnsupportedKdfParameters { .. } => "unsupported-kdf-parameters",
+            Self::PassphraseRequired { .. } => "passphrase-required",
+            Self::PassphrasePrompt { .. } => "passphrase-prompt-failed",
+            Self::PassphraseMismatch => "passphrase-mismatch",
+            Self::EmptyPassphrase => "empty-passphrase",
+            Self::MalformedAttestation { .. } => "malformed-attestation",
         }
     }
+}
+
+fn display_key_path(path: Option<&std::path::Path>) -> String {
+    path.map(|path| format!(" {}", path.display()))
+        .unwrap_or_default()
 }
 
 fn display_key_ids(key_ids: &[String]) -> String {

@@ -19,6 +19,7 @@ use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::TrustError;
+use crate::passphrase::{self, ENCRYPTED_LABEL, LEGACY_ENCRYPTED_LABEL};
 
 /// `id-Ed25519` (RFC 8410).
 const ED25519_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
@@ -289,7 +290,8 @@ enum SigningKey {
 /// zeroize on drop), PEM text is handed out in [`Zeroizing`] strings, and `Debug`
 /// prints only the algorithm and the key id. Private keys are PKCS#8 PEM
 /// (PEM label `PRIVATE KEY`), which openssl reads and cosign's
-/// `import-key-pair` accepts.
+/// `import-key-pair` accepts, or encrypted with a passphrase in cosign's own format
+/// ([`PrivateKey::to_encrypted_pem`], [`PrivateKey::from_encrypted_pem`]).
 pub struct PrivateKey {
     key: SigningKey,
     public: PublicKey,
@@ -321,6 +323,15 @@ impl PrivateKey {
     /// algorithm, or SEC1 (`EC PRIVATE KEY`, what `openssl ecparam -genkey` writes) for
     /// P-256. Encrypted keys are refused with a message saying so.
     pub fn from_pem(pem: &str) -> Result<Self, TrustError> {
+        // The body of a cosign-encrypted key is JSON, not DER: tell it apart by its label.
+        if Self::is_encrypted_pem(pem) {
+            return Err(TrustError::InvalidKey {
+                what: PRIVATE,
+                reason: "the key is encrypted with a passphrase (ENCRYPTED SIGSTORE PRIVATE \
+                         KEY); read it with PrivateKey::from_encrypted_pem"
+                    .to_owned(),
+            });
+        }
         let (label, document) =
             SecretDocument::from_pem(pem.trim()).map_err(|e| invalid(PRIVATE, e))?;
         match label {
@@ -330,17 +341,69 @@ impl PrivateKey {
                     .map_err(|e| invalid(PRIVATE, e))?;
                 Self::new(SigningKey::EcdsaP256(secret.into()))
             }
-            "ENCRYPTED PRIVATE KEY"
-            | "ENCRYPTED SIGSTORE PRIVATE KEY"
-            | "ENCRYPTED COSIGN PRIVATE KEY" => Err(TrustError::InvalidKey {
+            "ENCRYPTED PRIVATE KEY" => Err(TrustError::InvalidKey {
                 what: PRIVATE,
-                reason: format!("{label} PEMs (passphrase-protected keys) are not supported yet"),
+                reason: "PKCS#8 encrypted keys (ENCRYPTED PRIVATE KEY) are not supported; \
+                         decrypt it with `openssl pkey`, or use a key in cosign's format \
+                         (ENCRYPTED SIGSTORE PRIVATE KEY)"
+                    .to_owned(),
             }),
             other => Err(TrustError::InvalidKey {
                 what: PRIVATE,
                 reason: format!("expected a PEM labelled PRIVATE KEY, found {other}"),
             }),
         }
+    }
+
+    /// Whether `pem` is a private key encrypted in cosign's format (PEM label
+    /// `ENCRYPTED SIGSTORE PRIVATE KEY`, or the older `ENCRYPTED COSIGN PRIVATE KEY`), the
+    /// kind [`PrivateKey::from_encrypted_pem`] reads.
+    pub fn is_encrypted_pem(pem: &str) -> bool {
+        matches!(
+            pkcs8::der::pem::decode_label(pem.trim().as_bytes()),
+            Ok(ENCRYPTED_LABEL | LEGACY_ENCRYPTED_LABEL)
+        )
+    }
+
+    /// Parses a private key encrypted with a passphrase in cosign's format, as written by
+    /// `cosign generate-key-pair` and [`PrivateKey::to_encrypted_pem`]: a PEM labelled
+    /// `ENCRYPTED SIGSTORE PRIVATE KEY` (or the older `ENCRYPTED COSIGN PRIVATE KEY`)
+    /// around JSON naming scrypt and NaCl secretbox, sealing the PKCS#8 DER of the key.
+    ///
+    /// A passphrase that does not open it is [`TrustError::WrongPassphrase`] (code
+    /// `wrong-passphrase`; an altered ciphertext gives the same error, as the two cannot be
+    /// told apart). A PEM or JSON of another shape is
+    /// [`TrustError::MalformedEncryptedKey`]; scrypt parameters beyond relo's limits (N a
+    /// power of two up to 2^20, at most 256 MiB) are
+    /// [`TrustError::UnsupportedKdfParameters`], refused before any work.
+    pub fn from_encrypted_pem(pem: &str, passphrase: &[u8]) -> Result<Self, TrustError> {
+        let (label, sealed) = pkcs8::der::pem::decode_vec(pem.trim().as_bytes()).map_err(|e| {
+            TrustError::MalformedEncryptedKey {
+                reason: format!("not a PEM: {e}"),
+            }
+        })?;
+        if label != ENCRYPTED_LABEL && label != LEGACY_ENCRYPTED_LABEL {
+            return Err(TrustError::MalformedEncryptedKey {
+                reason: format!("expected a PEM labelled {ENCRYPTED_LABEL}, found {label}"),
+            });
+        }
+        let der = passphrase::open(&sealed, passphrase)?;
+        Self::from_pkcs8_der(&der)
+    }
+
+    /// The key encrypted with `passphrase` in cosign's format (see
+    /// [`PrivateKey::from_encrypted_pem`]): scrypt with N = 32768, r = 8, p = 1 and a fresh
+    /// 32-byte salt, NaCl secretbox with a fresh nonce, over the PKCS#8 DER
+    /// [`PrivateKey::to_pem`] holds; PEM label `ENCRYPTED SIGSTORE PRIVATE KEY`, LF line
+    /// endings. `cosign sign-blob --key` reads it (with `COSIGN_PASSWORD`).
+    pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> Result<Zeroizing<String>, TrustError> {
+        let der = self.to_pkcs8_der()?;
+        let sealed = passphrase::seal(der.as_bytes(), passphrase)?;
+        pkcs8::der::pem::encode_string(ENCRYPTED_LABEL, LineEnding::LF, &sealed)
+            .map(Zeroizing::new)
+            .map_err(|e| TrustError::MalformedEncryptedKey {
+                reason: e.to_string(),
+            })
     }
 
     /// Parses an unencrypted PKCS#8 DER private key.
@@ -378,7 +441,14 @@ impl PrivateKey {
     /// endings. Ed25519 keys are written as PKCS#8 v1 (RFC 8410, no embedded public key),
     /// the form `openssl genpkey -algorithm ed25519` writes.
     pub fn to_pem(&self) -> Result<Zeroizing<String>, TrustError> {
-        let document = match &self.key {
+        self.to_pkcs8_der()?
+            .to_pem("PRIVATE KEY", LineEnding::LF)
+            .map_err(|e| invalid(PRIVATE, e))
+    }
+
+    /// The PKCS#8 DER of the key (a [`SecretDocument`] zeroizes on drop).
+    fn to_pkcs8_der(&self) -> Result<SecretDocument, TrustError> {
+        match &self.key {
             SigningKey::Ed25519(key) => ed25519_dalek::pkcs8::KeypairBytes {
                 secret_key: key.to_bytes(),
                 public_key: None,
@@ -386,10 +456,7 @@ impl PrivateKey {
             .to_pkcs8_der(),
             SigningKey::EcdsaP256(key) => key.to_pkcs8_der(),
         }
-        .map_err(|e| invalid(PRIVATE, e))?;
-        document
-            .to_pem("PRIVATE KEY", LineEnding::LF)
-            .map_err(|e| invalid(PRIVATE, e))
+        .map_err(|e| invalid(PRIVATE, e))
     }
 
     /// The matching public key.
@@ -452,5 +519,142 @@ fn invalid(what: &'static str, error: impl fmt::Display) -> TrustError {
     TrustError::InvalidKey {
         what,
         reason: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALGORITHMS: [KeyAlgorithm; 2] = [KeyAlgorithm::Ed25519, KeyAlgorithm::EcdsaP256];
+
+    #[test]
+    fn encrypted_keys_round_trip_for_both_algorithms() {
+        for algorithm in ALGORITHMS {
+            let key = PrivateKey::generate(algorithm);
+            let pem = key.to_encrypted_pem("correct horse 🐎".as_bytes()).unwrap();
+            assert!(
+                pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"),
+                "{}",
+                pem.as_str()
+            );
+            assert!(PrivateKey::is_encrypted_pem(&pem));
+            assert!(!PrivateKey::is_encrypted_pem(&key.to_pem().unwrap()));
+            let back = PrivateKey::from_encrypted_pem(&pem, "correct horse 🐎".as_bytes()).unwrap();
+            assert_eq!(back.public_key(), key.public_key());
+            assert_eq!(back.to_pem().unwrap(), key.to_pem().unwrap());
+            let signature = back.sign(b"release 1.2.3");
+            key.public_key()
+                .verify(b"release 1.2.3", &signature)
+                .unwrap();
+
+            // The older label is read too.
+            let legacy = pem.replace("SIGSTORE", "COSIGN");
+            assert!(PrivateKey::is_encrypted_pem(&legacy));
+            let back = PrivateKey::from_encrypted_pem(&legacy, "correct horse 🐎".as_bytes());
+            assert_eq!(back.unwrap().key_id(), key.key_id());
+        }
+    }
+
+    #[test]
+    fn a_wrong_passphrase_is_a_typed_error() {
+        for algorithm in ALGORITHMS {
+            let pem = PrivateKey::generate(algorithm)
+                .to_encrypted_pem(b"right")
+                .unwrap();
+            for wrong in [&b"wrong"[..], b"", b"right "] {
+                let error = PrivateKey::from_encrypted_pem(&pem, wrong).unwrap_err();
+                assert_eq!(error.code(), "wrong-passphrase");
+                assert!(matches!(error, TrustError::WrongPassphrase { path: None }));
+            }
+        }
+    }
+
+    /// The sealed JSON inside an encrypted PEM, to alter and wrap again.
+    fn sealed(pem: &str) -> serde_json::Value {
+        let (_, body) = pkcs8::der::pem::decode_vec(pem.as_bytes()).unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    fn wrap(json: &serde_json::Value) -> String {
+        let body = serde_json::to_vec(json).unwrap();
+        pkcs8::der::pem::encode_string(ENCRYPTED_LABEL, LineEnding::LF, &body).unwrap()
+    }
+
+    #[test]
+    fn a_tampered_ciphertext_or_nonce_does_not_decrypt() {
+        use base64ct::{Base64, Encoding as _};
+
+        let pem = PrivateKey::generate(KeyAlgorithm::Ed25519)
+            .to_encrypted_pem(b"pw")
+            .unwrap();
+        for (field, at) in [
+            ("/ciphertext", 0),
+            ("/ciphertext", 20),
+            ("/cipher/nonce", 3),
+            ("/kdf/salt", 31),
+        ] {
+            let mut json = sealed(&pem);
+            let slot = json.pointer_mut(field).unwrap();
+            let mut bytes = Base64::decode_vec(slot.as_str().unwrap()).unwrap();
+            bytes[at] ^= 0x01;
+            *slot = Base64::encode_string(&bytes).into();
+            let error = PrivateKey::from_encrypted_pem(&wrap(&json), b"pw").unwrap_err();
+            assert_eq!(error.code(), "wrong-passphrase", "{field}[{at}]");
+        }
+        // A ciphertext cut short.
+        let mut json = sealed(&pem);
+        json["ciphertext"] = "AAAAAAAAAAAAAAAAAAAAAAAA".into();
+        let error = PrivateKey::from_encrypted_pem(&wrap(&json), b"pw").unwrap_err();
+        assert_eq!(error.code(), "wrong-passphrase");
+    }
+
+    #[test]
+    fn bad_kdf_parameters_are_refused_never_run() {
+        let pem = PrivateKey::generate(KeyAlgorithm::EcdsaP256)
+            .to_encrypted_pem(b"pw")
+            .unwrap();
+        for params in [
+            serde_json::json!({"N": 1u64 << 21, "r": 8, "p": 1}),
+            serde_json::json!({"N": 1u64 << 20, "r": 8, "p": 1}),
+            serde_json::json!({"N": 1000, "r": 8, "p": 1}),
+            serde_json::json!({"N": 32768, "r": 0, "p": 1}),
+            serde_json::json!({"N": 32768, "r": 8, "p": 1000}),
+            serde_json::json!({"N": 4294967296u64, "r": 4294967295u64, "p": 1}),
+        ] {
+            let mut json = sealed(&pem);
+            json["kdf"]["params"] = params.clone();
+            let started = std::time::Instant::now();
+            let error = PrivateKey::from_encrypted_pem(&wrap(&json), b"pw").unwrap_err();
+            assert_eq!(error.code(), "unsupported-kdf-parameters", "{params}");
+            assert!(started.elapsed().as_secs() < 2, "{params} was run");
+        }
+    }
+
+    #[test]
+    fn malformed_encrypted_keys_are_typed_errors() {
+        let key = PrivateKey::generate(KeyAlgorithm::Ed25519);
+        let pem = key.to_encrypted_pem(b"pw").unwrap();
+        let mut unknown_cipher = sealed(&pem);
+        unknown_cipher["cipher"]["name"] = "aes-256-gcm".into();
+        let mut missing_salt = sealed(&pem);
+        missing_salt["kdf"].as_object_mut().unwrap().remove("salt");
+        let not_json =
+            pkcs8::der::pem::encode_string(ENCRYPTED_LABEL, LineEnding::LF, b"{").unwrap();
+        for (input, expected) in [
+            ("no PEM at all".to_owned(), "not a PEM"),
+            (key.to_pem().unwrap().to_string(), "found PRIVATE KEY"),
+            (wrap(&unknown_cipher), "aes-256-gcm"),
+            (wrap(&missing_salt), "salt"),
+            (not_json, "EOF"),
+        ] {
+            let error = PrivateKey::from_encrypted_pem(&input, b"pw").unwrap_err();
+            assert_eq!(error.code(), "malformed-encrypted-key", "{input}");
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+        // The plain reader says the key needs a passphrase.
+        let error = PrivateKey::from_pem(&pem).unwrap_err();
+        assert_eq!(error.code(), "invalid-key");
+        assert!(error.to_string().contains("passphrase"), "{error}");
     }
 }

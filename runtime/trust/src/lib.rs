@@ -9,9 +9,16 @@
 //!   [`generate_key_files`] is `relo key generate`.
 //! - [`Envelope`]: a DSSE envelope, signed over [`pae`], every signature carrying its
 //!   `keyid`, verified against trusted keys with a threshold.
+//! - [`SigstoreBundle`]: a key-signed DSSE envelope as a Sigstore bundle v0.3, the form
+//!   Sigstore clients verify with a given public key.
 //! - [`Statement`]: an in-toto Statement v1, signed as canonical JSON inside an envelope
 //!   of type [`IN_TOTO_PAYLOAD_TYPE`].
 //! - [`canonical_json`]: RFC 8785 (JCS), the form of everything hashed or signed.
+//! - [`SignedPlugin`]: a plugin attestation binding a component's digest to its signed
+//!   manifest; [`SignedApproval`]: an operator's signed approval of a digest's
+//!   capabilities; [`TrustPolicy`]: `relo.toml`'s trusted signers and people, which
+//!   verifies attestations and decides which approval admits a plugin, refusing with a
+//!   [`Refusal`] that names the failed check.
 //!
 //! Errors are one [`TrustError`] enum; each has a stable machine code
 //! ([`TrustError::code`]) such as `bad-signature` or `untrusted-signer`.
@@ -47,18 +54,36 @@
 //! # Ok::<(), TrustError>(())
 //! ```
 
+mod approval;
+mod bundle;
 mod dsse;
 mod error;
 mod jcs;
 mod keys;
+mod passphrase;
+mod plugin;
+mod policy;
 mod signer;
 mod statement;
 
+pub use approval::{
+    APPROVAL_PREDICATE_TYPE, ApprovalPredicate, ApprovedPlugin, Approver, SignedApproval,
+    approval_id, parse_rfc3339, rfc3339_seconds,
+};
+pub use bundle::{SIGSTORE_BUNDLE_V03_MEDIA_TYPE, SigstoreBundle};
 pub use dsse::{Envelope, EnvelopeSignature, pae};
 pub use error::TrustError;
 pub use jcs::{canonical_json, to_canonical_json};
 pub use keys::{KeyAlgorithm, PrivateKey, PublicKey};
-pub use signer::{GeneratedKey, KeyFileSigner, KeyPaths, Signer, generate_key_files};
+pub use passphrase::{KEY_PASSWORD_ENV, Passphrase};
+pub use plugin::{PLUGIN_PREDICATE_TYPE, SignedPlugin, sha256_hex};
+pub use policy::{
+    Admission, ApprovalRecord, Refusal, TrustPolicy, VerifiedApproval, VerifiedPlugin,
+    read_envelope, widened,
+};
+pub use signer::{
+    GeneratedKey, KeyFileSigner, KeyPaths, Signer, generate_encrypted_key_files, generate_key_files,
+};
 pub use statement::{
     IN_TOTO_PAYLOAD_TYPE, STATEMENT_TYPE_V1, Statement, Subject, VerifiedStatement,
 };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::{KeyAlgorithm, PrivateKey, PublicKey, TrustError};
+use crate::{KeyAlgorithm, Passphrase, PrivateKey, PublicKey, TrustError};
 
 /// Something that signs with one key: a private key file today, a Vault Transit key
 /// later (relo-secrets implements it there, so the key never leaves Vault).
@@ -61,7 +61,9 @@ impl Signer for PrivateKey {
     }
 }
 
-/// A [`Signer`] whose key was loaded from a PKCS#8 (or SEC1) private key PEM file.
+/// A [`Signer`] whose key was loaded from a PKCS#8 (or SEC1) private key PEM file, or
+/// from one encrypted with a passphrase in cosign's format
+/// (`ENCRYPTED SIGSTORE PRIVATE KEY`, see [`PrivateKey::from_encrypted_pem`]).
 ///
 /// On unix, [`KeyFileSigner::load`] refuses a file that grants any permission to its
 /// group or to others (like ssh does), naming the path and the mode.
@@ -73,9 +75,23 @@ pub struct KeyFileSigner {
 impl KeyFileSigner {
     /// Loads the private key at `path`.
     ///
-    /// The permission check is made on the opened file, so the file checked is the file
-    /// read.
+    /// An encrypted key is decrypted with the passphrase of [`Passphrase::for_key`]:
+    /// `RELO_KEY_PASSWORD`, else asked on the terminal, else
+    /// [`TrustError::PassphraseRequired`]. A wrong one is [`TrustError::WrongPassphrase`]
+    /// naming the file. The permission check is made on the opened file, so the file
+    /// checked is the file read.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, TrustError> {
+        let path = path.as_ref();
+        Self::load_with_passphrase(path, || Passphrase::for_key(path))
+    }
+
+    /// Loads the private key at `path` like [`KeyFileSigner::load`], taking the passphrase
+    /// of an encrypted key from `passphrase`, which is called only if the key is
+    /// encrypted.
+    pub fn load_with_passphrase(
+        path: impl AsRef<Path>,
+        passphrase: impl FnOnce() -> Result<Passphrase, TrustError>,
+    ) -> Result<Self, TrustError> {
         let path = path.as_ref();
         let read_error = |source| TrustError::Read {
             path: path.to_owned(),
@@ -85,10 +101,21 @@ impl KeyFileSigner {
         check_private_permissions(path, &file)?;
         let mut pem = Zeroizing::new(String::new());
         file.read_to_string(&mut pem).map_err(read_error)?;
-        let key = PrivateKey::from_pem(&pem).map_err(|e| match e {
+        let key = if PrivateKey::is_encrypted_pem(&pem) {
+            PrivateKey::from_encrypted_pem(&pem, passphrase()?.as_bytes())
+        } else {
+            PrivateKey::from_pem(&pem)
+        };
+        let key = key.map_err(|e| match e {
             TrustError::InvalidKey { what, reason } => TrustError::InvalidKey {
                 what,
                 reason: format!("{}: {reason}", path.display()),
+            },
+            TrustError::MalformedEncryptedKey { reason } => TrustError::MalformedEncryptedKey {
+                reason: format!("{}: {reason}", path.display()),
+            },
+            TrustError::WrongPassphrase { path: None } => TrustError::WrongPassphrase {
+                path: Some(path.to_owned()),
             },
             other => other,
         })?;
@@ -204,6 +231,33 @@ pub fn generate_key_files(
     algorithm: KeyAlgorithm,
     paths: &KeyPaths,
 ) -> Result<GeneratedKey, TrustError> {
+    generate(
+        algorithm,
+        paths,
+        None::<fn() -> Result<Passphrase, TrustError>>,
+    )
+}
+
+/// Like [`generate_key_files`], but the private key is encrypted in cosign's format with
+/// the passphrase `passphrase` returns ([`PrivateKey::to_encrypted_pem`]). This is
+/// `relo key generate --encrypt`, which passes [`Passphrase::for_new_key`].
+///
+/// `passphrase` is called after the paths are checked, so nobody types a passphrase for
+/// a key that cannot be written. An empty passphrase is refused
+/// ([`TrustError::EmptyPassphrase`]).
+pub fn generate_encrypted_key_files(
+    algorithm: KeyAlgorithm,
+    paths: &KeyPaths,
+    passphrase: impl FnOnce() -> Result<Passphrase, TrustError>,
+) -> Result<GeneratedKey, TrustError> {
+    generate(algorithm, paths, Some(passphrase))
+}
+
+fn generate(
+    algorithm: KeyAlgorithm,
+    paths: &KeyPaths,
+    passphrase: Option<impl FnOnce() -> Result<Passphrase, TrustError>>,
+) -> Result<GeneratedKey, TrustError> {
     if paths.private == paths.public {
         return Err(TrustError::Write {
             path: paths.public.clone(),
@@ -219,7 +273,16 @@ pub fn generate_key_files(
         }
     }
     let key = PrivateKey::generate(algorithm);
-    let private_pem = key.to_pem()?;
+    let private_pem = match passphrase {
+        None => key.to_pem()?,
+        Some(source) => {
+            let passphrase = source()?;
+            if passphrase.is_empty() {
+                return Err(TrustError::EmptyPassphrase);
+            }
+            key.to_encrypted_pem(passphrase.as_bytes())?
+        }
+    };
     write_new(&paths.private, private_pem.as_bytes(), true)?;
     if let Err(e) = write_new(&paths.public, key.public_key().to_pem().as_bytes(), false) {
         // Best effort: the private key has no partner, so it must not be left behind.

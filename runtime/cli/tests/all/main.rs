@@ -3,6 +3,7 @@
 //! `relo key` against logs written with relo-store's writer, on SQLite and PostgreSQL.
 
 mod evidence;
+mod plugin;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -25,7 +25,10 @@ import json
 import sys
 from pathlib import Path
 
-INSTALL = "python3 -m pip install 'securesystemslib[crypto]' in-toto-attestation"
+INSTALL = (
+    "scripts/test.sh (a virtual environment in target/interop/venv, exported as RELO_PYTHON), "
+    "or: python3 -m pip install 'securesystemslib[crypto]' in-toto-attestation"
+)
 
 try:
     from cryptography.exceptions import InvalidSignature

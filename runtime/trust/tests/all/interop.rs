@@ -1,9 +1,12 @@
-//! Independent verifiers: PyPI `securesystemslib` and `in-toto-attestation` read our
-//! envelopes and statements, and openssl reads our keys and signatures (and we read its).
+//! Independent implementations: PyPI `securesystemslib` and `in-toto-attestation` read our
+//! envelopes and statements (and we verify the envelopes they make), and openssl reads our
+//! keys and signatures (and we read its).
 //!
-//! These tools must be installed (`python3 -m pip install 'securesystemslib[crypto]'
-//! in-toto-attestation`, Debian `openssl`): a missing tool fails the test, naming what to
-//! install. `RELO_SKIP_INTEROP=1` skips them.
+//! These tools must be installed: `scripts/test.sh` puts the Python packages in a virtual
+//! environment under `target/interop` and exports `RELO_PYTHON` (otherwise `python3` is
+//! used, with `python3 -m pip install 'securesystemslib[crypto]' in-toto-attestation`);
+//! openssl is Debian's. A missing tool fails the test, naming what to install.
+//! `RELO_SKIP_INTEROP=1` skips them.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -14,12 +17,22 @@ use relo_trust::{
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use crate::key;
+use crate::{key, run_interop};
 
-const PIP_INSTALL: &str = "python3 -m pip install 'securesystemslib[crypto]' in-toto-attestation";
+const PIP_INSTALL: &str = "run `scripts/test.sh` (it installs them into target/interop/venv and \
+     exports RELO_PYTHON), or `python3 -m pip install 'securesystemslib[crypto]' in-toto-attestation`";
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/verify_dsse.py");
+const SIGN_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/sign_dsse.py");
 
-fn skipped(what: &str) -> bool {
+/// The Python that has the verifiers: `RELO_PYTHON` (set by `scripts/test.sh`), else `python3`.
+pub(crate) fn python() -> std::ffi::OsString {
+    std::env::var_os("RELO_PYTHON")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
+
+/// Whether `RELO_SKIP_INTEROP=1` asks to skip the checks with independent tools.
+pub(crate) fn skipped(what: &str) -> bool {
     let skip = std::env::var_os("RELO_SKIP_INTEROP").is_some_and(|v| v == "1");
     if skip {
         eprintln!("RELO_SKIP_INTEROP=1: skipping the {what} interop check");
@@ -97,24 +110,69 @@ fn securesystemslib_verifies_and_in_toto_attestation_validates_our_envelopes() {
         cases += 5;
     }
 
-    let output = match Command::new("python3").arg(SCRIPT).arg(dir.path()).output() {
-        Ok(output) => output,
-        Err(e) => panic!(
-            "cannot run python3 ({e}); install Python 3 and run `{PIP_INSTALL}`, \
-             or set RELO_SKIP_INTEROP=1"
-        ),
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if output.status.code() == Some(3) {
-        panic!("{stderr}the interop check needs: {PIP_INSTALL} (or set RELO_SKIP_INTEROP=1)");
-    }
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "{SCRIPT} failed:\n{stdout}\n{stderr}"
-    );
+    let mut command = Command::new(python());
+    command.arg(SCRIPT).arg(dir.path());
+    let stdout = run_interop(command, PIP_INSTALL);
     assert_eq!(stdout.lines().count(), cases, "{stdout}");
+}
+
+#[test]
+fn we_verify_envelopes_securesystemslib_signs() {
+    if skipped("securesystemslib signing") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let digest = hex::encode(Sha256::digest(b"release.tar.gz bytes"));
+    let mut command = Command::new(python());
+    command
+        .arg(SIGN_SCRIPT)
+        .arg(dir.path())
+        .arg("release.tar.gz")
+        .arg(&digest);
+    run_interop(command, PIP_INSTALL);
+
+    for (name, algorithm) in [
+        ("p256", KeyAlgorithm::EcdsaP256),
+        ("ed25519", KeyAlgorithm::Ed25519),
+    ] {
+        let case = dir.path().join(name);
+        let read = |file: &str| std::fs::read(case.join(file)).expect(file);
+        let public = PublicKey::from_pem(&String::from_utf8(read("public.pem")).unwrap()).unwrap();
+        assert_eq!(public.algorithm(), algorithm, "{name}");
+        let key_id = String::from_utf8(read("keyid")).unwrap();
+        assert_eq!(
+            public.key_id(),
+            key_id,
+            "{name}: the key id is the SPKI DER's SHA-256"
+        );
+        let envelope = Envelope::from_json(&read("envelope.json")).unwrap();
+        let trusted = [public];
+
+        let verified = envelope.verify_statement(&trusted, 1).unwrap();
+        assert_eq!(verified.key_ids, [key_id.as_str()], "{name}");
+        let subject = &verified.statement.subject[0];
+        assert_eq!(subject.name, "release.tar.gz", "{name}");
+        assert_eq!(subject.sha256_digest(), Some(digest.as_str()), "{name}");
+
+        let mut tampered_payload = envelope.clone();
+        let at = tampered_payload.payload.len() / 2;
+        tampered_payload.payload[at] ^= 0x01;
+        let mut tampered_signature = envelope.clone();
+        let at = tampered_signature.signatures[0].sig.len() - 3;
+        tampered_signature.signatures[0].sig[at] ^= 0x01;
+        for (what, tampered) in [
+            ("payload", tampered_payload),
+            ("signature", tampered_signature),
+        ] {
+            let error = tampered.verify(&trusted, 1).unwrap_err();
+            assert_eq!(
+                error.code(),
+                "bad-signature",
+                "{name}, tampered {what}: {error}"
+            );
+            assert!(error.to_string().contains(&key_id), "{error}");
+        }
+    }
 }
 
 fn openssl(args: &[&str], dir: &Path) -> Output {

@@ -161,7 +161,10 @@ fn wrong_pem_labels_and_encrypted_keys_are_refused_with_a_reason() {
 
     let encrypted = public_pem.replace("PUBLIC KEY", "ENCRYPTED PRIVATE KEY");
     let error = PrivateKey::from_pem(&encrypted).unwrap_err();
-    assert!(error.to_string().contains("not supported yet"), "{error}");
+    assert!(error.to_string().contains("not supported"), "{error}");
+    let cosign = private.to_encrypted_pem(b"pw").unwrap();
+    let error = PrivateKey::from_pem(&cosign).unwrap_err();
+    assert!(error.to_string().contains("passphrase"), "{error}");
 
     let error = PublicKey::from_pem("not a pem").unwrap_err();
     assert_eq!(error.code(), "invalid-key");

@@ -8,4 +8,5 @@ mod support;
 
 mod commands;
 mod crash;
+mod encrypted_key;
 mod tamper;

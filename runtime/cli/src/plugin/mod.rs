@@ -1,0 +1,119 @@
+//! `relo plugin ...`: sign, add, inspect, diff, approve, revoke-approval, block.
+//!
+//! Authors sign (`sign` needs no relo home). Operators import (`add`), review
+//! (`inspect`, `diff`), approve, revoke and block, in a relo home whose `relo.toml`
+//! holds the trust policy; every change to trust state is stored together with its
+//! `control` evidence entry.
+
+mod approve;
+mod inspect;
+mod sign;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use relo_manifest::{OperatorConfig, PluginManifest, PluginRef, PluginVersion, parse_plugin};
+use relo_store::{Store, StoredPlugin};
+use relo_trust::{Refusal, TrustPolicy, VerifiedPlugin};
+
+use crate::args::{PluginArgs, PluginCommand};
+use crate::home::Home;
+
+/// Runs a `relo plugin` command.
+pub fn run(args: &PluginArgs) -> anyhow::Result<ExitCode> {
+    if let PluginCommand::Sign(sign) = &args.command {
+        return sign::run(sign);
+    }
+    let home = Home::load(&args.home)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        match &args.command {
+            PluginCommand::Sign(_) => unreachable!("handled above"),
+            PluginCommand::Add(add) => sign::add(&home, add).await,
+            PluginCommand::Inspect(inspect) => inspect::inspect(&home, inspect).await,
+            PluginCommand::Diff(diff) => inspect::diff(&home, diff).await,
+            PluginCommand::Approve(approve) => approve::approve(&home, approve).await,
+            PluginCommand::RevokeApproval(revoke) => approve::revoke(&home, revoke).await,
+            PluginCommand::Block(block) => approve::block(&home, block).await,
+        }
+    })
+}
+
+/// A refusal as a command error: its code first, so scripts and people see which check
+/// failed.
+pub fn refused(refusal: Refusal) -> anyhow::Error {
+    anyhow::anyhow!("refused ({}): {refusal}", refusal.code())
+}
+
+/// Reads and parses a plugin manifest file, with every problem rendered.
+pub fn read_manifest(path: &Path) -> anyhow::Result<PluginManifest> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.display().to_string();
+    parse_plugin(&name, &bytes).map_err(|diagnostics| {
+        anyhow::anyhow!(
+            "{name} is invalid ({} problems):\n{}",
+            diagnostics.len(),
+            diagnostics.render()
+        )
+    })
+}
+
+/// The home's config, which trust decisions need.
+pub fn config(home: &Home) -> anyhow::Result<&OperatorConfig> {
+    home.config.as_ref().with_context(|| {
+        format!(
+            "{} has no relo.toml: the trust policy ([[trust.signers]], [[people]]) lives there",
+            home.path.display()
+        )
+    })
+}
+
+/// The home's trust policy.
+pub fn policy(home: &Home) -> anyhow::Result<TrustPolicy> {
+    TrustPolicy::load(config(home)?, &home.path)
+        .context("cannot load the trust policy of relo.toml")
+}
+
+/// A stored plugin named by `name@version`, `name@sha256:HEX`, `sha256:HEX` or `HEX`.
+pub async fn stored_plugin(store: &Store, reference: &str) -> anyhow::Result<StoredPlugin> {
+    let digest = match reference.strip_prefix("sha256:").unwrap_or(reference) {
+        hex if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            hex.to_ascii_lowercase()
+        }
+        _ => {
+            let parsed: PluginRef = reference.parse().map_err(|e| {
+                anyhow::anyhow!("`{reference}` is neither a digest nor `name@version`: {e}")
+            })?;
+            match parsed.version() {
+                PluginVersion::Digest(digest) => digest.as_hex().to_owned(),
+                PluginVersion::Exact(version) => store
+                    .plugin_digest(parsed.name().as_str(), &version.to_string())
+                    .await?
+                    .with_context(|| {
+                        format!("{reference} is not in the store; import it with `relo plugin add`")
+                    })?,
+            }
+        }
+    };
+    match store.plugin(&digest).await? {
+        Some(plugin) => Ok(plugin),
+        None => bail!(
+            "no plugin with digest {digest} is in the store; import it with `relo plugin add`"
+        ),
+    }
+}
+
+/// Verifies a stored plugin against the trust policy.
+pub fn verify_stored(
+    policy: &TrustPolicy,
+    plugin: &StoredPlugin,
+) -> anyhow::Result<VerifiedPlugin> {
+    policy
+        .verify_plugin(&plugin.bytes, plugin.attestation.as_bytes())
+        .map_err(refused)
+        .with_context(|| format!("{}@{} ({})", plugin.name, plugin.version, plugin.digest))
+}

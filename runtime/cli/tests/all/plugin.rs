@@ -1,0 +1,318 @@
+//! `relo plugin ...` end to end through the binary: an author signs, an operator adds,
+//! inspects, approves, diffs, revokes and blocks; tampering and self-approval are
+//! refused with their codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn relo(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relo"))
+        .args(args)
+        .env("RELO_HOME", home)
+        .env_remove("RELO_DATABASE_URL")
+        .env_remove("RELO_KEY_PASSWORD")
+        .output()
+        .expect("relo runs")
+}
+
+fn ok(output: &Output) -> Value {
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+fn refused(output: &Output, code: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        stderr.contains(&format!("refused ({code})")),
+        "{code} not in: {stderr}"
+    );
+}
+
+const CONFIG: &str = r#"
+[[trust.signers]]
+key = "keys/author.pub"
+plugins = ["relo-test/*"]
+person = "ivan"
+
+[[people]]
+name = "olga"
+keys = ["keys/olga.pub"]
+roles = ["operator"]
+
+[[people]]
+name = "ivan"
+keys = ["keys/ivan.pub"]
+roles = ["operator", "plugin-author"]
+"#;
+
+const MANIFEST: &str = r#"
+[plugin]
+name = "relo-test/echo"
+version = "1.0.0"
+"#;
+
+/// A relo home with these keys (`(name, type)` under `keys/`) and [`CONFIG`], and a work
+/// folder with the echo component and [`MANIFEST`]: `(dir, home, wasm, manifest)`.
+fn setup(keys: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    for (name, kind) in keys {
+        let stem = home.join("keys").join(name);
+        ok(&relo(
+            &home,
+            &[
+                "key",
+                "generate",
+                "--type",
+                kind,
+                "--out",
+                stem.to_str().expect("utf-8 path"),
+                "--json",
+            ],
+        ));
+    }
+    std::fs::write(home.join("relo.toml"), CONFIG).expect("relo.toml");
+    let wasm = work.join("echo.wasm");
+    std::fs::copy(relo_test_components::ECHO, &wasm).expect("echo component");
+    let manifest = work.join("relo-plugin.toml");
+    std::fs::write(&manifest, MANIFEST).expect("manifest");
+    (dir, home, wasm, manifest)
+}
+
+#[test]
+fn a_plugin_goes_from_signing_to_approval_to_block() {
+    let (_dir, home, wasm, manifest) =
+        setup(&[("author", "p256"), ("olga", "ed25519"), ("ivan", "p256")]);
+    let work = wasm.parent().unwrap().to_owned();
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+
+    // The author signs; no home is needed for that.
+    let author_key = path(&home.join("keys/author.key"));
+    let signed = ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "sign",
+            &path(&wasm),
+            "--manifest",
+            &path(&manifest),
+            "--key",
+            &author_key,
+            "--json",
+        ],
+    ));
+    let digest = signed["digest"].as_str().unwrap().to_owned();
+    let attestation = work.join("echo.attestation.json");
+    let bundle = work.join("echo.sigstore.json");
+    assert!(attestation.is_file() && bundle.is_file());
+
+    // One flipped byte of the component: refused at import.
+    let tampered = work.join("tampered.wasm");
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&tampered, bytes).unwrap();
+    refused(
+        &relo(
+            &home,
+            &["plugin", "add", &path(&tampered), &path(&attestation)],
+        ),
+        "digest-mismatch",
+    );
+
+    // A wider manifest beside the signed one: refused.
+    let wider = work.join("wider.toml");
+    std::fs::write(
+        &wider,
+        format!(
+            "{MANIFEST}\n[[egress]]\nurl = \"https://evil.example.net/*\"\nmethods = [\"POST\"]\n"
+        ),
+    )
+    .unwrap();
+    refused(
+        &relo(
+            &home,
+            &[
+                "plugin",
+                "add",
+                &path(&wasm),
+                &path(&attestation),
+                "--manifest",
+                &path(&wider),
+            ],
+        ),
+        "manifest-mismatch",
+    );
+
+    // The bundle imports.
+    let added = ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "add",
+            &path(&wasm),
+            &path(&bundle),
+            "--manifest",
+            &path(&manifest),
+            "--json",
+        ],
+    ));
+    assert_eq!(added["digest"], digest.as_str());
+    assert_eq!(added["signer_person"], "ivan");
+    assert_eq!(added["new"], true);
+
+    let inspected = ok(&relo(
+        &home,
+        &["plugin", "inspect", "relo-test/echo@1.0.0", "--json"],
+    ));
+    assert_eq!(inspected["name"], "relo-test/echo");
+    assert_eq!(inspected["digest"], digest.as_str());
+    assert_eq!(inspected["verification"]["verified"], true);
+    let imports = inspected["imports"].as_array().unwrap();
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.as_str().unwrap().starts_with("relo:plugin/")),
+        "{imports:?}"
+    );
+    assert!(inspected["capabilities"]["limits"]["fuel"].is_u64());
+
+    // Ivan signed it (his author key); he cannot approve it with his own person key.
+    let ivan_key = path(&home.join("keys/ivan.key"));
+    refused(
+        &relo(
+            &home,
+            &[
+                "plugin",
+                "approve",
+                "relo-test/echo@1.0.0",
+                "--key",
+                &ivan_key,
+            ],
+        ),
+        "separation-of-duties",
+    );
+
+    let olga_key = path(&home.join("keys/olga.key"));
+    let out = work.join("approval.json");
+    let approved = ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "approve",
+            &format!("sha256:{digest}"),
+            "--key",
+            &olga_key,
+            "--expires",
+            "30d",
+            "--out",
+            &path(&out),
+            "--json",
+        ],
+    ));
+    assert_eq!(approved["approver"], "olga");
+    assert!(approved["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert!(out.is_file());
+    let approval_id = approved["approval_id"].as_str().unwrap().to_owned();
+
+    let diff = ok(&relo(
+        &home,
+        &["plugin", "diff", "relo-test/echo@1.0.0", "--json"],
+    ));
+    assert_eq!(diff["widens"], false);
+    assert!(diff["old"].as_str().unwrap().contains(&approval_id));
+
+    // Revoking and blocking need an operator.
+    let revoke = relo(
+        &home,
+        &[
+            "plugin",
+            "revoke-approval",
+            &approval_id[..16],
+            "--reason",
+            "test",
+            "--as",
+            "nobody",
+        ],
+    );
+    assert_eq!(revoke.status.code(), Some(1));
+    ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "revoke-approval",
+            &approval_id[..16],
+            "--reason",
+            "test",
+            "--as",
+            "olga",
+            "--json",
+        ],
+    ));
+    let blocked = ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "block",
+            &format!("sha256:{digest}"),
+            "--reason",
+            "test",
+            "--as",
+            "olga",
+            "--json",
+        ],
+    ));
+    assert_eq!(blocked["new"], true);
+    let again = ok(&relo(
+        &home,
+        &[
+            "plugin", "block", &digest, "--reason", "test", "--as", "olga", "--json",
+        ],
+    ));
+    assert_eq!(again["new"], false);
+}
+
+#[test]
+fn garbage_attestations_and_untrusted_signers_are_refused_at_import() {
+    let (dir, home, wasm, manifest) = setup(&[
+        ("author", "p256"),
+        ("stranger", "p256"),
+        ("olga", "ed25519"),
+        ("ivan", "p256"),
+    ]);
+    let w = wasm.to_str().unwrap();
+    let m = manifest.to_str().unwrap();
+    let stranger = home.join("keys/stranger.key");
+    let out = dir.path().join("stranger.json");
+    ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "sign",
+            w,
+            "--manifest",
+            m,
+            "--key",
+            stranger.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    refused(
+        &relo(&home, &["plugin", "add", w, out.to_str().unwrap()]),
+        "untrusted-signer",
+    );
+
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"payload\": \"trunc").unwrap();
+    refused(
+        &relo(&home, &["plugin", "add", w, garbage.to_str().unwrap()]),
+        "malformed-attestation",
+    );
+}

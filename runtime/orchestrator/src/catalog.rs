@@ -1,0 +1,296 @@
+//! From a step's `uses:` to a loaded, admitted component and its effective grant.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
+use relo_manifest::{OperatorConfig, PluginRef, PluginVersion};
+use relo_policy::{
+    Ceilings, DeclarationError, Grant, Limits, declared_capabilities, effective_grant,
+    operator_ceilings,
+};
+use relo_sandbox::{LoadError, Plugin, Sandbox};
+use relo_store::{Store, StoreError};
+use relo_trust::{
+    ApprovalRecord, Refusal, TrustError, TrustPolicy, VerifiedPlugin, read_envelope, sha256_hex,
+};
+
+/// Why a plugin could not be admitted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// The trust checks refused it; the refusal names the failed check.
+    #[error("{plugin}: {refusal}")]
+    Refused {
+        /// `name@version` or the digest.
+        plugin: String,
+        /// What failed.
+        refusal: Refusal,
+    },
+    /// `uses:` names a plugin the store does not hold.
+    #[error("{0} is not in the store; import it with `relo plugin add <wasm> <attestation>`")]
+    UnknownPlugin(String),
+    /// The plugin's declaration cannot be resolved against the config (an unbound endpoint).
+    #[error("{plugin}: {source}")]
+    Declaration {
+        /// `name@version`.
+        plugin: String,
+        /// Why.
+        source: DeclarationError,
+    },
+    /// The trust policy's key files could not be read.
+    #[error("cannot load the trust policy: {0}")]
+    Policy(#[from] TrustError),
+    /// The sandbox refused to load the component.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CatalogError {
+    /// The stable code: the refusal's or load error's code, or a code of its own.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Refused { refusal, .. } => refusal.code(),
+            Self::UnknownPlugin(_) => "unknown-plugin",
+            Self::Declaration { .. } => "unbound-endpoint",
+            Self::Policy(error) => error.code(),
+            Self::Load(error) => error.code(),
+            Self::Store(_) => "store",
+        }
+    }
+}
+
+/// A plugin cleared to run one step: the component, who signed it, the approval in
+/// force and the effective grant.
+#[derive(Debug, Clone)]
+pub struct AdmittedPlugin {
+    /// The loaded component.
+    pub plugin: Arc<Plugin>,
+    /// What its attestation says, verified.
+    pub verified: VerifiedPlugin,
+    /// The approval in force.
+    pub approval_id: String,
+    /// The digest that approval was made for, when it was inherited from a previous
+    /// version (`auto_approve_within_previous`).
+    pub inherited_from: Option<String>,
+    /// declared ∩ approved ∩ ceilings.
+    pub grant: Arc<Grant>,
+    /// The step's limits.
+    pub limits: Limits,
+}
+
+/// Verified plugins and their loaded components, by (digest, sha256 of the attestation).
+type VerifiedCache = HashMap<(String, String), (VerifiedPlugin, Arc<Plugin>)>;
+
+/// The plugins a process may run: the store's, checked against one `relo.toml`.
+pub struct PluginCatalog {
+    store: Store,
+    sandbox: Arc<Sandbox>,
+    policy: TrustPolicy,
+    config: OperatorConfig,
+    ceilings: Ceilings,
+    /// Verified and loaded once per (digest, sha256 of the attestation) per process.
+    verified: Mutex<VerifiedCache>,
+}
+
+impl std::fmt::Debug for PluginCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginCatalog")
+            .field("store", &self.store.target())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginCatalog {
+    /// A catalog over `store` for the operator config `config` of the home `home` (key
+    /// files are relative to it). Records a `signer.retired` control entry for each
+    /// retired signer key not yet recorded.
+    pub async fn new(
+        store: Store,
+        sandbox: Arc<Sandbox>,
+        config: OperatorConfig,
+        home: &Path,
+    ) -> Result<Self, CatalogError> {
+        let policy = TrustPolicy::load(&config, home)?;
+        for key_id in policy.retired_signers() {
+            store
+                .record_once(&EvidenceRecord::new(
+                    Scope::Control,
+                    None,
+                    EvidenceEvent::SignerRetired { key_id },
+                ))
+                .await?;
+        }
+        let ceilings = operator_ceilings(&config).map_err(|source| CatalogError::Declaration {
+            plugin: "relo.toml [ceilings]".to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            store,
+            sandbox,
+            policy,
+            config,
+            ceilings,
+            verified: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The digest a step's `uses:` names: `name@version` through the store's index,
+    /// `name@sha256:…` directly (it must be a stored plugin of that name).
+    pub async fn resolve(&self, uses: &PluginRef) -> Result<String, CatalogError> {
+        let name = uses.name().as_str();
+        match uses.version() {
+            PluginVersion::Exact(version) => self
+                .store
+                .plugin_digest(name, &version.to_string())
+                .await?
+                .ok_or_else(|| CatalogError::UnknownPlugin(format!("{name}@{version}"))),
+            PluginVersion::Digest(digest) => {
+                let digest = digest.as_hex();
+                match self.store.plugin(digest).await? {
+                    Some(plugin) if plugin.name == name => Ok(plugin.digest),
+                    _ => Err(CatalogError::UnknownPlugin(format!(
+                        "{name}@sha256:{digest}"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Admits the plugin `digest` for one step, checking (in this order) that it is not
+    /// blocked, that its attestation verifies against the bytes and the trust policy,
+    /// and that a valid, unrevoked, unexpired approval covers it; then loads it into the
+    /// sandbox. A refusal is recorded as `plugin.refused` in `scope` before it returns.
+    pub async fn admit(
+        &self,
+        digest: &str,
+        evidence: &dyn EvidenceSink,
+        scope: &Scope,
+    ) -> Result<AdmittedPlugin, CatalogError> {
+        let result = self.admit_unrecorded(digest, evidence, scope).await;
+        if let Err(error) = &result
+            && !matches!(error, CatalogError::Load(_) | CatalogError::Store(_))
+        {
+            tracing::warn!(code = error.code(), "plugin refused: {error}");
+            evidence.enqueue(EvidenceRecord::new(
+                scope.clone(),
+                None,
+                EvidenceEvent::PluginRefused {
+                    digest: digest.to_owned(),
+                    code: error.code().to_owned(),
+                    reason: error.to_string(),
+                },
+            ));
+        }
+        result
+    }
+
+    async fn admit_unrecorded(
+        &self,
+        digest: &str,
+        evidence: &dyn EvidenceSink,
+        scope: &Scope,
+    ) -> Result<AdmittedPlugin, CatalogError> {
+        if let Some(block) = self.store.block_of(digest).await? {
+            return Err(CatalogError::Refused {
+                plugin: digest.to_owned(),
+                refusal: Refusal::Blocked {
+                    digest: block.digest,
+                    reason: format!(
+                        "{} (blocked by {} at {})",
+                        block.reason, block.blocked_by, block.blocked_at
+                    ),
+                },
+            });
+        }
+        let (verified, plugin) = self.verified(digest, evidence, scope).await?;
+        let refused = |refusal| CatalogError::Refused {
+            plugin: verified.reference(),
+            refusal,
+        };
+        let declared =
+            declared_capabilities(&verified.manifest, &self.config).map_err(|source| {
+                CatalogError::Declaration {
+                    plugin: verified.reference(),
+                    source,
+                }
+            })?;
+        let mut approvals = Vec::new();
+        for stored in self.store.approvals_of(&verified.name).await? {
+            let envelope = read_envelope(stored.document.as_bytes()).map_err(refused)?;
+            approvals.push(ApprovalRecord {
+                id: stored.id,
+                digest: stored.digest,
+                envelope,
+                revoked: stored.revoked,
+            });
+        }
+        let admission = self
+            .policy
+            .admit(&verified, &declared, &approvals, SystemTime::now())
+            .map_err(refused)?;
+        let (grant, limits) = effective_grant(
+            &declared,
+            &admission.approval.predicate.capabilities,
+            &self.ceilings,
+        );
+        Ok(AdmittedPlugin {
+            plugin,
+            verified,
+            approval_id: admission.approval.id,
+            inherited_from: admission.inherited_from,
+            grant: Arc::new(grant),
+            limits,
+        })
+    }
+
+    /// The verified plugin and its loaded component: from this process's cache when the
+    /// stored attestation is the one verified before, else read, verified and loaded.
+    async fn verified(
+        &self,
+        digest: &str,
+        evidence: &dyn EvidenceSink,
+        scope: &Scope,
+    ) -> Result<(VerifiedPlugin, Arc<Plugin>), CatalogError> {
+        let unknown = || CatalogError::UnknownPlugin(digest.to_owned());
+        let attestation = self
+            .store
+            .plugin_attestation(digest)
+            .await?
+            .ok_or_else(unknown)?;
+        let key = (digest.to_owned(), sha256_hex(attestation.as_bytes()));
+        if let Some(found) = self.cache().get(&key) {
+            return Ok(found.clone());
+        }
+        let stored = self.store.plugin(digest).await?.ok_or_else(unknown)?;
+        let refused = |refusal| CatalogError::Refused {
+            plugin: digest.to_owned(),
+            refusal,
+        };
+        let verified = self
+            .policy
+            .verify_plugin(&stored.bytes, stored.attestation.as_bytes())
+            .map_err(refused)?;
+        if verified.digest != digest {
+            // The row holds another (validly signed) plugin than the one asked for.
+            return Err(refused(Refusal::DigestMismatch {
+                expected: digest.to_owned(),
+                actual: verified.digest,
+            }));
+        }
+        let plugin = self.sandbox.load(&stored.bytes, evidence, scope)?;
+        let key = (digest.to_owned(), sha256_hex(stored.attestation.as_bytes()));
+        self.cache()
+            .insert(key, (verified.clone(), Arc::clone(&plugin)));
+        Ok((verified, plugin))
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, VerifiedCache> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

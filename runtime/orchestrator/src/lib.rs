@@ -1,0 +1,11 @@
+//! Runs relo workflows. This first part admits plugins: [`PluginCatalog`] resolves a
+//! step's `uses:` through the store, verifies the plugin's attestation against the trust
+//! policy (once per digest and attestation per process), and before every step checks
+//! blocks, revocations and approval expiry, then computes the step's effective grant
+//! (declared ∩ approved ∩ ceilings) and hands the sandbox a loaded component. Nothing is
+//! compiled unless all of that checks out; every refusal is a `plugin.refused` evidence
+//! entry naming the failed check.
+
+mod catalog;
+
+pub use catalog::{AdmittedPlugin, CatalogError, PluginCatalog};

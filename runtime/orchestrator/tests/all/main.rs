@@ -1,0 +1,8 @@
+//! relo-orchestrator integration tests: one binary, a module per concern.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "fixtures fail the test loudly on any setup error"
+)]
+
+mod catalog;
