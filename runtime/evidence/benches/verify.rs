@@ -45,6 +45,8 @@ fn record(i: usize) -> EvidenceRecord {
         },
         _ => EvidenceEvent::SecretRead {
             name: "registry-token".into(),
+            reference: "kv/data/app#token".into(),
+            version: Some(1),
         },
     };
     EvidenceRecord {

@@ -605,7 +605,11 @@ mod tests {
         let control = EvidenceRecord::new(
             Scope::Control,
             None,
-            EvidenceEvent::SecretRead { name: "a".into() },
+            EvidenceEvent::SecretRead {
+                name: "a".into(),
+                reference: "kv/data/app#token".into(),
+                version: Some(1),
+            },
         );
         let mut chain = EntryChain::new();
         let entry = chain

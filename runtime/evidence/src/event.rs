@@ -157,17 +157,57 @@ pub enum EvidenceEvent {
         /// Response or failure.
         outcome: EgressOutcome,
     },
-    /// The step obtained a handle to a granted secret.
+    /// The host read a granted secret from its provider for the step (`secrets.get`);
+    /// the step holds an opaque handle.
     #[serde(rename = "secret.read")]
     SecretRead {
         /// The logical name.
         name: String,
+        /// Where the value came from (`kv/data/app#field[@version]`), never the value.
+        reference: String,
+        /// The provider's version of the value, if it keeps versions.
+        version: Option<u64>,
     },
     /// The step read a secret's value through `reveal`.
     #[serde(rename = "secret.revealed")]
     SecretRevealed {
         /// The logical name.
         name: String,
+        /// Where the value came from.
+        reference: String,
+        /// The provider's version of the value.
+        version: Option<u64>,
+    },
+    /// The host put a secret into an outgoing request's header (`{{secret:NAME}}`), after
+    /// the request passed the egress check and its destination the secret's inject list.
+    #[serde(rename = "secret.injected")]
+    SecretInjected {
+        /// The logical name.
+        name: String,
+        /// Where the value came from.
+        reference: String,
+        /// The provider's version of the value.
+        version: Option<u64>,
+        /// The header it went into.
+        header: String,
+        /// Request method.
+        method: String,
+        /// URL scheme.
+        scheme: String,
+        /// Destination host.
+        host: String,
+        /// Destination port.
+        port: u16,
+        /// Path, without the query.
+        path: String,
+    },
+    /// A step tried to let a secret value out through its output; the output was refused.
+    #[serde(rename = "secret.leak-blocked")]
+    SecretLeakBlocked {
+        /// The logical name of the value found.
+        name: String,
+        /// Where it was found: `output`.
+        channel: String,
     },
     /// A secret or reveal request was refused.
     #[serde(rename = "secret.denied")]
@@ -279,6 +319,8 @@ impl EvidenceEvent {
             EvidenceEvent::EgressCompleted { .. } => "egress.completed",
             EvidenceEvent::SecretRead { .. } => "secret.read",
             EvidenceEvent::SecretRevealed { .. } => "secret.revealed",
+            EvidenceEvent::SecretInjected { .. } => "secret.injected",
+            EvidenceEvent::SecretLeakBlocked { .. } => "secret.leak-blocked",
             EvidenceEvent::SecretDenied { .. } => "secret.denied",
             EvidenceEvent::SignerSigned { .. } => "signer.signed",
             EvidenceEvent::SignerDenied { .. } => "signer.denied",
@@ -324,7 +366,11 @@ mod tests {
     #[test]
     fn serialised_kind_matches_kind_method() {
         let events = [
-            EvidenceEvent::SecretRead { name: "a".into() },
+            EvidenceEvent::SecretRead {
+                name: "a".into(),
+                reference: "kv/data/a#v".into(),
+                version: None,
+            },
             EvidenceEvent::LimitExceeded {
                 limit: "fuel".into(),
                 allowed: 1,

@@ -46,7 +46,11 @@
 //!     let record = EvidenceRecord::new(
 //!         Scope::Run("run-1".into()),
 //!         Some("deploy".into()),
-//!         EvidenceEvent::SecretRead { name: name.into() },
+//!         EvidenceEvent::SecretRead {
+//!             name: name.into(),
+//!             reference: "kv/data/app#token".into(),
+//!             version: Some(1),
+//!         },
 //!     );
 //!     entries.push(chain.append(EntryContent::from_record(&record))?);
 //! }

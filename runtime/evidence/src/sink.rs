@@ -97,7 +97,11 @@ mod tests {
         EvidenceRecord::new(
             Scope::Control,
             None,
-            EvidenceEvent::SecretRead { name: name.into() },
+            EvidenceEvent::SecretRead {
+                name: name.into(),
+                reference: "kv/data/app#token".into(),
+                version: Some(1),
+            },
         )
     }
 

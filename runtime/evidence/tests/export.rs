@@ -177,6 +177,8 @@ fn contents() -> Vec<EntryContent> {
             Some("lint"),
             EvidenceEvent::SecretRead {
                 name: "token".into(),
+                reference: "kv/data/app#token".into(),
+                version: Some(1),
             },
         ),
         finished(RUN, "build", Some("build output")),

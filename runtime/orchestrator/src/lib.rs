@@ -5,7 +5,16 @@
 //! (declared ∩ approved ∩ ceilings) and hands the sandbox a loaded component. Nothing is
 //! compiled unless all of that checks out; every refusal is a `plugin.refused` evidence
 //! entry naming the failed check.
+//!
+//! [`CredentialSource`] issues each step its credentials: the secrets its grant allows,
+//! read (with Vault) through a child token that may read exactly those paths and lives as
+//! long as the step's timeout, revoked when the step ends; and the signers of the key
+//! names it may use.
 
 mod catalog;
+mod credentials;
 
 pub use catalog::{AdmittedPlugin, CatalogError, PluginCatalog};
+pub use credentials::{
+    CredentialError, CredentialSource, IssuedCredentials, SECRETS_FILE, SecretBackend,
+};

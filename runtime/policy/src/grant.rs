@@ -174,6 +174,14 @@ pub enum CapabilityDenial {
         /// The logical key name.
         key: String,
     },
+    /// The secret is granted, but not for injection toward this destination.
+    #[error("secret `{name}` may not be injected into requests to {destination}")]
+    InjectionNotAllowed {
+        /// The secret's logical name.
+        name: String,
+        /// `METHOD scheme://host:port/path` of the request.
+        destination: String,
+    },
 }
 
 impl CapabilityDenial {
@@ -184,6 +192,7 @@ impl CapabilityDenial {
             CapabilityDenial::SecretNotApproved { .. } => "secret-not-approved",
             CapabilityDenial::RevealNotApproved { .. } => "reveal-not-approved",
             CapabilityDenial::SignerKeyNotGranted { .. } => "signer-key-not-granted",
+            CapabilityDenial::InjectionNotAllowed { .. } => "secret-injection-denied",
         }
     }
 }
@@ -222,6 +231,26 @@ impl Grant {
             Err(CapabilityDenial::RevealNotApproved {
                 name: name.to_owned(),
             })
+        }
+    }
+
+    /// Decides whether the host may put the secret `name` into `request`: the secret is
+    /// granted and one of its inject destinations allows the request.
+    pub fn injection(
+        &self,
+        name: &str,
+        request: &EgressRequest<'_>,
+    ) -> Result<(), CapabilityDenial> {
+        let secret = self.secret(name)?;
+        match egress::decide(&secret.inject, request) {
+            EgressDecision::Allowed { .. } => Ok(()),
+            EgressDecision::Denied(_) => Err(CapabilityDenial::InjectionNotAllowed {
+                name: name.to_owned(),
+                destination: format!(
+                    "{} {}://{}:{}{}",
+                    request.method, request.scheme, request.host, request.port, request.path
+                ),
+            }),
         }
     }
 

@@ -69,6 +69,7 @@ fn request(input: &str, evidence: Arc<MemorySink>) -> StepRequest {
         limits: Limits::default(),
         workspace: None,
         evidence,
+        credentials: Default::default(),
     }
 }
 

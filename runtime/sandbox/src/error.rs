@@ -81,6 +81,11 @@ pub enum StepFailure {
         /// What went wrong.
         reason: String,
     },
+    /// The step's output contains the value of a secret it touched; it is refused.
+    SecretInOutput {
+        /// The secret's logical name.
+        name: String,
+    },
     /// The step's evidence could not be made durable, so its result is not accepted.
     Evidence {
         /// What the evidence sink reported.
@@ -97,7 +102,29 @@ impl StepFailure {
             StepFailure::StepError { .. } => "step-error",
             StepFailure::InvalidOutput { .. } => "invalid-output",
             StepFailure::Setup { .. } => "setup-failed",
+            StepFailure::SecretInOutput { .. } => "secret-in-output",
             StepFailure::Evidence { .. } => "evidence-failed",
+        }
+    }
+
+    /// The same failure with `redact` applied to every text that came from the step or
+    /// could quote it.
+    pub(crate) fn redacted(self, redact: &dyn Fn(&str) -> String) -> Self {
+        match self {
+            StepFailure::Trap { message } => StepFailure::Trap {
+                message: redact(&message),
+            },
+            StepFailure::StepError { kind, message } => StepFailure::StepError {
+                kind,
+                message: redact(&message),
+            },
+            StepFailure::InvalidOutput { reason } => StepFailure::InvalidOutput {
+                reason: redact(&reason),
+            },
+            StepFailure::Setup { reason } => StepFailure::Setup {
+                reason: redact(&reason),
+            },
+            other => other,
         }
     }
 
@@ -122,6 +149,11 @@ impl fmt::Display for StepFailure {
                 write!(f, "step output is not valid JSON: {reason}")
             }
             StepFailure::Setup { reason } => write!(f, "step could not start: {reason}"),
+            StepFailure::SecretInOutput { name } => write!(
+                f,
+                "step output refused: it contains the value of secret `{name}` (outputs are \
+                 stored and passed on; a secret must stay with the host)"
+            ),
             StepFailure::Evidence { reason } => {
                 write!(
                     f,

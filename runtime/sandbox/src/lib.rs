@@ -27,6 +27,7 @@
 //!         limits: Limits::default(),
 //!         workspace: None,
 //!         evidence: sink.clone(),
+//!         credentials: Default::default(),
 //!     })
 //!     .await;
 //! println!("{:?} used {:?}", outcome.result, outcome.usage);
@@ -44,6 +45,7 @@ mod limiter;
 mod network;
 mod plugin;
 mod recorder;
+mod redact;
 mod run;
 mod state;
 
@@ -57,4 +59,4 @@ pub use network::{
 pub use plugin::{Digest, Plugin};
 pub use relo_evidence::StepUsage;
 pub use relo_policy::LimitKind;
-pub use run::{StepContext, StepOutcome, StepRequest};
+pub use run::{StepContext, StepCredentials, StepOutcome, StepRequest};

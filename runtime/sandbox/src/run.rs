@@ -1,5 +1,6 @@
 //! Running one step: a fresh store, the limits, the call, the outcome and its evidence.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -7,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use relo_evidence::{EvidenceEvent, EvidenceSink, Scope, StepUsage};
 use relo_policy::{Grant, LimitKind, Limits, WorkspaceAccess};
+use relo_secrets::StepSecrets;
+use relo_trust::Signer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tracing::Instrument;
@@ -24,6 +27,7 @@ use crate::host::egress::{EgressCounters, EgressGate, InFlight};
 use crate::limiter::StepLimiter;
 use crate::plugin::Plugin;
 use crate::recorder::Recorder;
+use crate::redact::Redactor;
 use crate::state::StepState;
 
 /// Where the run's workspace appears inside a step that was granted it.
@@ -60,6 +64,29 @@ pub struct StepRequest {
     pub workspace: Option<PathBuf>,
     /// Where the step's evidence goes.
     pub evidence: Arc<dyn EvidenceSink>,
+    /// The step's secrets and signing keys.
+    pub credentials: StepCredentials,
+}
+
+/// What a step's granted secrets and signing keys are read and made with. The default
+/// has neither: every granted secret or key answers `unavailable`.
+#[derive(Clone, Default)]
+pub struct StepCredentials {
+    /// Where granted secrets are read from: a provider holding the step's own scoped
+    /// credentials, and the bindings of its logical names to paths.
+    pub secrets: Option<StepSecrets>,
+    /// The signers behind the logical key names of `[signing.keys]` (key files or Vault
+    /// Transit keys); only names the grant allows are ever used.
+    pub signers: BTreeMap<String, Arc<dyn Signer>>,
+}
+
+impl std::fmt::Debug for StepCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepCredentials")
+            .field("secrets", &self.secrets)
+            .field("signers", &self.signers.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// How a step ended, what it used and what it wrote.
@@ -121,7 +148,10 @@ impl Sandbox {
             limits,
             workspace,
             evidence,
+            credentials,
         } = request;
+        let StepCredentials { secrets, signers } = credentials;
+        let redactor = Redactor::default();
         let recorder = Recorder::new(
             evidence,
             Scope::Run(context.run_id.clone()),
@@ -157,8 +187,13 @@ impl Sandbox {
                         resolver: Arc::clone(&self.config.resolver),
                         counters: Arc::clone(&counters),
                         in_flight: in_flight.clone(),
+                        secrets: secrets.clone(),
+                        redactor: redactor.clone(),
                     },
                     limiter: StepLimiter::new(limits.memory_bytes, limits.table_elements),
+                    secrets,
+                    signers,
+                    redactor: redactor.clone(),
                 };
                 let mut store = Store::new(&self.engine, state);
                 let result =
@@ -181,6 +216,7 @@ impl Sandbox {
             egress_bytes_out: counters.bytes_out.load(Ordering::Relaxed),
             log_bytes: log.used(),
         };
+        let result = refuse_secret_output(result, &redactor, &recorder);
         if let Err(StepFailure::LimitExceeded(limit)) = &result {
             log.host_note("error", format!("step stopped: {limit}"));
             recorder.record(EvidenceEvent::LimitExceeded {
@@ -206,6 +242,21 @@ impl Sandbox {
             }),
         };
         let (logs, stdout, stderr) = log.take();
+        let (result, logs, stdout, stderr) = if redactor.is_empty() {
+            (result, logs, stdout, stderr)
+        } else {
+            (
+                result.map_err(|failure| failure.redacted(&|text| redactor.redact(text))),
+                logs.into_iter()
+                    .map(|line| LogLine {
+                        message: redactor.redact(&line.message),
+                        ..line
+                    })
+                    .collect(),
+                redactor.redact_bytes(&stdout),
+                redactor.redact_bytes(&stderr),
+            )
+        };
         StepOutcome {
             result,
             usage,
@@ -332,6 +383,26 @@ async fn call(
         }
     })?;
     Ok(output)
+}
+
+/// Refuses an output that contains a secret value the step touched, recording that the
+/// leak was blocked (by name, never the value).
+fn refuse_secret_output(
+    result: Result<String, StepFailure>,
+    redactor: &Redactor,
+    recorder: &Recorder,
+) -> Result<String, StepFailure> {
+    let output = result?;
+    match redactor.find_in(&output) {
+        None => Ok(output),
+        Some(name) => {
+            recorder.record(EvidenceEvent::SecretLeakBlocked {
+                name: name.clone(),
+                channel: "output".to_owned(),
+            });
+            Err(StepFailure::SecretInOutput { name })
+        }
+    }
 }
 
 fn timeout_exceeded(limits: &Limits, started: Instant) -> LimitExceeded {

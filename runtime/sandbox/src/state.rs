@@ -1,8 +1,11 @@
 //! What one step's store holds.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use relo_policy::Grant;
+use relo_secrets::StepSecrets;
+use relo_trust::Signer;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -11,6 +14,7 @@ use crate::capture::StepLog;
 use crate::host::egress::EgressGate;
 use crate::limiter::StepLimiter;
 use crate::recorder::Recorder;
+use crate::redact::Redactor;
 
 /// The data of a step's `Store`: its grant, limits, evidence and WASI contexts.
 pub(crate) struct StepState {
@@ -23,6 +27,12 @@ pub(crate) struct StepState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) egress: EgressGate,
     pub(crate) limiter: StepLimiter,
+    /// Where granted secrets are read from; `None`: no provider is configured.
+    pub(crate) secrets: Option<StepSecrets>,
+    /// The signers of the logical key names the step may use.
+    pub(crate) signers: BTreeMap<String, Arc<dyn Signer>>,
+    /// The values the step touched, for redaction.
+    pub(crate) redactor: Redactor,
 }
 
 impl WasiView for StepState {

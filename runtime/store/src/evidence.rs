@@ -766,6 +766,8 @@ mod tests {
             None,
             EvidenceEvent::SecretRead {
                 name: "token".into(),
+                reference: "kv/data/app#token".into(),
+                version: Some(1),
             },
         );
         let content = EntryContent::from_record(&record);

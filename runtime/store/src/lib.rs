@@ -44,7 +44,11 @@
 //!     EvidenceRecord::new(
 //!         Scope::Run("run-1".into()),
 //!         Some("deploy".into()),
-//!         EvidenceEvent::SecretRead { name: name.into() },
+//!         EvidenceEvent::SecretRead {
+//!             name: name.into(),
+//!             reference: "kv/data/app#token".into(),
+//!             version: Some(1),
+//!         },
 //!     )
 //! };
 //! writer.enqueue(record("token"));

@@ -176,6 +176,13 @@ impl PublicKey {
         Self::new(key)
     }
 
+    /// An Ed25519 public key from its 32 raw bytes (RFC 8032), as Vault Transit and C2SP
+    /// signed-note keys carry it. Refuses bytes that are not a valid curve point.
+    pub fn from_raw_ed25519(raw: &[u8; 32]) -> Result<Self, TrustError> {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(raw).map_err(|e| invalid(PUBLIC, e))?;
+        Self::new(VerifyingKey::Ed25519(key))
+    }
+
     /// The key as a `-----BEGIN PUBLIC KEY-----` PEM, LF line endings.
     pub fn to_pem(&self) -> String {
         pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &self.spki_der)
@@ -527,6 +534,16 @@ mod tests {
     use super::*;
 
     const ALGORITHMS: [KeyAlgorithm; 2] = [KeyAlgorithm::Ed25519, KeyAlgorithm::EcdsaP256];
+
+    #[test]
+    fn raw_ed25519_bytes_give_the_same_key_and_key_id() {
+        let key = PrivateKey::generate(KeyAlgorithm::Ed25519);
+        let raw: [u8; 32] = key.public_key().raw_bytes().try_into().unwrap();
+        let public = PublicKey::from_raw_ed25519(&raw).unwrap();
+        assert_eq!(&public, key.public_key());
+        assert_eq!(public.key_id(), key.key_id());
+        public.verify(b"m", &key.sign(b"m")).unwrap();
+    }
 
     #[test]
     fn encrypted_keys_round_trip_for_both_algorithms() {

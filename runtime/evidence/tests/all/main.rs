@@ -26,6 +26,8 @@ fn record(i: usize) -> EvidenceRecord {
     let event = match i % 4 {
         0 => EvidenceEvent::SecretRead {
             name: format!("secret-{i}"),
+            reference: "kv/data/app#token".into(),
+            version: Some(1),
         },
         1 => EvidenceEvent::EgressDenied {
             method: "GET".into(),

@@ -177,6 +177,7 @@ async fn step(
                 limits: admitted.limits,
                 workspace: None,
                 evidence: sink.clone(),
+                credentials: Default::default(),
             },
         )
         .await;

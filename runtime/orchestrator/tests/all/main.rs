@@ -6,3 +6,4 @@
 )]
 
 mod catalog;
+mod credentials;

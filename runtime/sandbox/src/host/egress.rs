@@ -4,6 +4,11 @@
 //! denied request gets wasi-http's `HttpRequestDenied` and a note in the step log. An
 //! allowed request is sent over a connection to an address the [`AddressFilter`]
 //! permitted, and its outcome (status, address, time) is recorded too.
+//!
+//! Secret injection: a header value holding `{{secret:NAME}}` is filled in by the host,
+//! after the request passed the egress check, only if the destination is in that
+//! secret's inject list (else the whole request is denied). The value is read through
+//! the step's provider for each request and never reaches the step.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -19,6 +24,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use relo_evidence::{EgressOutcome, EvidenceEvent};
 use relo_policy::{EgressDecision, EgressRequest, Grant, LimitKind, Limits};
+use relo_secrets::StepSecrets;
 use tokio::sync::Notify;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -26,6 +32,7 @@ use crate::capture::StepLog;
 use crate::error::LimitExceeded;
 use crate::network::{self, AddressFilter, ConnectPolicy, Resolver};
 use crate::recorder::Recorder;
+use crate::redact::Redactor;
 
 /// How long a request may wait for its response headers when the step sets no timeout.
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -180,9 +187,140 @@ pub(crate) struct EgressGate {
     pub(crate) resolver: Arc<dyn Resolver>,
     pub(crate) counters: Arc<EgressCounters>,
     pub(crate) in_flight: InFlight,
+    /// Where injected secrets are read from.
+    pub(crate) secrets: Option<StepSecrets>,
+    /// The values the step touched, for redaction.
+    pub(crate) redactor: Redactor,
+}
+
+/// The opening of a secret placeholder in a header value: `{{secret:NAME}}`.
+const PLACEHOLDER_OPEN: &str = "{{secret:";
+
+/// One placeholder to fill: the header and the secret's logical name.
+#[derive(Debug, Clone)]
+struct Injection {
+    header: http::HeaderName,
+    name: String,
+}
+
+/// The placeholders of `headers`, or the text of a malformed one.
+fn injections(headers: &http::HeaderMap) -> Result<Vec<Injection>, String> {
+    let mut found = Vec::new();
+    for (header, value) in headers {
+        let Ok(text) = value.to_str() else { continue };
+        let mut rest = text;
+        while let Some(start) = rest.find(PLACEHOLDER_OPEN) {
+            let after = &rest[start + PLACEHOLDER_OPEN.len()..];
+            let Some(end) = after.find("}}") else {
+                return Err(format!(
+                    "header `{header}` has an unterminated `{{{{secret:` placeholder"
+                ));
+            };
+            found.push(Injection {
+                header: header.clone(),
+                name: after[..end].trim().to_owned(),
+            });
+            rest = &after[end + 2..];
+        }
+    }
+    Ok(found)
+}
+
+/// Reads every injected secret and writes its value into its header, recording each
+/// injection. Fails (naming the secret, never the value) if a read fails.
+async fn inject(
+    request: &mut http::Request<WasiBody>,
+    injections: &[Injection],
+    secrets: &StepSecrets,
+    recorder: &Recorder,
+    redactor: &Redactor,
+    target: &Target,
+) -> Result<(), (String, String, String)> {
+    for injection in injections {
+        let value = secrets.read(&injection.name).await.map_err(|error| {
+            (
+                injection.name.clone(),
+                error.code().to_owned(),
+                error.to_string(),
+            )
+        })?;
+        redactor.add(&injection.name, value.expose());
+        let placeholder = format!("{PLACEHOLDER_OPEN}{}}}}}", injection.name);
+        let headers = request.headers_mut();
+        let current = headers
+            .get(&injection.header)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let filled = current.replace(&placeholder, value.expose());
+        let mut header_value = http::HeaderValue::from_str(&filled).map_err(|_| {
+            (
+                injection.name.clone(),
+                "secret-not-a-header-value".to_owned(),
+                format!(
+                    "the value of secret `{}` cannot be sent in a header",
+                    injection.name
+                ),
+            )
+        })?;
+        header_value.set_sensitive(true);
+        headers.insert(injection.header.clone(), header_value);
+        recorder.record(EvidenceEvent::SecretInjected {
+            name: injection.name.clone(),
+            reference: secrets
+                .path(&injection.name)
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            version: value.version(),
+            header: injection.header.as_str().to_owned(),
+            method: target.method.clone(),
+            scheme: target.scheme.clone(),
+            host: target.host.clone(),
+            port: target.port,
+            path: target.path.clone(),
+        });
+    }
+    Ok(())
 }
 
 impl EgressGate {
+    /// Checks every placeholder of an allowed request: the secret is granted for
+    /// injection toward this destination and there is a provider. On refusal, records
+    /// the secret denial and returns the code and reason that deny the request.
+    fn check_injections(
+        &self,
+        target: &Target,
+        injections: &[Injection],
+    ) -> Result<(), (String, String)> {
+        let request = EgressRequest {
+            method: &target.method,
+            scheme: &target.scheme,
+            host: &target.host,
+            port: target.port,
+            path: &target.path,
+            has_userinfo: target.has_userinfo,
+        };
+        for injection in injections {
+            let refusal = match self.grant.injection(&injection.name, &request) {
+                Err(denial) => Some((denial.code().to_owned(), denial.to_string())),
+                Ok(()) if self.secrets.is_none() => Some((
+                    "provider-unavailable".to_owned(),
+                    crate::host::secrets::NO_PROVIDER.to_owned(),
+                )),
+                Ok(()) => None,
+            };
+            if let Some((code, reason)) = refusal {
+                self.recorder.record(EvidenceEvent::SecretDenied {
+                    name: injection.name.clone(),
+                    code: code.clone(),
+                    reason: reason.clone(),
+                });
+                return Err((code, reason));
+            }
+        }
+        Ok(())
+    }
+
     fn deny(
         &self,
         target: &Target,
@@ -266,6 +404,13 @@ impl WasiHttpHooks for EgressGate {
             }
             EgressDecision::Allowed { rule } => rule,
         };
+        let injections = match injections(request.headers()) {
+            Ok(found) => found,
+            Err(reason) => return self.deny(&target, "malformed-secret-placeholder", reason),
+        };
+        if let Err((code, reason)) = self.check_injections(&target, &injections) {
+            return self.deny(&target, &code, reason);
+        }
         self.recorder.record(EvidenceEvent::EgressAllowed {
             method: target.method.clone(),
             scheme: target.scheme.clone(),
@@ -279,19 +424,44 @@ impl WasiHttpHooks for EgressGate {
                 .map(|name| name.as_str().to_owned())
                 .collect(),
         });
-        let guard = self.in_flight.start(self.recorder.clone(), target);
-        let request = request.map(|body| metered(body, &self.counters, Direction::Out));
-        Box::new(send(
-            request,
-            options,
-            Connection {
-                grant: Arc::clone(&self.grant),
-                guard: Arc::clone(&self.guard),
-                resolver: Arc::clone(&self.resolver),
-            },
-            Arc::clone(&self.counters),
-            guard,
-        ))
+        let mut guard = self.in_flight.start(self.recorder.clone(), target.clone());
+        let mut request = request.map(|body| metered(body, &self.counters, Direction::Out));
+        let connection = Connection {
+            grant: Arc::clone(&self.grant),
+            guard: Arc::clone(&self.guard),
+            resolver: Arc::clone(&self.resolver),
+        };
+        let counters = Arc::clone(&self.counters);
+        let secrets = self.secrets.clone();
+        let recorder = self.recorder.clone();
+        let redactor = self.redactor.clone();
+        let log = self.log.clone();
+        Box::new(async move {
+            if let (false, Some(secrets)) = (injections.is_empty(), &secrets)
+                && let Err((name, code, reason)) = inject(
+                    &mut request,
+                    &injections,
+                    secrets,
+                    &recorder,
+                    &redactor,
+                    &target,
+                )
+                .await
+            {
+                log.host_note(
+                    "warn",
+                    format!("secret `{name}` not injected ({code}): {reason}"),
+                );
+                recorder.record(EvidenceEvent::SecretDenied {
+                    name,
+                    code: code.clone(),
+                    reason: reason.clone(),
+                });
+                guard.fail(&code, reason, None);
+                return Err(HttpError::HttpRequestDenied);
+            }
+            send(request, options, connection, counters, guard).await
+        })
     }
 }
 

@@ -1,21 +1,37 @@
 //! `relo:plugin/secrets`: opaque handles to granted secrets.
 //!
-//! A handle carries only the logical name. No secret provider is wired in yet (the
-//! secrets issue adds Vault/OpenBao), so a granted secret yields a handle whose value
-//! is `unavailable` when revealed.
+//! `get` checks the grant, then reads the value through the step's provider (for Vault,
+//! with the step's own scoped token) every time it is called, so a revoked credential
+//! fails the next read. The handle keeps the value on the host; the step sees only the
+//! name, unless it has the reveal grant.
 
 use relo_evidence::EvidenceEvent;
+use relo_secrets::SecretValue;
 use wasmtime::component::Resource;
 
 use crate::bindings::relo::plugin::secrets::{Error, Host, HostSecret};
 use crate::state::StepState;
 use relo_policy::CapabilityDenial;
 
-/// What the guest's `secret` resource stands for on the host: a granted secret's name.
-#[derive(Debug)]
+/// What the guest's `secret` resource stands for on the host: a granted secret's name,
+/// where it came from, and its value (never given to the step without `reveal`).
 pub struct SecretHandle {
     pub(crate) name: String,
+    pub(crate) reference: String,
+    pub(crate) value: SecretValue,
 }
+
+impl std::fmt::Debug for SecretHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretHandle")
+            .field("name", &self.name)
+            .field("reference", &self.reference)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reason given when no provider is configured.
+pub(crate) const NO_PROVIDER: &str = "no secret provider is configured for this host";
 
 /// The WIT error for a denial, with the host's reason as its text.
 pub(crate) fn denial_error(denial: &CapabilityDenial) -> Error {
@@ -24,7 +40,8 @@ pub(crate) fn denial_error(denial: &CapabilityDenial) -> Error {
         CapabilityDenial::SecretNotDeclared { .. } => Error::NotDeclared(reason),
         CapabilityDenial::SecretNotApproved { .. }
         | CapabilityDenial::RevealNotApproved { .. }
-        | CapabilityDenial::SignerKeyNotGranted { .. } => Error::NotApproved(reason),
+        | CapabilityDenial::SignerKeyNotGranted { .. }
+        | CapabilityDenial::InjectionNotAllowed { .. } => Error::NotApproved(reason),
     }
 }
 
@@ -44,14 +61,41 @@ impl StepState {
 }
 
 impl Host for StepState {
-    fn get(&mut self, name: String) -> wasmtime::Result<Result<Resource<SecretHandle>, Error>> {
+    async fn get(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<SecretHandle>, Error>> {
         if let Err(denial) = self.grant.secret(&name) {
             self.record_secret_denial(&name, denial.code(), denial.to_string());
             return Ok(Err(denial_error(&denial)));
         }
-        self.recorder
-            .record(EvidenceEvent::SecretRead { name: name.clone() });
-        Ok(Ok(self.table.push(SecretHandle { name })?))
+        let Some(secrets) = self.secrets.clone() else {
+            self.record_secret_denial(&name, "provider-unavailable", NO_PROVIDER.to_owned());
+            return Ok(Err(Error::Unavailable(NO_PROVIDER.to_owned())));
+        };
+        let value = match secrets.read(&name).await {
+            Ok(value) => value,
+            Err(error) => {
+                let reason = error.to_string();
+                self.record_secret_denial(&name, error.code(), reason.clone());
+                return Ok(Err(Error::Unavailable(reason)));
+            }
+        };
+        let reference = secrets
+            .path(&name)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        self.redactor.add(&name, value.expose());
+        self.recorder.record(EvidenceEvent::SecretRead {
+            name: name.clone(),
+            reference: reference.clone(),
+            version: value.version(),
+        });
+        Ok(Ok(self.table.push(SecretHandle {
+            name,
+            reference,
+            value,
+        })?))
     }
 }
 

@@ -1,18 +1,30 @@
 //! `relo:plugin/signer`: signatures with operator-held keys, only for granted key names.
 //!
-//! No signing backend is wired in yet (the trust and secrets issues add key files and
-//! Vault Transit), so a granted key answers `unavailable`.
+//! The step names a logical key and a SHA-256 digest; the host signs the digest
+//! prehashed with the key `[signing.keys]` binds to that name (a key file, or a Vault
+//! Transit key that never leaves Vault). For ECDSA P-256 the signature is ASN.1 DER over
+//! that digest, returned base64-encoded: the format of `cosign sign-blob --key`, which
+//! `openssl dgst -sha256 -verify` accepts against the artifact itself. The step never
+//! sees key material; every signature and every refusal is evidence.
 
+use base64ct::{Base64, Encoding as _};
 use relo_evidence::EvidenceEvent;
 
 use crate::bindings::relo::plugin::signer::{Error, Host};
 use crate::state::StepState;
 
-fn is_sha256_hex(digest: &str) -> bool {
-    digest.len() == 64
-        && digest
+/// The 32 bytes of a lowercase hex SHA-256 digest.
+fn sha256_bytes(digest: &str) -> Option<[u8; 32]> {
+    if digest.len() != 64
+        || !digest
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(digest, &mut bytes).ok()?;
+    Some(bytes)
 }
 
 impl StepState {
@@ -31,7 +43,7 @@ impl StepState {
 }
 
 impl Host for StepState {
-    fn sign_digest(
+    async fn sign_digest(
         &mut self,
         key: String,
         sha256_hex: String,
@@ -41,18 +53,38 @@ impl Host for StepState {
             self.refuse_signature(&key, &sha256_hex, denial.code(), reason.clone());
             return Ok(Err(Error::NotGranted(reason)));
         }
-        let (code, reason) = if is_sha256_hex(&sha256_hex) {
-            (
-                "signer-unavailable",
-                "no signing backend is configured for this host",
-            )
-        } else {
-            (
-                "invalid-digest",
-                "the digest must be 64 lowercase hex characters",
-            )
+        let Some(digest) = sha256_bytes(&sha256_hex) else {
+            let reason = "the digest must be 64 lowercase hex characters";
+            self.refuse_signature(&key, &sha256_hex, "invalid-digest", reason.to_owned());
+            return Ok(Err(Error::Unavailable(reason.to_owned())));
         };
-        self.refuse_signature(&key, &sha256_hex, code, reason.to_owned());
-        Ok(Err(Error::Unavailable(reason.to_owned())))
+        let Some(signer) = self.signers.get(&key).cloned() else {
+            let reason =
+                format!("no signing key is bound to `{key}` on this host ([signing.keys])");
+            self.refuse_signature(&key, &sha256_hex, "signer-unavailable", reason.clone());
+            return Ok(Err(Error::Unavailable(reason)));
+        };
+        // A Transit signer waits on Vault: keep it off the executor's threads.
+        let signed =
+            tokio::task::spawn_blocking(move || signer.sign_prehashed_sha256(&digest)).await;
+        match signed {
+            Ok(Ok(signature)) => {
+                self.recorder.record(EvidenceEvent::SignerSigned {
+                    key,
+                    digest: sha256_hex,
+                });
+                Ok(Ok(Base64::encode_string(&signature)))
+            }
+            Ok(Err(error)) => {
+                let reason = error.to_string();
+                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", reason.clone());
+                Ok(Err(Error::Unavailable(reason)))
+            }
+            Err(join) => {
+                let reason = format!("the signer failed: {join}");
+                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", reason.clone());
+                Ok(Err(Error::Unavailable(reason)))
+            }
+        }
     }
 }

@@ -111,6 +111,7 @@ async fn echo_on(sandbox: &Sandbox) -> String {
                 limits: Limits::default(),
                 workspace: None,
                 evidence: Arc::new(MemorySink::new()),
+                credentials: Default::default(),
             },
         )
         .await;
@@ -203,6 +204,7 @@ pub async fn a_result_whose_evidence_is_not_durable_is_refused() {
                 limits: Limits::default(),
                 workspace: None,
                 evidence: Arc::new(BrokenStore(MemorySink::new())),
+                credentials: Default::default(),
             },
         )
         .await;

@@ -7,6 +7,7 @@ mod egress;
 mod filesystem;
 mod limits;
 mod loading;
+mod secrets;
 mod support;
 
 /// Every component's test, by the component's name.
@@ -16,6 +17,7 @@ mod component_tests {
     pub use crate::filesystem::*;
     pub use crate::limits::*;
     pub use crate::loading::*;
+    pub use crate::secrets::*;
 }
 
 /// Fails to compile when a component under `tests/components` has no test of its name.

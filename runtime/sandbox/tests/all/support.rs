@@ -1,15 +1,18 @@
 //! What the tests share: one sandbox per process, a step builder, evidence queries, and
 //! a loopback HTTP server that records what reached it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use relo_evidence::{EvidenceEvent, EvidenceRecord, MemorySink};
 use relo_policy::{Grant, Limits};
 use relo_sandbox::{
-    LoopbackOnly, Plugin, Sandbox, SandboxConfig, StaticResolver, StepContext, StepFailure,
-    StepOutcome, StepRequest,
+    LoopbackOnly, Plugin, Sandbox, SandboxConfig, StaticResolver, StepContext, StepCredentials,
+    StepFailure, StepOutcome, StepRequest,
 };
+use relo_secrets::StepSecrets;
+use relo_trust::Signer;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -49,6 +52,8 @@ pub struct Step {
     grant: Grant,
     limits: Limits,
     workspace: Option<PathBuf>,
+    secrets: Option<StepSecrets>,
+    signers: BTreeMap<String, Arc<dyn Signer>>,
 }
 
 impl Step {
@@ -59,7 +64,28 @@ impl Step {
             grant: Grant::deny_all(),
             limits: Limits::default(),
             workspace: None,
+            secrets: None,
+            signers: BTreeMap::new(),
         }
+    }
+
+    /// Reads granted secrets from `values` (logical name → value) through a file
+    /// provider, each bound to `test/NAME#value`.
+    pub fn secrets(mut self, values: &[(&str, &str)]) -> Self {
+        self.secrets = Some(file_secrets(values));
+        self
+    }
+
+    /// Reads granted secrets through `secrets`.
+    pub fn step_secrets(mut self, secrets: StepSecrets) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// Signs with `signer` for the logical key name `name`.
+    pub fn signer(mut self, name: &str, signer: Arc<dyn Signer>) -> Self {
+        self.signers.insert(name.to_owned(), signer);
+        self
     }
 
     pub fn input(mut self, input: Value) -> Self {
@@ -99,6 +125,10 @@ impl Step {
                     limits: self.limits,
                     workspace: self.workspace,
                     evidence: sink.clone(),
+                    credentials: StepCredentials {
+                        secrets: self.secrets,
+                        signers: self.signers,
+                    },
                 },
             )
             .await;
@@ -189,6 +219,7 @@ pub type Answer = (u16, Vec<(String, String)>, String);
 pub struct TestServer {
     pub port: u16,
     seen: Arc<Mutex<Vec<String>>>,
+    heads: Arc<Mutex<Vec<String>>>,
     hosts: Arc<Mutex<Vec<String>>>,
 }
 
@@ -206,13 +237,16 @@ impl TestServer {
         let port = listener.local_addr().expect("local addr").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hosts = Arc::new(Mutex::new(Vec::new()));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let (recorded, recorded_hosts) = (Arc::clone(&seen), Arc::clone(&hosts));
+        let recorded_heads = Arc::clone(&heads);
         let respond = Arc::new(respond);
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let (recorded, recorded_hosts, respond) = (
+                let (recorded, recorded_hosts, recorded_heads, respond) = (
                     Arc::clone(&recorded),
                     Arc::clone(&recorded_hosts),
+                    Arc::clone(&recorded_heads),
                     Arc::clone(&respond),
                 );
                 tokio::spawn(async move {
@@ -225,6 +259,10 @@ impl TestServer {
                         }
                     }
                     let text = String::from_utf8_lossy(&request);
+                    recorded_heads
+                        .lock()
+                        .expect("lock")
+                        .push(text.clone().into_owned());
                     let mut lines = text.lines();
                     let line = lines.next().unwrap_or("").to_owned();
                     let mut parts = line.split(' ');
@@ -255,7 +293,12 @@ impl TestServer {
                 });
             }
         });
-        Self { port, seen, hosts }
+        Self {
+            port,
+            seen,
+            heads,
+            hosts,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -267,8 +310,40 @@ impl TestServer {
         self.seen.lock().expect("lock").clone()
     }
 
+    /// The request line and headers of every request that reached the server, as sent.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("lock").clone()
+    }
+
     /// The `Host` header of every request that reached the server.
     pub fn hosts(&self) -> Vec<String> {
         self.hosts.lock().expect("lock").clone()
     }
+}
+
+/// A file provider holding `values` (logical name → value), each bound to `test/NAME#value`.
+pub fn file_secrets(values: &[(&str, &str)]) -> StepSecrets {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("secrets.json");
+    let json: serde_json::Map<String, Value> = values
+        .iter()
+        .map(|(name, value)| {
+            (
+                format!("test/{name}"),
+                serde_json::json!({ "value": value }),
+            )
+        })
+        .collect();
+    std::fs::write(&file, Value::Object(json).to_string()).expect("secrets file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let provider = relo_secrets::FileProvider::open(&file).expect("file provider");
+    let bindings = values
+        .iter()
+        .map(|(name, _)| {
+            let path = format!("test/{name}#value").parse().expect("secret path");
+            ((*name).to_owned(), path)
+        })
+        .collect();
+    StepSecrets::new(Arc::new(provider), bindings)
 }

@@ -25,6 +25,8 @@ fn record(scope: &str, name: &str) -> EvidenceRecord {
         Some("step".to_owned()),
         EvidenceEvent::SecretRead {
             name: name.to_owned(),
+            reference: "kv/data/app#token".into(),
+            version: Some(1),
         },
     )
 }

@@ -32,6 +32,8 @@ fn record(i: u64) -> EvidenceRecord {
         Some("step".into()),
         EvidenceEvent::SecretRead {
             name: format!("n-{i}"),
+            reference: "kv/data/app#token".into(),
+            version: Some(1),
         },
     )
 }

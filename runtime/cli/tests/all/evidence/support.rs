@@ -253,6 +253,8 @@ pub fn round_records(round: usize) -> Vec<EvidenceRecord> {
             Some(format!("step-{round}")),
             EvidenceEvent::SecretRead {
                 name: format!("secret-{round}-{i}"),
+                reference: "kv/data/app#token".into(),
+                version: Some(1),
             },
         ));
     }

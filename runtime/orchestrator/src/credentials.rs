@@ -1,0 +1,291 @@
+//! Per-step credentials: the secrets a step was granted, read through a Vault token made
+//! for that step alone, and the signing keys it may use.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relo_manifest::{KeyRef, OperatorConfig, SecretsProvider, VaultAuth as AuthConfig};
+use relo_policy::Grant;
+use relo_sandbox::StepCredentials;
+use relo_secrets::{
+    FileProvider, ScopedToken, SecretError, SecretPath, StepSecrets, TransitSigner, VaultAuth,
+    VaultProvider,
+};
+use relo_trust::{KeyFileSigner, Signer};
+use zeroize::Zeroizing;
+
+/// The file the `file` secrets provider reads, in the relo home.
+pub const SECRETS_FILE: &str = "secrets.json";
+
+/// Where a process's secrets come from.
+#[derive(Debug, Clone)]
+pub enum SecretBackend {
+    /// Vault or OpenBao: each step reads with a child token scoped to its own secrets.
+    Vault(Arc<VaultProvider>),
+    /// A local file, for development: every step reads it directly.
+    File(Arc<FileProvider>),
+}
+
+/// Why credentials could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// The secret provider refused or failed.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A signing key could not be loaded.
+    #[error("signing key `{name}`: {source}")]
+    SigningKey {
+        /// The logical key name.
+        name: String,
+        /// Why.
+        source: relo_trust::TrustError,
+    },
+    /// A file named by `relo.toml` could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `relo.toml` is missing something the configured provider needs.
+    #[error("relo.toml: {0}")]
+    Config(String),
+}
+
+/// Credentials issued to one step. [`IssuedCredentials::finish`] revokes the step's
+/// Vault token when the step ends; a token not revoked still dies after its TTL (the
+/// step's timeout).
+pub struct IssuedCredentials {
+    /// What the sandbox gets.
+    pub credentials: StepCredentials,
+    scoped: Option<Arc<ScopedToken>>,
+}
+
+impl std::fmt::Debug for IssuedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCredentials")
+            .field("credentials", &self.credentials)
+            .field("scoped", &self.scoped.is_some())
+            .finish()
+    }
+}
+
+impl IssuedCredentials {
+    /// The step's own Vault token, if it has one.
+    pub fn scoped_token(&self) -> Option<&Arc<ScopedToken>> {
+        self.scoped.as_ref()
+    }
+
+    /// Revokes the step's Vault token (and its policy). Call it when the step ends.
+    pub async fn finish(self) {
+        if let Some(token) = self.scoped {
+            token.revoke().await;
+        }
+    }
+}
+
+/// Everything steps' credentials are made from: the secret backend, the bindings of
+/// each plugin's logical names to paths, and the signing keys of `[signing.keys]`.
+#[derive(Clone, Default)]
+pub struct CredentialSource {
+    backend: Option<SecretBackend>,
+    bindings: BTreeMap<String, BTreeMap<String, SecretPath>>,
+    signers: BTreeMap<String, Arc<dyn Signer>>,
+}
+
+impl std::fmt::Debug for CredentialSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialSource")
+            .field("backend", &self.backend)
+            .field("signers", &self.signers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialSource {
+    /// A source with this backend, the bindings of `config` and these signers.
+    pub fn new(
+        backend: Option<SecretBackend>,
+        config: &OperatorConfig,
+        signers: BTreeMap<String, Arc<dyn Signer>>,
+    ) -> Self {
+        let bindings = config
+            .secrets
+            .as_ref()
+            .map(|secrets| {
+                secrets
+                    .bindings
+                    .iter()
+                    .map(|(plugin, names)| {
+                        let names = names
+                            .iter()
+                            .map(|(name, path)| (name.as_str().to_owned(), path.clone()))
+                            .collect();
+                        (plugin.as_str().to_owned(), names)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            backend,
+            bindings,
+            signers,
+        }
+    }
+
+    /// Builds the source `relo.toml` describes: logs in to Vault (a token file or
+    /// AppRole files, relative to `home`; `RELO_VAULT_TOKEN` overrides a token file) or
+    /// opens `home/secrets.json`, and loads every signing key (key files, or Transit keys
+    /// in the same Vault).
+    pub async fn from_config(
+        config: &OperatorConfig,
+        home: &Path,
+    ) -> Result<Self, CredentialError> {
+        let read = |file: &str| -> Result<Zeroizing<String>, CredentialError> {
+            let path = home.join(file);
+            std::fs::read_to_string(&path)
+                .map(|text| Zeroizing::new(text.trim().to_owned()))
+                .map_err(|source| CredentialError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+        };
+        let mut vault: Option<(String, VaultAuth)> = None;
+        let backend = match &config.secrets {
+            None => None,
+            Some(secrets) => match secrets.provider {
+                SecretsProvider::File => Some(SecretBackend::File(Arc::new(FileProvider::open(
+                    &home.join(SECRETS_FILE),
+                )?))),
+                SecretsProvider::Vault => {
+                    let address = secrets.address.as_ref().ok_or_else(|| {
+                        CredentialError::Config(
+                            "[secrets] provider = \"vault\" needs `address`".into(),
+                        )
+                    })?;
+                    let auth = match (&secrets.auth, std::env::var("RELO_VAULT_TOKEN")) {
+                        (_, Ok(token)) if !token.is_empty() => {
+                            VaultAuth::Token(Zeroizing::new(token))
+                        }
+                        (Some(AuthConfig::TokenFile(file)), _) => VaultAuth::Token(read(file)?),
+                        (Some(AuthConfig::AppRole(role)), _) => VaultAuth::AppRole {
+                            role_id: read(&role.role_id_file)?.to_string(),
+                            secret_id: read(&role.secret_id_file)?,
+                            mount: "approle".to_owned(),
+                        },
+                        (None, _) => {
+                            return Err(CredentialError::Config(
+                                "[secrets] provider = \"vault\" needs `auth` (a token file or \
+                                 AppRole), or RELO_VAULT_TOKEN"
+                                    .into(),
+                            ));
+                        }
+                    };
+                    let address = address.as_str().trim_end_matches('/').to_owned();
+                    let provider = VaultProvider::connect(&address, clone_auth(&auth)).await?;
+                    vault = Some((address, auth));
+                    Some(SecretBackend::Vault(Arc::new(provider)))
+                }
+            },
+        };
+        let mut signers: BTreeMap<String, Arc<dyn Signer>> = BTreeMap::new();
+        for (name, key) in &config.signing.keys {
+            let name = name.as_str().to_owned();
+            let signer: Arc<dyn Signer> = match key {
+                KeyRef::File(file) => {
+                    Arc::new(KeyFileSigner::load(home.join(file)).map_err(|source| {
+                        CredentialError::SigningKey {
+                            name: name.clone(),
+                            source,
+                        }
+                    })?)
+                }
+                KeyRef::VaultTransit(transit) => {
+                    let Some((address, auth)) = &vault else {
+                        return Err(CredentialError::Config(format!(
+                            "[signing.keys] {name} = \"vault-transit:{transit}\" needs \
+                             [secrets] provider = \"vault\""
+                        )));
+                    };
+                    let (address, auth, transit) =
+                        (address.clone(), clone_auth(auth), transit.clone());
+                    // Connecting blocks until Vault answers: off the async threads.
+                    let signer = tokio::task::spawn_blocking(move || {
+                        TransitSigner::connect(&address, auth, "transit", &transit)
+                    })
+                    .await
+                    .map_err(|e| CredentialError::Config(format!("signing key `{name}`: {e}")))??;
+                    Arc::new(signer)
+                }
+            };
+            signers.insert(name, signer);
+        }
+        Ok(Self::new(backend, config, signers))
+    }
+
+    /// Issues the credentials of one step of `plugin` with `grant`: the bindings of the
+    /// secrets the grant allows (with Vault, behind a new token that may read exactly
+    /// those paths and lives `timeout`, labelled `label`), and the signers of the key
+    /// names the grant allows.
+    pub async fn issue(
+        &self,
+        plugin: &str,
+        grant: &Grant,
+        timeout: Duration,
+        label: &str,
+    ) -> Result<IssuedCredentials, CredentialError> {
+        let bindings: BTreeMap<String, SecretPath> = self
+            .bindings
+            .get(plugin)
+            .map(|names| {
+                names
+                    .iter()
+                    .filter(|(name, _)| grant.secrets.contains_key(name.as_str()))
+                    .map(|(name, path)| (name.clone(), path.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let signers = self
+            .signers
+            .iter()
+            .filter(|(name, _)| grant.signer_keys.contains(name.as_str()))
+            .map(|(name, signer)| (name.clone(), Arc::clone(signer)))
+            .collect();
+        let (secrets, scoped) = match (&self.backend, bindings.is_empty()) {
+            (None, _) | (_, true) => (None, None),
+            (Some(SecretBackend::File(file)), false) => {
+                let provider: Arc<dyn relo_secrets::SecretProvider> = file.clone();
+                (Some(StepSecrets::new(provider, bindings)), None)
+            }
+            (Some(SecretBackend::Vault(vault)), false) => {
+                let paths: Vec<SecretPath> = bindings.values().cloned().collect();
+                let token = Arc::new(vault.scoped(&paths, timeout, label).await?);
+                let provider: Arc<dyn relo_secrets::SecretProvider> = token.clone();
+                (Some(StepSecrets::new(provider, bindings)), Some(token))
+            }
+        };
+        Ok(IssuedCredentials {
+            credentials: StepCredentials { secrets, signers },
+            scoped,
+        })
+    }
+}
+
+fn clone_auth(auth: &VaultAuth) -> VaultAuth {
+    match auth {
+        VaultAuth::Token(token) => VaultAuth::Token(token.clone()),
+        VaultAuth::AppRole {
+            role_id,
+            secret_id,
+            mount,
+        } => VaultAuth::AppRole {
+            role_id: role_id.clone(),
+            secret_id: secret_id.clone(),
+            mount: mount.clone(),
+        },
+    }
+}

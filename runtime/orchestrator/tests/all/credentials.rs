@@ -1,0 +1,147 @@
+//! Per-step credentials from relo.toml against a real OpenBao: a step's token reads
+//! exactly its own granted secrets, lives as long as its timeout, and is dead once the
+//! step finishes; signing keys come only for granted names.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
+use relo_manifest::parse_operator;
+use relo_orchestrator::{CredentialError, CredentialSource};
+use relo_policy::{Grant, SecretGrant};
+use relo_secrets::SecretProvider;
+use relo_test_openbao::{APP_TOKEN_V2, Bao, P256_KEY, path};
+use relo_trust::KeyAlgorithm;
+
+fn config(address: &str) -> String {
+    format!(
+        r#"
+[secrets]
+provider = "vault"
+address = "{address}"
+auth = {{ token_file = "vault-token" }}
+
+[secrets.bindings."relo-test/echo"]
+forge_token = "kv/data/app#token"
+unapproved = "kv/data/app#user"
+
+[secrets.bindings."relo-test/other"]
+token = "kv/data/other#token"
+
+[signing.keys]
+release = "vault-transit:{P256_KEY}"
+local = "keys/local.key"
+"#
+    )
+}
+
+fn grant() -> Grant {
+    let mut grant = Grant::deny_all();
+    for name in ["forge_token", "unapproved"] {
+        grant.declared_secrets.insert(name.into());
+    }
+    grant.secrets.insert(
+        "forge_token".into(),
+        SecretGrant {
+            inject: Vec::new(),
+            reveal: false,
+        },
+    );
+    grant.signer_keys.insert("release".into());
+    grant
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_token_reads_only_its_granted_secrets_and_dies_with_the_step() {
+    let bao = Bao::start().await;
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("vault-token"), bao.root_token()).unwrap();
+    std::fs::create_dir(home.path().join("keys")).unwrap();
+    relo_trust::generate_key_files(
+        KeyAlgorithm::EcdsaP256,
+        &relo_trust::KeyPaths::from_stem(home.path().join("keys/local")),
+    )
+    .unwrap();
+    let config = parse_operator("relo.toml", config(&bao.address).as_bytes()).unwrap();
+    let source = CredentialSource::from_config(&config, home.path())
+        .await
+        .unwrap();
+
+    let issued = source
+        .issue(
+            "relo-test/echo",
+            &grant(),
+            Duration::from_secs(30),
+            "run-1-deploy",
+        )
+        .await
+        .unwrap();
+    let secrets = issued.credentials.secrets.clone().expect("bound secrets");
+    assert_eq!(
+        secrets.read("forge_token").await.unwrap().expose(),
+        APP_TOKEN_V2
+    );
+    // Bound in relo.toml but not approved: not the step's.
+    assert_eq!(
+        secrets.read("unapproved").await.unwrap_err().code(),
+        "secret-unbound"
+    );
+    let token = issued.scoped_token().expect("a scoped token").clone();
+    assert_eq!(token.ttl(), Duration::from_secs(30));
+    // The token itself cannot read another step's secret. (Vault policies are per path:
+    // it could read other fields of its own path, which the host never hands the step.)
+    let error = token.read(&path("kv/data/other#token")).await.unwrap_err();
+    assert_eq!(error.code(), "secret-denied");
+    // Only the granted signing key, and it signs in Vault.
+    let signers: Vec<&String> = issued.credentials.signers.keys().collect();
+    assert_eq!(signers, ["release"]);
+    let signer = issued.credentials.signers["release"].clone();
+    let digest = [7_u8; 32];
+    let signature = tokio::task::spawn_blocking(move || signer.sign_prehashed_sha256(&digest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!signature.is_empty());
+
+    issued.finish().await;
+    let error = token.read(&path("kv/data/app#token")).await.unwrap_err();
+    assert_eq!(error.code(), "secret-denied");
+}
+
+#[tokio::test]
+async fn a_file_backend_needs_a_private_file_and_vault_needs_auth() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("secrets.json");
+    std::fs::write(&file, r#"{"demo/forge": {"token": "t"}}"#).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = parse_operator(
+        "relo.toml",
+        b"[secrets]\nprovider = \"file\"\n[secrets.bindings.\"relo-test/echo\"]\nforge_token = \"demo/forge#token\"\n",
+    )
+    .unwrap();
+    let error = CredentialSource::from_config(&config, home.path())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("chmod 600"), "{error}");
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let source = CredentialSource::from_config(&config, home.path())
+        .await
+        .unwrap();
+    let issued = source
+        .issue("relo-test/echo", &grant(), Duration::from_secs(5), "step")
+        .await
+        .unwrap();
+    let secrets = issued.credentials.secrets.clone().unwrap();
+    assert_eq!(secrets.read("forge_token").await.unwrap().expose(), "t");
+    assert!(issued.scoped_token().is_none());
+
+    let missing_token_file = parse_operator(
+        "relo.toml",
+        b"[secrets]\nprovider = \"vault\"\naddress = \"http://127.0.0.1:1\"\nauth = { token_file = \"nope\" }\n",
+    )
+    .unwrap();
+    let error = CredentialSource::from_config(&missing_token_file, home.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CredentialError::Read { .. }), "{error}");
+}

@@ -1,0 +1,357 @@
+//! Secrets through a provider: handles, reveal, host-side injection, and the hostile
+//! components that try to leak a value, each with what the host must do about it.
+
+use relo_evidence::EvidenceEvent;
+use relo_policy::{EgressRule, Grant, Method, SecretGrant};
+use relo_sandbox::StepFailure;
+use serde_json::json;
+
+use crate::support::{Ran, Step, TestServer, assert_engine_still_serves};
+
+/// A value whose base64 form does not contain it.
+const VALUE: &str = "s3cr3t-forge-token-value-42";
+const REDACTED: &str = "[REDACTED:forge_token]";
+
+fn grant(reveal: bool, inject: Vec<EgressRule>) -> Grant {
+    let mut grant = Grant::deny_all();
+    grant.declared_secrets.insert("forge_token".into());
+    grant
+        .secrets
+        .insert("forge_token".into(), SecretGrant { inject, reveal });
+    grant
+        .networks
+        .allowed
+        .push("127.0.0.0/8".parse().expect("cidr"));
+    grant
+}
+
+fn step(component: &'static str) -> Step {
+    Step::new(component)
+        .grant(grant(true, Vec::new()))
+        .secrets(&[("forge_token", VALUE)])
+}
+
+/// Nothing the host kept of the step holds the value: log lines, captured output,
+/// the failure message, the evidence.
+fn assert_nothing_holds_the_value(ran: &Ran) {
+    for line in &ran.outcome.logs {
+        assert!(!line.message.contains(VALUE), "log line: {}", line.message);
+    }
+    for (stream, bytes) in [
+        ("stdout", &ran.outcome.stdout),
+        ("stderr", &ran.outcome.stderr),
+    ] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!text.contains(VALUE), "{stream}: {text}");
+    }
+    if let Err(failure) = &ran.outcome.result {
+        assert!(!failure.to_string().contains(VALUE), "{failure}");
+    }
+    assert!(!ran.evidence_text().contains(VALUE));
+}
+
+fn read_and_revealed(ran: &Ran) {
+    match ran.only("secret.read") {
+        EvidenceEvent::SecretRead {
+            name,
+            reference,
+            version,
+        } => {
+            assert_eq!(name, "forge_token");
+            assert_eq!(reference, "test/forge_token#value");
+            assert_eq!(*version, None, "the file provider keeps no versions");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ran.events("secret.revealed").len(), 1);
+}
+
+#[tokio::test]
+pub async fn secrets_leak_log() {
+    let ran = step("secrets-leak-log").run().await;
+    assert_eq!(ran.output(), json!({"ok": true}));
+    let messages: Vec<&str> = ran
+        .outcome
+        .logs
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect();
+    assert!(messages.contains(&REDACTED), "{messages:?}");
+    assert!(
+        messages.contains(&format!("token={REDACTED};").as_str()),
+        "{messages:?}"
+    );
+    read_and_revealed(&ran);
+    assert_nothing_holds_the_value(&ran);
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn secrets_leak_panic() {
+    let ran = step("secrets-leak-panic").run().await;
+    let failure = ran.failure();
+    assert!(matches!(failure, StepFailure::Trap { .. }), "{failure:?}");
+    assert!(failure.to_string().contains(REDACTED), "{failure}");
+    assert!(String::from_utf8_lossy(&ran.outcome.stderr).contains(REDACTED));
+    assert_nothing_holds_the_value(&ran);
+    ran.assert_bracketed("trap");
+    assert_engine_still_serves().await;
+}
+
+#[tokio::test]
+pub async fn secrets_leak_stdout() {
+    let ran = step("secrets-leak-stdout").run().await;
+    assert_eq!(ran.output(), json!({"ok": true}));
+    for bytes in [&ran.outcome.stdout, &ran.outcome.stderr] {
+        let text = String::from_utf8_lossy(bytes);
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [REDACTED.to_owned(), format!("token={REDACTED};")]
+        );
+    }
+    assert_nothing_holds_the_value(&ran);
+}
+
+#[tokio::test]
+pub async fn secrets_leak_output() {
+    let ran = step("secrets-leak-output").run().await;
+    let failure = ran.failure();
+    assert_eq!(failure.code(), "secret-in-output");
+    assert!(failure.to_string().contains("forge_token"), "{failure}");
+    match ran.only("secret.leak-blocked") {
+        EvidenceEvent::SecretLeakBlocked { name, channel } => {
+            assert_eq!((name.as_str(), channel.as_str()), ("forge_token", "output"));
+        }
+        other => panic!("{other:?}"),
+    }
+    ran.assert_bracketed("secret-in-output");
+    assert_nothing_holds_the_value(&ran);
+}
+
+/// Redaction knows the literal value only: an encoded copy passes. This is documented
+/// (docs/secrets.md); the test keeps the documentation honest.
+#[tokio::test]
+pub async fn secrets_leak_base64() {
+    let ran = step("secrets-leak-base64").run().await;
+    let encoded = "czNjcjN0LWZvcmdlLXRva2VuLXZhbHVlLTQy";
+    assert_eq!(ran.output(), json!({"encoded": encoded}));
+    assert!(ran.outcome.logs.iter().any(|l| l.message.contains(encoded)));
+    assert_nothing_holds_the_value(&ran);
+}
+
+/// Sending a revealed value to a granted destination is allowed by design; the evidence
+/// names the destination it went to.
+#[tokio::test]
+pub async fn secrets_exfil_allowed() {
+    let server = TestServer::start("thanks").await;
+    let mut grant = grant(true, Vec::new());
+    grant
+        .egress
+        .push(EgressRule::parse(&server.url("/collect"), &[Method::Post]).expect("rule"));
+    let ran = Step::new("secrets-exfil-allowed")
+        .grant(grant)
+        .secrets(&[("forge_token", VALUE)])
+        .input(json!({"url": server.url("/collect")}))
+        .run()
+        .await;
+    assert_eq!(ran.output(), json!({"status": 200}));
+    assert_eq!(server.seen(), ["POST /collect"]);
+    read_and_revealed(&ran);
+    match ran.only("egress.allowed") {
+        EvidenceEvent::EgressAllowed {
+            method,
+            host,
+            port,
+            path,
+            ..
+        } => assert_eq!(
+            (method.as_str(), host.as_str(), *port, path.as_str()),
+            ("POST", "127.0.0.1", server.port, "/collect")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_nothing_holds_the_value(&ran);
+}
+
+fn inject_request(server: &TestServer, header: &str) -> serde_json::Value {
+    json!({
+        "url": server.url("/api/tags"),
+        "headers": {"authorization": header},
+    })
+}
+
+fn get_rule(server: &TestServer, path: &str) -> EgressRule {
+    EgressRule::parse(&server.url(path), &[Method::Get]).expect("rule")
+}
+
+#[tokio::test]
+pub async fn the_host_injects_a_secret_toward_a_listed_destination() {
+    let server = TestServer::start("v1.2.3").await;
+    let mut grant = grant(false, vec![get_rule(&server, "/api/*")]);
+    grant.egress.push(get_rule(&server, "/api/*"));
+    let ran = Step::new("egress-allowed")
+        .grant(grant)
+        .secrets(&[("forge_token", VALUE)])
+        .input(inject_request(&server, "Bearer {{secret:forge_token}}"))
+        .run()
+        .await;
+    assert_eq!(ran.output()["status"], 200, "{}", ran.output());
+    let heads = server.heads();
+    assert!(
+        heads[0].contains(&format!("authorization: Bearer {VALUE}")),
+        "{heads:?}"
+    );
+    match ran.only("secret.injected") {
+        EvidenceEvent::SecretInjected {
+            name,
+            reference,
+            header,
+            host,
+            port,
+            path,
+            ..
+        } => {
+            assert_eq!(name, "forge_token");
+            assert_eq!(reference, "test/forge_token#value");
+            assert_eq!(header, "authorization");
+            assert_eq!(
+                (host.as_str(), *port, path.as_str()),
+                ("127.0.0.1", server.port, "/api/tags")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(ran.events("secret.revealed").is_empty());
+    assert_nothing_holds_the_value(&ran);
+}
+
+#[tokio::test]
+pub async fn injection_toward_an_unlisted_destination_denies_the_request() {
+    let server = TestServer::start("v1.2.3").await;
+    // Egress to /api/* is granted, but the secret may only go to /auth/*.
+    let mut grant = grant(false, vec![get_rule(&server, "/auth/*")]);
+    grant.egress.push(get_rule(&server, "/api/*"));
+    let ran = Step::new("egress-allowed")
+        .grant(grant)
+        .secrets(&[("forge_token", VALUE)])
+        .input(inject_request(&server, "Bearer {{secret:forge_token}}"))
+        .run()
+        .await;
+    assert_eq!(ran.output()["outcome"], "denied", "{}", ran.output());
+    assert!(server.seen().is_empty(), "nothing may reach the server");
+    match ran.only("egress.denied") {
+        EvidenceEvent::EgressDenied { code, .. } => assert_eq!(code, "secret-injection-denied"),
+        other => panic!("{other:?}"),
+    }
+    match ran.only("secret.denied") {
+        EvidenceEvent::SecretDenied { name, code, .. } => {
+            assert_eq!(
+                (name.as_str(), code.as_str()),
+                ("forge_token", "secret-injection-denied")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(ran.events("secret.injected").is_empty());
+}
+
+#[tokio::test]
+pub async fn injection_of_an_ungranted_secret_or_without_a_provider_is_denied() {
+    let server = TestServer::start("v1.2.3").await;
+    let mut grant = grant(false, vec![get_rule(&server, "/api/*")]);
+    grant.egress.push(get_rule(&server, "/api/*"));
+    let undeclared = Step::new("egress-allowed")
+        .grant(grant.clone())
+        .secrets(&[("forge_token", VALUE)])
+        .input(inject_request(&server, "{{secret:other_token}}"))
+        .run()
+        .await;
+    match undeclared.only("egress.denied") {
+        EvidenceEvent::EgressDenied { code, .. } => assert_eq!(code, "secret-not-declared"),
+        other => panic!("{other:?}"),
+    }
+    let no_provider = Step::new("egress-allowed")
+        .grant(grant)
+        .input(inject_request(&server, "{{secret:forge_token}}"))
+        .run()
+        .await;
+    match no_provider.only("egress.denied") {
+        EvidenceEvent::EgressDenied { code, .. } => assert_eq!(code, "provider-unavailable"),
+        other => panic!("{other:?}"),
+    }
+    assert!(server.seen().is_empty());
+}
+
+#[tokio::test]
+pub async fn a_granted_but_unbound_secret_is_unavailable() {
+    let ran = Step::new("reveal-without-grant")
+        .grant(grant(true, Vec::new()))
+        .secrets(&[("other", VALUE)])
+        .input(json!({"name": "forge_token"}))
+        .run()
+        .await;
+    let output = ran.output();
+    assert_eq!(output["outcome"], "get-denied", "{output}");
+    assert_eq!(output["kind"], "unavailable");
+    match ran.only("secret.denied") {
+        EvidenceEvent::SecretDenied { code, .. } => assert_eq!(code, "secret-unbound"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Each `get` reads through the step's own Vault token: revoked while the step waits
+/// on an HTTP call, the step's next read fails with `unavailable` (a real OpenBao).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+pub async fn secrets_read_twice() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use relo_secrets::{SecretProvider, StepSecrets};
+    use relo_test_openbao::{APP_TOKEN_V2, Bao, path};
+
+    let bao = Bao::start().await;
+    let vault = bao.root_provider().await;
+    let token = Arc::new(
+        vault
+            .scoped(
+                &[path("kv/data/app#token")],
+                Duration::from_secs(60),
+                "read-twice",
+            )
+            .await
+            .expect("scoped token"),
+    );
+    let provider: Arc<dyn SecretProvider> = token.clone();
+    let secrets = StepSecrets::new(
+        provider,
+        [("forge_token".to_owned(), path("kv/data/app#token"))].into(),
+    );
+    let revoking = Arc::clone(&token);
+    let server = TestServer::answering(move |_| {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(revoking.revoke());
+        });
+        (200, Vec::new(), "revoked".to_owned())
+    })
+    .await;
+    let mut grant = grant(false, Vec::new());
+    grant.egress.push(get_rule(&server, "/revoke"));
+    let mut step = Step::new("secrets-read-twice")
+        .grant(grant)
+        .input(json!({"url": server.url("/revoke")}));
+    step = step.step_secrets(secrets);
+    let ran = step.run().await;
+    assert_eq!(
+        ran.output(),
+        json!({"first": "ok", "second": "unavailable"})
+    );
+    assert_eq!(ran.events("secret.read").len(), 1);
+    match ran.only("secret.denied") {
+        EvidenceEvent::SecretDenied { code, reason, .. } => {
+            assert_eq!(code, "secret-denied", "{reason}");
+            assert!(reason.contains("kv/data/app"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!ran.evidence_text().contains(APP_TOKEN_V2));
+}
