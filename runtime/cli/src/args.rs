@@ -41,6 +41,40 @@ pub enum Command {
     /// Sign, import, review, approve, revoke and block plugins.
     #[command(after_help = PLUGIN_HELP)]
     Plugin(PluginArgs),
+    /// Show what a workflow would run, without running anything.
+    #[command(after_help = PLAN_HELP)]
+    Plan(PlanArgs),
+}
+
+const PLAN_HELP: &str = "\
+Examples:
+  relo plan manifests/release.yaml
+  relo plan manifests/release.yaml --json
+
+For each step, in the waves it would run in (a wave needs only earlier waves): the plugin
+digest `uses:` resolves to through the store, the key and person that signed it, the
+approval in force, and the effective grant (declared ∩ approved ∩ ceilings: resolved
+egress destinations, secrets with reveal, signing keys, environment names, workspace,
+networks) and limits; for an approval gate its roles and quorum. A step whose plugin
+would be refused shows the refusal's code and reason. Nothing is compiled, run or
+recorded.
+
+Exit codes:
+  0  every step would be admitted
+  1  a step would be refused, or the input is invalid
+  2  bad usage (wrong arguments)";
+
+/// `relo plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The workflow (YAML).
+    pub workflow: PathBuf,
+    /// The relo home: relo.toml, keys and the store.
+    #[arg(long, env = "RELO_HOME", default_value = ".relo", value_name = "DIR")]
+    pub home: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const PLUGIN_HELP: &str = "\

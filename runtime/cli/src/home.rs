@@ -3,15 +3,25 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use relo_manifest::{KeyRef, OperatorConfig, parse_operator};
+use relo_manifest::{KeyRef, OperatorConfig, SecretsProvider, parse_operator};
+use relo_secrets::{TransitSigner, vault_login};
 use relo_store::Store;
-use relo_trust::{KeyFileSigner, PublicKey};
+use relo_trust::{KeyAlgorithm, KeyFileSigner, PublicKey, Signer};
 
 /// The config file in the home.
 pub const CONFIG_FILE: &str = "relo.toml";
 
 /// The evidence key when `relo.toml` has no `[evidence] signer`.
 pub const DEFAULT_EVIDENCE_KEY: &str = "keys/evidence.key";
+
+/// Where the evidence key is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvidenceKey {
+    /// A private key file.
+    File(PathBuf),
+    /// A Vault Transit key of this name.
+    VaultTransit(String),
+}
 
 /// A relo home and its parsed config (none when `relo.toml` does not exist).
 #[derive(Debug)]
@@ -60,53 +70,121 @@ impl Home {
             .context("cannot open the store")
     }
 
-    /// The evidence private key file: `[evidence] signer` relative to the home, or
-    /// `keys/evidence.key`.
-    pub fn evidence_key_path(&self) -> anyhow::Result<PathBuf> {
+    /// Where the evidence key is: `[evidence] signer`, default `keys/evidence.key`.
+    pub fn evidence_key(&self) -> EvidenceKey {
         match self.config.as_ref().and_then(|c| c.evidence.as_ref()) {
-            None => Ok(self.path.join(DEFAULT_EVIDENCE_KEY)),
+            None => EvidenceKey::File(self.path.join(DEFAULT_EVIDENCE_KEY)),
             Some(evidence) => match &evidence.signer {
-                KeyRef::File(file) => Ok(self.path.join(file)),
-                KeyRef::VaultTransit(name) => bail!(
-                    "[evidence] signer is vault-transit:{name}; this relo signs evidence only \
-                     with a key file"
-                ),
+                KeyRef::File(file) => EvidenceKey::File(self.path.join(file)),
+                KeyRef::VaultTransit(name) => EvidenceKey::VaultTransit(name.clone()),
             },
         }
     }
 
-    /// The public key file beside the evidence key: `STEM.pub` for `STEM.key`, else the
-    /// key path with `.pub` appended.
-    pub fn evidence_public_path(&self) -> anyhow::Result<PathBuf> {
-        Ok(public_path(&self.evidence_key_path()?))
+    /// The evidence private key file; an error for a Vault Transit key, which has none.
+    pub fn evidence_key_path(&self) -> anyhow::Result<PathBuf> {
+        match self.evidence_key() {
+            EvidenceKey::File(path) => Ok(path),
+            EvidenceKey::VaultTransit(name) => bail!(
+                "[evidence] signer is vault-transit:{name}: the key lives in Vault; rotate it \
+                 there (`transit/keys/{name}/rotate`) and point [evidence] signer at the new key"
+            ),
+        }
     }
 
-    /// Loads the evidence signer (an Ed25519 PKCS#8 PEM file, not readable by others).
-    pub fn evidence_signer(&self) -> anyhow::Result<KeyFileSigner> {
-        let path = self.evidence_key_path()?;
-        if !path.exists() {
+    /// The evidence public key file: `STEM.pub` beside a key file, or
+    /// `keys/vault-transit-NAME.pub` for a Transit key (written the first time relo signs
+    /// with it, so auditors verify without access to Vault).
+    pub fn evidence_public_path(&self) -> anyhow::Result<PathBuf> {
+        Ok(match self.evidence_key() {
+            EvidenceKey::File(path) => public_path(&path),
+            EvidenceKey::VaultTransit(name) => self
+                .path
+                .join("keys")
+                .join(format!("vault-transit-{name}.pub")),
+        })
+    }
+
+    /// Loads the evidence signer: an Ed25519 key file (not readable by others, maybe
+    /// passphrase-encrypted), or an Ed25519 Vault Transit key reached with `[secrets]`'s
+    /// Vault login, whose public key is then exported beside the keys.
+    pub fn evidence_signer(&self) -> anyhow::Result<Box<dyn Signer>> {
+        let signer: Box<dyn Signer> = match self.evidence_key() {
+            EvidenceKey::File(path) => {
+                if !path.exists() {
+                    bail!(
+                        "there is no evidence key at {}: make one with `relo key generate --type \
+                         ed25519 --out {}`",
+                        path.display(),
+                        public_path(&path).with_extension("").display()
+                    );
+                }
+                Box::new(
+                    KeyFileSigner::load(&path).with_context(|| {
+                        format!("cannot load the evidence key {}", path.display())
+                    })?,
+                )
+            }
+            EvidenceKey::VaultTransit(name) => {
+                let secrets = self
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.secrets.as_ref())
+                    .filter(|s| s.provider == SecretsProvider::Vault)
+                    .with_context(|| {
+                        format!(
+                            "[evidence] signer = \"vault-transit:{name}\" needs [secrets] provider = \"vault\""
+                        )
+                    })?;
+                let (address, auth) = vault_login(secrets, &self.path)?;
+                let signer = TransitSigner::connect(&address, auth, "transit", &name)
+                    .with_context(|| {
+                        format!("cannot use the Vault Transit key {name} at {address}")
+                    })?;
+                Box::new(signer)
+            }
+        };
+        if signer.algorithm() != KeyAlgorithm::Ed25519 {
             bail!(
-                "there is no evidence key at {}: make one with `relo key generate --type \
-                 ed25519 --out {}`",
-                path.display(),
-                public_path(&path).with_extension("").display()
-            );
-        }
-        let signer = KeyFileSigner::load(&path)
-            .with_context(|| format!("cannot load the evidence key {}", path.display()))?;
-        use relo_trust::Signer as _;
-        if signer.algorithm() != relo_trust::KeyAlgorithm::Ed25519 {
-            bail!(
-                "the evidence key {} is {}; checkpoints are signed with Ed25519 keys (`relo key generate --type ed25519`)",
-                path.display(),
+                "the evidence key is {}; checkpoints are signed with Ed25519 keys (`relo key generate --type ed25519`, or a Transit key of type ed25519)",
                 signer.algorithm()
             );
+        }
+        if matches!(self.evidence_key(), EvidenceKey::VaultTransit(_)) {
+            self.export_public_key(signer.as_ref())?;
         }
         Ok(signer)
     }
 
-    /// The evidence public key: from the `.pub` file beside the key if there is one
-    /// (an auditor needs no private key), else from the private key.
+    /// Writes a Transit key's public half to [`Home::evidence_public_path`] if it is not
+    /// there; refuses if a different key is there (the Transit key was rotated: retire
+    /// the old public key first).
+    fn export_public_key(&self, signer: &dyn Signer) -> anyhow::Result<()> {
+        let path = self.evidence_public_path()?;
+        if path.exists() {
+            let existing = PublicKey::from_pem_file(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if existing.key_id() != signer.key_id() {
+                bail!(
+                    "{} holds key {}, but Vault's key is {} now: move the old file into \
+                     keys/evidence-retired/ (it still verifies old checkpoints) and run again",
+                    path.display(),
+                    existing.key_id(),
+                    signer.key_id()
+                );
+            }
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&path, signer.public_key().to_pem())
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The evidence public key: from its `.pub` file if there is one (an auditor needs
+    /// neither the private key nor Vault), else from the signer.
     pub fn evidence_public_key(&self) -> anyhow::Result<PublicKey> {
         let public = self.evidence_public_path()?;
         if public.exists() {
@@ -114,14 +192,13 @@ impl Home {
                 format!("cannot read the evidence public key {}", public.display())
             });
         }
-        use relo_trust::Signer as _;
         Ok(self.evidence_signer()?.public_key().clone())
     }
 
     /// The folder of retired evidence public keys and their index.
     pub fn retired_dir(&self) -> anyhow::Result<PathBuf> {
-        let key = self.evidence_key_path()?;
-        let dir = key.parent().unwrap_or(&self.path);
+        let public = self.evidence_public_path()?;
+        let dir = public.parent().unwrap_or(&self.path);
         Ok(dir.join("evidence-retired"))
     }
 }

@@ -4,6 +4,7 @@ mod args;
 mod evidence;
 mod home;
 mod key;
+mod plan;
 mod plugin;
 mod schema;
 mod validate;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         Command::Key(key) => key::run(&key),
         Command::Evidence(evidence) => evidence::run(&evidence),
         Command::Plugin(plugin) => plugin::run(&plugin),
+        Command::Plan(plan) => plan::run(&plan),
     };
     match outcome {
         Ok(code) => code,

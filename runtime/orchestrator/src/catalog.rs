@@ -65,6 +65,21 @@ impl CatalogError {
     }
 }
 
+/// What admitting a plugin would decide, without loading it.
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// What its attestation says, verified.
+    pub verified: VerifiedPlugin,
+    /// The approval in force.
+    pub approval_id: String,
+    /// The digest that approval was made for, when inherited from a previous version.
+    pub inherited_from: Option<String>,
+    /// declared ∩ approved ∩ ceilings.
+    pub grant: Arc<Grant>,
+    /// The step's limits.
+    pub limits: Limits,
+}
+
 /// A plugin cleared to run one step: the component, who signed it, the approval in
 /// force and the effective grant.
 #[derive(Debug, Clone)]
@@ -172,7 +187,17 @@ impl PluginCatalog {
         evidence: &dyn EvidenceSink,
         scope: &Scope,
     ) -> Result<AdmittedPlugin, CatalogError> {
-        let result = self.admit_unrecorded(digest, evidence, scope).await;
+        let result = self
+            .review_inner(digest, Some((evidence, scope)))
+            .await
+            .map(|(review, plugin)| AdmittedPlugin {
+                plugin: plugin.expect("loaded when a loader is given"),
+                verified: review.verified,
+                approval_id: review.approval_id,
+                inherited_from: review.inherited_from,
+                grant: review.grant,
+                limits: review.limits,
+            });
         if let Err(error) = &result
             && !matches!(error, CatalogError::Load(_) | CatalogError::Store(_))
         {
@@ -190,12 +215,17 @@ impl PluginCatalog {
         result
     }
 
-    async fn admit_unrecorded(
+    /// Everything [`PluginCatalog::admit`] checks, without loading the component or
+    /// recording anything: what `relo plan` shows.
+    pub async fn review(&self, digest: &str) -> Result<Review, CatalogError> {
+        Ok(self.review_inner(digest, None).await?.0)
+    }
+
+    async fn review_inner(
         &self,
         digest: &str,
-        evidence: &dyn EvidenceSink,
-        scope: &Scope,
-    ) -> Result<AdmittedPlugin, CatalogError> {
+        loader: Option<(&dyn EvidenceSink, &Scope)>,
+    ) -> Result<(Review, Option<Arc<Plugin>>), CatalogError> {
         if let Some(block) = self.store.block_of(digest).await? {
             return Err(CatalogError::Refused {
                 plugin: digest.to_owned(),
@@ -208,7 +238,7 @@ impl PluginCatalog {
                 },
             });
         }
-        let (verified, plugin) = self.verified(digest, evidence, scope).await?;
+        let (verified, plugin) = self.verified(digest, loader).await?;
         let refused = |refusal| CatalogError::Refused {
             plugin: verified.reference(),
             refusal,
@@ -239,24 +269,24 @@ impl PluginCatalog {
             &admission.approval.predicate.capabilities,
             &self.ceilings,
         );
-        Ok(AdmittedPlugin {
-            plugin,
+        let review = Review {
             verified,
             approval_id: admission.approval.id,
             inherited_from: admission.inherited_from,
             grant: Arc::new(grant),
             limits,
-        })
+        };
+        Ok((review, plugin))
     }
 
-    /// The verified plugin and its loaded component: from this process's cache when the
-    /// stored attestation is the one verified before, else read, verified and loaded.
+    /// The verified plugin and, with a `loader`, its loaded component: from this
+    /// process's cache when the stored attestation is the one verified and loaded before,
+    /// else read and verified (and loaded and cached, with a loader).
     async fn verified(
         &self,
         digest: &str,
-        evidence: &dyn EvidenceSink,
-        scope: &Scope,
-    ) -> Result<(VerifiedPlugin, Arc<Plugin>), CatalogError> {
+        loader: Option<(&dyn EvidenceSink, &Scope)>,
+    ) -> Result<(VerifiedPlugin, Option<Arc<Plugin>>), CatalogError> {
         let unknown = || CatalogError::UnknownPlugin(digest.to_owned());
         let attestation = self
             .store
@@ -264,8 +294,8 @@ impl PluginCatalog {
             .await?
             .ok_or_else(unknown)?;
         let key = (digest.to_owned(), sha256_hex(attestation.as_bytes()));
-        if let Some(found) = self.cache().get(&key) {
-            return Ok(found.clone());
+        if let Some((verified, plugin)) = self.cache().get(&key) {
+            return Ok((verified.clone(), Some(Arc::clone(plugin))));
         }
         let stored = self.store.plugin(digest).await?.ok_or_else(unknown)?;
         let refused = |refusal| CatalogError::Refused {
@@ -283,11 +313,14 @@ impl PluginCatalog {
                 actual: verified.digest,
             }));
         }
+        let Some((evidence, scope)) = loader else {
+            return Ok((verified, None));
+        };
         let plugin = self.sandbox.load(&stored.bytes, evidence, scope)?;
         let key = (digest.to_owned(), sha256_hex(stored.attestation.as_bytes()));
         self.cache()
             .insert(key, (verified.clone(), Arc::clone(&plugin)));
-        Ok((verified, plugin))
+        Ok((verified, Some(plugin)))
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, VerifiedCache> {

@@ -6,15 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relo_manifest::{KeyRef, OperatorConfig, SecretsProvider, VaultAuth as AuthConfig};
+use relo_manifest::{KeyRef, OperatorConfig, SecretsProvider};
 use relo_policy::Grant;
 use relo_sandbox::StepCredentials;
 use relo_secrets::{
     FileProvider, ScopedToken, SecretError, SecretPath, StepSecrets, TransitSigner, VaultAuth,
-    VaultProvider,
+    VaultProvider, vault_login,
 };
 use relo_trust::{KeyFileSigner, Signer};
-use zeroize::Zeroizing;
 
 /// The file the `file` secrets provider reads, in the relo home.
 pub const SECRETS_FILE: &str = "secrets.json";
@@ -42,14 +41,6 @@ pub enum CredentialError {
         name: String,
         /// Why.
         source: relo_trust::TrustError,
-    },
-    /// A file named by `relo.toml` could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
     },
     /// `relo.toml` is missing something the configured provider needs.
     #[error("relo.toml: {0}")]
@@ -145,15 +136,6 @@ impl CredentialSource {
         config: &OperatorConfig,
         home: &Path,
     ) -> Result<Self, CredentialError> {
-        let read = |file: &str| -> Result<Zeroizing<String>, CredentialError> {
-            let path = home.join(file);
-            std::fs::read_to_string(&path)
-                .map(|text| Zeroizing::new(text.trim().to_owned()))
-                .map_err(|source| CredentialError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })
-        };
         let mut vault: Option<(String, VaultAuth)> = None;
         let backend = match &config.secrets {
             None => None,
@@ -162,31 +144,8 @@ impl CredentialSource {
                     &home.join(SECRETS_FILE),
                 )?))),
                 SecretsProvider::Vault => {
-                    let address = secrets.address.as_ref().ok_or_else(|| {
-                        CredentialError::Config(
-                            "[secrets] provider = \"vault\" needs `address`".into(),
-                        )
-                    })?;
-                    let auth = match (&secrets.auth, std::env::var("RELO_VAULT_TOKEN")) {
-                        (_, Ok(token)) if !token.is_empty() => {
-                            VaultAuth::Token(Zeroizing::new(token))
-                        }
-                        (Some(AuthConfig::TokenFile(file)), _) => VaultAuth::Token(read(file)?),
-                        (Some(AuthConfig::AppRole(role)), _) => VaultAuth::AppRole {
-                            role_id: read(&role.role_id_file)?.to_string(),
-                            secret_id: read(&role.secret_id_file)?,
-                            mount: "approle".to_owned(),
-                        },
-                        (None, _) => {
-                            return Err(CredentialError::Config(
-                                "[secrets] provider = \"vault\" needs `auth` (a token file or \
-                                 AppRole), or RELO_VAULT_TOKEN"
-                                    .into(),
-                            ));
-                        }
-                    };
-                    let address = address.as_str().trim_end_matches('/').to_owned();
-                    let provider = VaultProvider::connect(&address, clone_auth(&auth)).await?;
+                    let (address, auth) = vault_login(secrets, home)?;
+                    let provider = VaultProvider::connect(&address, auth.clone()).await?;
                     vault = Some((address, auth));
                     Some(SecretBackend::Vault(Arc::new(provider)))
                 }
@@ -211,8 +170,7 @@ impl CredentialSource {
                              [secrets] provider = \"vault\""
                         )));
                     };
-                    let (address, auth, transit) =
-                        (address.clone(), clone_auth(auth), transit.clone());
+                    let (address, auth, transit) = (address.clone(), auth.clone(), transit.clone());
                     // Connecting blocks until Vault answers: off the async threads.
                     let signer = tokio::task::spawn_blocking(move || {
                         TransitSigner::connect(&address, auth, "transit", &transit)
@@ -272,20 +230,5 @@ impl CredentialSource {
             credentials: StepCredentials { secrets, signers },
             scoped,
         })
-    }
-}
-
-fn clone_auth(auth: &VaultAuth) -> VaultAuth {
-    match auth {
-        VaultAuth::Token(token) => VaultAuth::Token(token.clone()),
-        VaultAuth::AppRole {
-            role_id,
-            secret_id,
-            mount,
-        } => VaultAuth::AppRole {
-            role_id: role_id.clone(),
-            secret_id: secret_id.clone(),
-            mount: mount.clone(),
-        },
     }
 }

@@ -13,8 +13,9 @@
 
 mod catalog;
 mod credentials;
+pub mod plan;
 
-pub use catalog::{AdmittedPlugin, CatalogError, PluginCatalog};
+pub use catalog::{AdmittedPlugin, CatalogError, PluginCatalog, Review};
 pub use credentials::{
     CredentialError, CredentialSource, IssuedCredentials, SECRETS_FILE, SecretBackend,
 };

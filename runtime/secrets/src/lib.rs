@@ -10,6 +10,7 @@
 //! Values never leave this crate except through [`SecretValue::expose`]; they are not
 //! `Debug`, not `Display` and not serialisable.
 
+mod config;
 mod error;
 mod file;
 mod step;
@@ -17,6 +18,7 @@ mod transit;
 mod value;
 mod vault;
 
+pub use config::{VAULT_TOKEN_ENV, vault_login};
 pub use error::SecretError;
 pub use file::FileProvider;
 pub use relo_manifest::SecretPath;

@@ -56,7 +56,7 @@ pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
             return super::verify::refuse_to_sign(&tampering, false);
         }
         let cut = store
-            .checkpoint(&signer, &origin, &origin)
+            .checkpoint(signer.as_ref(), &origin, &origin)
             .await
             .context("cannot cut a checkpoint covering the run")?;
         eprintln!(
@@ -106,7 +106,7 @@ pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     };
     let evidence = evidence_statement_generated_at(&packet, &now).map_err(refused("evidence"))?;
     let provenance = provenance_statement(&packet).map_err(refused("provenance"))?;
-    let signers: [&dyn Signer; 1] = [&signer];
+    let signers: [&dyn Signer; 1] = [signer.as_ref()];
     let evidence = evidence
         .sign(&signers)
         .context("cannot sign the evidence")?;

@@ -13,7 +13,6 @@ mod verify;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use relo_trust::Signer as _;
 use serde_json::json;
 
 use crate::args::{CheckpointArgs, EvidenceArgs, EvidenceCommand};
@@ -55,7 +54,7 @@ async fn run_checkpoint(home: &Home, args: &CheckpointArgs) -> anyhow::Result<Ex
     }
     let origin = store.evidence_origin().await?;
     let checkpoint = store
-        .checkpoint(&signer, &origin, &origin)
+        .checkpoint(signer.as_ref(), &origin, &origin)
         .await
         .context("cannot cut a checkpoint")?;
     if let Some(file) = &args.save {

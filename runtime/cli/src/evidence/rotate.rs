@@ -25,8 +25,8 @@ use crate::home::{Home, public_path};
 
 /// Rotates the evidence key.
 pub async fn run(home: &Home, args: &RotateKeyArgs) -> anyhow::Result<ExitCode> {
-    let old = home.evidence_signer()?;
     let key_path = home.evidence_key_path()?;
+    let old = home.evidence_signer()?;
     let public = public_path(&key_path);
     let store = home.store().await?;
     if let Some(tampering) = super::verify::tampering_before_signing(home, &store).await? {
@@ -36,7 +36,7 @@ pub async fn run(home: &Home, args: &RotateKeyArgs) -> anyhow::Result<ExitCode> 
 
     // 1. The old key's last checkpoint.
     let last = store
-        .checkpoint(&old, &origin, &origin)
+        .checkpoint(old.as_ref(), &origin, &origin)
         .await
         .context("cannot cut the old key's last checkpoint")?;
 

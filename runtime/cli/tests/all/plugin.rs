@@ -316,3 +316,83 @@ fn garbage_attestations_and_untrusted_signers_are_refused_at_import() {
         "malformed-attestation",
     );
 }
+
+#[test]
+fn plan_shows_each_step_s_plugin_signer_approval_and_grant_without_running() {
+    let (_dir, home, wasm, manifest) =
+        setup(&[("author", "p256"), ("olga", "ed25519"), ("ivan", "p256")]);
+    let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let author_key = path(&home.join("keys/author.key"));
+    let signed = ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "sign",
+            &path(&wasm),
+            "--manifest",
+            &path(&manifest),
+            "--key",
+            &author_key,
+            "--json",
+        ],
+    ));
+    let digest = signed["digest"].as_str().expect("digest").to_owned();
+    let attestation = wasm.with_file_name("echo.attestation.json");
+    ok(&relo(
+        &home,
+        &["plugin", "add", &path(&wasm), &path(&attestation), "--json"],
+    ));
+    let workflow = wasm.with_file_name("release.yaml");
+    std::fs::write(
+        &workflow,
+        "apiVersion: relo.dev/v1\nkind: Workflow\nname: release\nsteps:\n\
+         \x20 - id: first\n    uses: relo-test/echo@1.0.0\n\
+         \x20 - id: gate\n    needs: [first]\n    approval: { roles: [operator], quorum: 1 }\n\
+         \x20 - id: last\n    needs: [gate]\n    uses: relo-test/echo@1.0.0\n",
+    )
+    .expect("workflow");
+
+    // Not yet approved: the plan says so for both steps, and exits 1.
+    let unapproved = relo(&home, &["plan", &path(&workflow), "--json"]);
+    assert_eq!(unapproved.status.code(), Some(1), "{unapproved:?}");
+    let plan: Value = serde_json::from_slice(&unapproved.stdout).expect("JSON");
+    assert_eq!(plan["refused"], 2);
+    assert_eq!(plan["steps"][0]["refused"]["code"], "not-approved");
+
+    let olga_key = path(&home.join("keys/olga.key"));
+    let approved = ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "approve",
+            "relo-test/echo@1.0.0",
+            "--key",
+            &olga_key,
+            "--json",
+        ],
+    ));
+    let plan = ok(&relo(&home, &["plan", &path(&workflow), "--json"]));
+    assert_eq!(plan["refused"], 0);
+    let steps = plan["steps"].as_array().expect("steps");
+    let waves: Vec<(&str, u64)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().expect("id"),
+                s["wave"].as_u64().expect("wave"),
+            )
+        })
+        .collect();
+    assert_eq!(waves, [("first", 0), ("gate", 1), ("last", 2)]);
+    assert_eq!(steps[0]["digest"], digest.as_str());
+    assert_eq!(steps[0]["signer_person"], "ivan");
+    assert_eq!(steps[0]["approval_id"], approved["approval_id"]);
+    assert!(steps[0]["limits"]["fuel"].is_u64());
+    assert_eq!(steps[1]["approval_gate"]["quorum"], 1);
+
+    // The same in words.
+    let text = relo(&home, &["plan", &path(&workflow)]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("approval gate"), "{text}");
+    assert!(text.contains(&digest), "{text}");
+}

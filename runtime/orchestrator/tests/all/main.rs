@@ -5,5 +5,6 @@
     reason = "fixtures fail the test loudly on any setup error"
 )]
 
+mod at_rest;
 mod catalog;
 mod credentials;

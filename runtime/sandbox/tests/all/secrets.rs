@@ -355,3 +355,56 @@ pub async fn secrets_read_twice() {
     }
     assert!(!ran.evidence_text().contains(APP_TOKEN_V2));
 }
+
+/// Vault going down while a step runs: the step's next read fails with `unavailable`,
+/// and the evidence names the provider failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+pub async fn vault_down_mid_step_is_unavailable_and_recorded() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use relo_secrets::{SecretProvider, StepSecrets};
+    use relo_test_openbao::{Bao, path};
+
+    let bao = Bao::start().await;
+    let vault = bao.root_provider().await;
+    let bao = Arc::new(Mutex::new(bao));
+    let token = vault
+        .scoped(
+            &[path("kv/data/app#token")],
+            Duration::from_secs(60),
+            "vault-down",
+        )
+        .await
+        .expect("scoped token");
+    let provider: Arc<dyn SecretProvider> = Arc::new(token);
+    let secrets = StepSecrets::new(
+        provider,
+        [("forge_token".to_owned(), path("kv/data/app#token"))].into(),
+    );
+    let killing = Arc::clone(&bao);
+    let server = TestServer::answering(move |_| {
+        killing.lock().expect("lock").kill();
+        (200, Vec::new(), "vault is gone".to_owned())
+    })
+    .await;
+    let mut grant = grant(false, Vec::new());
+    grant.egress.push(get_rule(&server, "/crash"));
+    let ran = Step::new("secrets-read-twice")
+        .grant(grant)
+        .step_secrets(secrets)
+        .input(json!({"url": server.url("/crash")}))
+        .run()
+        .await;
+    assert_eq!(
+        ran.output(),
+        json!({"first": "ok", "second": "unavailable"})
+    );
+    match ran.only("secret.denied") {
+        EvidenceEvent::SecretDenied { code, reason, .. } => {
+            assert_eq!(code, "provider-unavailable", "{reason}");
+            assert!(reason.contains("127.0.0.1"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

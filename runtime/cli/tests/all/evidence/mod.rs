@@ -10,3 +10,4 @@ mod commands;
 mod crash;
 mod encrypted_key;
 mod tamper;
+mod vault_signer;
