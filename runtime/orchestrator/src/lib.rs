@@ -13,6 +13,7 @@
 
 mod catalog;
 mod credentials;
+pub mod expr;
 pub mod plan;
 
 pub use catalog::{AdmittedPlugin, CatalogError, PluginCatalog, Review};
