@@ -214,6 +214,8 @@ pub enum EvidenceEvent {
     SecretDenied {
         /// The logical name.
         name: String,
+        /// Where its value lives (`path#field[@version]`), when `relo.toml` binds it.
+        reference: Option<String>,
         /// The denial's stable code.
         code: String,
         /// Why, in words.

@@ -744,6 +744,7 @@ mod tests {
             Some("deploy".into()),
             EvidenceEvent::SecretDenied {
                 name: "token".into(),
+                reference: None,
                 code: "secret-not-declared".into(),
                 reason: "not declared".into(),
             },
@@ -755,7 +756,7 @@ mod tests {
         assert_eq!(draft.time, rfc3339_utc(record.time));
         assert_eq!(
             draft.body,
-            r#"{"code":"secret-not-declared","name":"token","reason":"not declared"}"#
+            r#"{"code":"secret-not-declared","name":"token","reason":"not declared","reference":null}"#
         );
     }
 

@@ -312,6 +312,11 @@ impl EgressGate {
             if let Some((code, reason)) = refusal {
                 self.recorder.record(EvidenceEvent::SecretDenied {
                     name: injection.name.clone(),
+                    reference: self
+                        .secrets
+                        .as_ref()
+                        .and_then(|secrets| secrets.path(&injection.name))
+                        .map(ToString::to_string),
                     code: code.clone(),
                     reason: reason.clone(),
                 });
@@ -453,6 +458,7 @@ impl WasiHttpHooks for EgressGate {
                     format!("secret `{name}` not injected ({code}): {reason}"),
                 );
                 recorder.record(EvidenceEvent::SecretDenied {
+                    reference: secrets.path(&name).map(ToString::to_string),
                     name,
                     code: code.clone(),
                     reason: reason.clone(),

@@ -54,6 +54,11 @@ impl StepState {
         );
         self.recorder.record(EvidenceEvent::SecretDenied {
             name: name.to_owned(),
+            reference: self
+                .secrets
+                .as_ref()
+                .and_then(|secrets| secrets.path(name))
+                .map(ToString::to_string),
             code: code.to_owned(),
             reason,
         });

@@ -408,3 +408,30 @@ pub async fn vault_down_mid_step_is_unavailable_and_recorded() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+pub async fn a_provider_refusal_is_recorded_with_the_secret_s_reference() {
+    // Bound, but the file has no such field: the denial names where it looked.
+    let mut bindings = std::collections::BTreeMap::new();
+    bindings.insert(
+        "forge_token".to_owned(),
+        "test/other#missing".parse().expect("secret path"),
+    );
+    let provider = crate::support::file_provider(&[("other", VALUE)]);
+    let ran = Step::new("reveal-without-grant")
+        .grant(grant(true, Vec::new()))
+        .step_secrets(relo_secrets::StepSecrets::new(provider, bindings))
+        .input(json!({"name": "forge_token"}))
+        .run()
+        .await;
+    assert_eq!(ran.output()["kind"], "unavailable");
+    match ran.only("secret.denied") {
+        EvidenceEvent::SecretDenied {
+            reference, code, ..
+        } => {
+            assert_eq!(code, "secret-not-found");
+            assert_eq!(reference.as_deref(), Some("test/other#missing"));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -321,8 +321,8 @@ impl TestServer {
     }
 }
 
-/// A file provider holding `values` (logical name → value), each bound to `test/NAME#value`.
-pub fn file_secrets(values: &[(&str, &str)]) -> StepSecrets {
+/// A file provider holding `values` (logical name → value) at `test/NAME#value`.
+pub fn file_provider(values: &[(&str, &str)]) -> Arc<dyn relo_secrets::SecretProvider> {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("secrets.json");
@@ -337,7 +337,11 @@ pub fn file_secrets(values: &[(&str, &str)]) -> StepSecrets {
         .collect();
     std::fs::write(&file, Value::Object(json).to_string()).expect("secrets file");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let provider = relo_secrets::FileProvider::open(&file).expect("file provider");
+    Arc::new(relo_secrets::FileProvider::open(&file).expect("file provider"))
+}
+
+/// [`file_provider`] with each name bound to `test/NAME#value`.
+pub fn file_secrets(values: &[(&str, &str)]) -> StepSecrets {
     let bindings = values
         .iter()
         .map(|(name, _)| {
@@ -345,5 +349,5 @@ pub fn file_secrets(values: &[(&str, &str)]) -> StepSecrets {
             ((*name).to_owned(), path)
         })
         .collect();
-    StepSecrets::new(Arc::new(provider), bindings)
+    StepSecrets::new(file_provider(values), bindings)
 }
