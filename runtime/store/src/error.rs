@@ -70,6 +70,19 @@ pub enum StoreError {
         /// Why.
         source: relo_evidence::EntryError,
     },
+    /// The owner no longer holds the step: its lease expired (and perhaps another
+    /// instance claimed it) or the step ended.
+    #[error(
+        "{owner} no longer holds step {step_id} of run {run_id}: its lease expired or the step ended"
+    )]
+    LeaseLost {
+        /// The run.
+        run_id: String,
+        /// The step.
+        step_id: String,
+        /// Who tried to act on it.
+        owner: String,
+    },
     /// Another component is already stored under this `name@version`.
     #[error("{reference} is already stored with digest {digest}; publish a new version")]
     VersionTaken {

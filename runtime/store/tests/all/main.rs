@@ -9,5 +9,6 @@ mod append;
 mod checkpoints;
 mod open;
 mod processes;
+mod runs;
 mod schema;
 mod writer;

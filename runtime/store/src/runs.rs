@@ -1,0 +1,277 @@
+//! Runs and their steps, and the leases by which an instance claims a step.
+//!
+//! A step is claimed with a compare-and-set: it becomes `claimed` by one owner, with a
+//! lease until a given time, only if it is `pending` or its previous owner's lease has
+//! expired. Two instances on one database can therefore never both hold a step, and a
+//! step whose instance died becomes claimable again when its lease runs out. Every later
+//! change (renewal, finishing) names the owner and fails with
+//! [`StoreError::LeaseLost`] once someone else holds the step.
+//!
+//! Times are the RFC 3339 UTC text of [`rfc3339_utc`] (fixed width, so text order is time
+//! order); callers pass `now`, so tests can move the clock.
+
+use std::time::{Duration, SystemTime};
+
+use relo_evidence::rfc3339_utc;
+
+use crate::store::on_backend;
+use crate::{Result, Store, StoreError};
+
+/// The id no run may have: the evidence scope of the control plane.
+pub const CONTROL_SCOPE: &str = "control";
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    /// The run id; also its evidence scope.
+    pub id: &'a str,
+    /// The workflow's name.
+    pub workflow: &'a str,
+    /// The person whose key signed the request.
+    pub requested_by: &'a str,
+    /// The signed run request, JSON.
+    pub request: &'a str,
+    /// The workflow's step ids.
+    pub steps: &'a [&'a str],
+}
+
+/// A step as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    /// The step id.
+    pub step_id: String,
+    /// `pending`, `claimed`, `running`, `succeeded`, `failed` or `skipped`.
+    pub state: String,
+    /// Attempts started so far.
+    pub attempt: i64,
+    /// The instance holding it, while claimed or running.
+    pub lease_owner: Option<String>,
+    /// Until when, while claimed or running.
+    pub lease_expires_at: Option<String>,
+    /// The output JSON once succeeded.
+    pub output: Option<String>,
+    /// Why it failed or was skipped.
+    pub error: Option<String>,
+}
+
+/// A step an owner now holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The attempt this claim starts (1 for the first).
+    pub attempt: i64,
+    /// When the lease ends unless renewed.
+    pub lease_expires_at: String,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepEnd {
+    /// It succeeded, with an output.
+    Succeeded,
+    /// It failed for good.
+    Failed,
+    /// It was not run (a condition did not hold, or a step it needs failed).
+    Skipped,
+}
+
+impl StepEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+impl Store {
+    /// Creates a run in state `pending` with every step `pending`, in one transaction.
+    /// The id `control` is refused: it is the control plane's evidence scope.
+    pub async fn create_run(&self, run: &NewRun<'_>, now: SystemTime) -> Result<()> {
+        if run.id == CONTROL_SCOPE || run.id.is_empty() {
+            return Err(StoreError::InvalidEntry(format!(
+                "`{}` cannot be a run id: `control` is the control plane's evidence scope",
+                run.id
+            )));
+        }
+        let at = rfc3339_utc(now);
+        let mut locked = self.begin_locked().await?;
+        on_backend!(&mut locked.tx, |tx| {
+            sqlx::query(
+                "INSERT INTO runs (id, workflow, state, requested_by, request, created_at, updated_at)
+                 VALUES ($1, $2, 'pending', $3, $4, $5, $5)",
+            )
+            .bind(run.id)
+            .bind(run.workflow)
+            .bind(run.requested_by)
+            .bind(run.request)
+            .bind(&at)
+            .execute(&mut **tx)
+            .await?;
+            for step in run.steps {
+                sqlx::query(
+                    "INSERT INTO steps (run_id, step_id, state) VALUES ($1, $2, 'pending')",
+                )
+                .bind(run.id)
+                .bind(*step)
+                .execute(&mut **tx)
+                .await?;
+            }
+        });
+        locked.commit().await
+    }
+
+    /// The steps of a run, by step id.
+    pub async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRow>> {
+        let rows: Vec<StepTuple> = on_backend!(self.pools(), |pool| {
+            sqlx::query_as(
+                "SELECT step_id, state, CAST(attempt AS BIGINT), lease_owner, lease_expires_at, output, error
+                 FROM steps WHERE run_id = $1 ORDER BY step_id",
+            )
+            .bind(run_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(StepRow::from).collect())
+    }
+
+    /// Claims the step for `owner` until `now + lease` if it is pending, or if its
+    /// holder's lease has expired (then it starts a new attempt). `None` when someone
+    /// else holds it or it has ended.
+    pub async fn claim_step(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        owner: &str,
+        lease: Duration,
+        now: SystemTime,
+    ) -> Result<Option<Claim>> {
+        let now_text = rfc3339_utc(now);
+        let until = rfc3339_utc(now + lease);
+        let claimed: Option<i64> = on_backend!(self.pools(), |pool| {
+            sqlx::query_scalar(
+                "UPDATE steps SET state = 'claimed', attempt = attempt + 1, lease_owner = $3,
+                        lease_expires_at = $4, started_at = $5
+                 WHERE run_id = $1 AND step_id = $2
+                   AND (state = 'pending'
+                        OR (state IN ('claimed', 'running') AND lease_expires_at < $5))
+                 RETURNING CAST(attempt AS BIGINT)",
+            )
+            .bind(run_id)
+            .bind(step_id)
+            .bind(owner)
+            .bind(&until)
+            .bind(&now_text)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(claimed.map(|attempt| Claim {
+            attempt,
+            lease_expires_at: until,
+        }))
+    }
+
+    /// Extends `owner`'s lease on the step to `now + lease` and marks it `running`.
+    /// [`StoreError::LeaseLost`] if `owner` no longer holds it.
+    pub async fn renew_lease(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        owner: &str,
+        lease: Duration,
+        now: SystemTime,
+    ) -> Result<()> {
+        let until = rfc3339_utc(now + lease);
+        let now_text = rfc3339_utc(now);
+        let changed = on_backend!(self.pools(), |pool| {
+            sqlx::query(
+                "UPDATE steps SET state = 'running', lease_expires_at = $4
+                 WHERE run_id = $1 AND step_id = $2 AND lease_owner = $3
+                   AND state IN ('claimed', 'running') AND lease_expires_at >= $5",
+            )
+            .bind(run_id)
+            .bind(step_id)
+            .bind(owner)
+            .bind(&until)
+            .bind(&now_text)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        lease_held(changed, run_id, step_id, owner)
+    }
+
+    /// Ends `owner`'s step: its output (succeeded) or error (failed, skipped).
+    /// [`StoreError::LeaseLost`] if `owner` no longer holds it, so a result from an
+    /// instance that lost its lease is never stored.
+    #[allow(clippy::too_many_arguments, reason = "one row's columns, each named")]
+    pub async fn finish_step(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        owner: &str,
+        end: StepEnd,
+        output: Option<&str>,
+        error: Option<&str>,
+        now: SystemTime,
+    ) -> Result<()> {
+        let now_text = rfc3339_utc(now);
+        let changed = on_backend!(self.pools(), |pool| {
+            sqlx::query(
+                "UPDATE steps SET state = $4, output = $5, error = $6, finished_at = $7,
+                        lease_owner = NULL, lease_expires_at = NULL
+                 WHERE run_id = $1 AND step_id = $2 AND lease_owner = $3
+                   AND state IN ('claimed', 'running') AND lease_expires_at >= $7",
+            )
+            .bind(run_id)
+            .bind(step_id)
+            .bind(owner)
+            .bind(end.as_str())
+            .bind(output)
+            .bind(error)
+            .bind(&now_text)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        lease_held(changed, run_id, step_id, owner)
+    }
+}
+
+fn lease_held(changed: u64, run_id: &str, step_id: &str, owner: &str) -> Result<()> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::LeaseLost {
+            run_id: run_id.to_owned(),
+            step_id: step_id.to_owned(),
+            owner: owner.to_owned(),
+        })
+    }
+}
+
+type StepTuple = (
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl From<StepTuple> for StepRow {
+    fn from(
+        (step_id, state, attempt, lease_owner, lease_expires_at, output, error): StepTuple,
+    ) -> Self {
+        Self {
+            step_id,
+            state,
+            attempt,
+            lease_owner,
+            lease_expires_at,
+            output,
+            error,
+        }
+    }
+}
