@@ -16,6 +16,7 @@ use clap::Parser;
 use crate::args::{Args, Command};
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let args = Args::parse();
     let outcome = match args.command {
         Command::Validate(validate) => validate::run(&validate),
@@ -32,4 +33,24 @@ fn main() -> ExitCode {
             ExitCode::from(args::EXIT_FAILED)
         }
     }
+}
+
+/// A reader that stops early (`relo plugin inspect … | head`) closes stdout; `println!`
+/// then panics with a broken pipe. That is not a failure of relo: exit quietly instead
+/// of printing a panic, as other command-line tools do. Every other panic keeps the
+/// default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

@@ -231,3 +231,19 @@ fn schemas_print_and_check() {
     assert_eq!(output.status.code(), Some(0));
     assert!(Path::new(&dir.path().join("operator.schema.json")).exists());
 }
+
+#[test]
+fn a_reader_that_closes_stdout_early_is_not_a_panic() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_relo"))
+        .args(["schema", "plugin"])
+        .current_dir(repo())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("relo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
