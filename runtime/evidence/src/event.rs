@@ -251,6 +251,30 @@ pub enum EvidenceEvent {
         /// Why, in words.
         reason: String,
     },
+    /// A run began.
+    #[serde(rename = "run.started")]
+    RunStarted {
+        /// The workflow's name.
+        workflow: String,
+        /// The person who requested it.
+        requested_by: String,
+        /// Its parameters.
+        params: serde_json::Value,
+    },
+    /// A run ended.
+    #[serde(rename = "run.finished")]
+    RunFinished {
+        /// `succeeded` or `failed`.
+        outcome: String,
+        /// For a failed run, the step whose failure ended it and why.
+        root_cause: Option<String>,
+    },
+    /// A step was not run: its condition did not hold, or a step it needs did not succeed.
+    #[serde(rename = "step.skipped")]
+    StepSkipped {
+        /// Why.
+        reason: String,
+    },
     /// A verified plugin was imported into the store.
     #[serde(rename = "plugin.added")]
     PluginAdded {
@@ -327,6 +351,9 @@ impl EvidenceEvent {
             EvidenceEvent::SignerSigned { .. } => "signer.signed",
             EvidenceEvent::SignerDenied { .. } => "signer.denied",
             EvidenceEvent::PluginRefused { .. } => "plugin.refused",
+            EvidenceEvent::RunStarted { .. } => "run.started",
+            EvidenceEvent::RunFinished { .. } => "run.finished",
+            EvidenceEvent::StepSkipped { .. } => "step.skipped",
             EvidenceEvent::PluginAdded { .. } => "plugin.added",
             EvidenceEvent::PluginBlocked { .. } => "plugin.blocked",
             EvidenceEvent::ApprovalGranted { .. } => "approval.granted",

@@ -15,8 +15,10 @@ mod catalog;
 mod credentials;
 pub mod expr;
 pub mod plan;
+mod run;
 
 pub use catalog::{AdmittedPlugin, CatalogError, PluginCatalog, Review};
 pub use credentials::{
     CredentialError, CredentialSource, IssuedCredentials, SECRETS_FILE, SecretBackend,
 };
+pub use run::{RunError, RunOutcome, Runner};

@@ -121,6 +121,36 @@ impl Store {
         locked.commit().await
     }
 
+    /// Sets a run's state (`running`, `succeeded`, `failed`, ...); a final state also
+    /// sets `finished_at`.
+    pub async fn set_run_state(&self, run_id: &str, state: &str, now: SystemTime) -> Result<()> {
+        let at = rfc3339_utc(now);
+        let finished = matches!(state, "succeeded" | "failed" | "cancelled").then_some(at.clone());
+        on_backend!(self.pools(), |pool| {
+            sqlx::query(
+                "UPDATE runs SET state = $2, updated_at = $3, finished_at = COALESCE($4, finished_at)
+                 WHERE id = $1",
+            )
+            .bind(run_id)
+            .bind(state)
+            .bind(&at)
+            .bind(finished)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The state of a run, if it exists.
+    pub async fn run_state(&self, run_id: &str) -> Result<Option<String>> {
+        Ok(on_backend!(self.pools(), |pool| {
+            sqlx::query_scalar("SELECT state FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
     /// The steps of a run, by step id.
     pub async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRow>> {
         let rows: Vec<StepTuple> = on_backend!(self.pools(), |pool| {

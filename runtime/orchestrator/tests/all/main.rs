@@ -8,3 +8,4 @@
 mod at_rest;
 mod catalog;
 mod credentials;
+mod run;
