@@ -41,9 +41,54 @@ pub enum Command {
     /// Sign, import, review, approve, revoke and block plugins.
     #[command(after_help = PLUGIN_HELP)]
     Plugin(PluginArgs),
+    /// Run a workflow on this machine (plugin steps; approval gates come later).
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
     /// Show what a workflow would run, without running anything.
     #[command(after_help = PLAN_HELP)]
     Plan(PlanArgs),
+}
+
+const RUN_HELP: &str = "\
+Examples:
+  relo run manifests/release.yaml --param version=1.2.3 --as rita
+  relo run release.yaml --param version=1.2.3 --as rita --key ~/keys/rita.key --json
+
+The request (workflow, its sha256, parameters, requester, time) is signed with the
+requester's key, which must be theirs in [[people]] (default keys/NAME.key in the home),
+and stored with the run. Steps are claimed from the store with a lease and run as their
+needs allow; each step's evidence, and the run's start and end, go to the evidence log,
+and a checkpoint is signed with the evidence key when the run ends. A workflow with an
+approval gate is refused for now.
+
+Exit codes:
+  0  the run succeeded
+  1  the run failed (the root cause is printed), or the input is invalid
+  2  bad usage (wrong arguments)";
+
+/// `relo run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The workflow (YAML).
+    pub workflow: PathBuf,
+    /// A parameter, NAME=VALUE (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// The requester: a person in relo.toml.
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_person: Option<String>,
+    /// The requester's private key (default keys/NAME.key in the home).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Steps run at once at most.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// The relo home: relo.toml, keys and the store.
+    #[arg(long, env = "RELO_HOME", default_value = ".relo", value_name = "DIR")]
+    pub home: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const PLAN_HELP: &str = "\

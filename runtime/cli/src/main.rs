@@ -6,6 +6,7 @@ mod home;
 mod key;
 mod plan;
 mod plugin;
+mod run;
 mod schema;
 mod validate;
 
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         Command::Evidence(evidence) => evidence::run(&evidence),
         Command::Plugin(plugin) => plugin::run(&plugin),
         Command::Plan(plan) => plan::run(&plan),
+        Command::Run(run) => run::run(&run),
     };
     match outcome {
         Ok(code) => code,

@@ -14,6 +14,7 @@
 mod catalog;
 mod credentials;
 pub mod expr;
+pub mod params;
 pub mod plan;
 mod run;
 

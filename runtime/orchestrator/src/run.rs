@@ -87,13 +87,15 @@ enum Ended {
 
 impl Runner {
     /// Creates the run `run_id` of `workflow` with `params` (defaults filled in by the
-    /// caller), requested by `requested_by`, and runs it to its end.
+    /// caller), requested by `requested_by` in the signed `request` (stored with the
+    /// run), and runs it to its end.
     pub async fn run(
         self: &Arc<Self>,
         run_id: &str,
         workflow: &Workflow,
         params: BTreeMap<String, Value>,
         requested_by: &str,
+        request: &str,
     ) -> Result<RunOutcome, RunError> {
         if let Some(gate) = workflow.steps.iter().find(|s| s.approval.is_some()) {
             return Err(RunError::Unsupported(format!(
@@ -102,14 +104,13 @@ impl Runner {
             )));
         }
         let ids: Vec<&str> = workflow.steps.iter().map(|s| s.id.as_str()).collect();
-        let request = serde_json::json!({"workflow": workflow.name.as_str(), "params": params});
         self.store
             .create_run(
                 &NewRun {
                     id: run_id,
                     workflow: workflow.name.as_str(),
                     requested_by,
-                    request: &request.to_string(),
+                    request,
                     steps: &ids,
                 },
                 SystemTime::now(),

@@ -396,3 +396,122 @@ fn plan_shows_each_step_s_plugin_signer_approval_and_grant_without_running() {
     assert!(text.contains("approval gate"), "{text}");
     assert!(text.contains(&digest), "{text}");
 }
+
+#[test]
+fn relo_run_runs_approved_plugins_with_a_signed_request_and_the_log_verifies() {
+    let (_dir, home, wasm, manifest) = setup(&[
+        ("author", "p256"),
+        ("olga", "ed25519"),
+        ("ivan", "p256"),
+        ("evidence", "ed25519"),
+    ]);
+    let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let author_key = path(&home.join("keys/author.key"));
+    ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "sign",
+            &path(&wasm),
+            "--manifest",
+            &path(&manifest),
+            "--key",
+            &author_key,
+            "--json",
+        ],
+    ));
+    let attestation = wasm.with_file_name("echo.attestation.json");
+    ok(&relo(
+        &home,
+        &["plugin", "add", &path(&wasm), &path(&attestation), "--json"],
+    ));
+    let olga_key = path(&home.join("keys/olga.key"));
+    ok(&relo(
+        &home,
+        &[
+            "plugin",
+            "approve",
+            "relo-test/echo@1.0.0",
+            "--key",
+            &olga_key,
+            "--json",
+        ],
+    ));
+    let workflow = wasm.with_file_name("release.yaml");
+    std::fs::write(
+        &workflow,
+        "apiVersion: relo.dev/v1\nkind: Workflow\nname: release\n\
+         params:\n  version: { type: string, pattern: '^\\d+\\.\\d+\\.\\d+$' }\nsteps:\n\
+         \x20 - id: first\n    uses: relo-test/echo@1.0.0\n    with: { version: \"${{ params.version }}\" }\n\
+         \x20 - id: second\n    needs: [first]\n    uses: relo-test/echo@1.0.0\n    with: { tag: \"v${{ steps.first.outputs.echo.version }}\" }\n",
+    )
+    .expect("workflow");
+
+    let ran = ok(&relo(
+        &home,
+        &[
+            "run",
+            &path(&workflow),
+            "--param",
+            "version=1.2.3",
+            "--as",
+            "olga",
+            "--json",
+        ],
+    ));
+    assert_eq!(ran["outcome"], "succeeded", "{ran}");
+    let second = ran["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["id"] == "second")
+        .expect("second");
+    assert_eq!(second["output"]["echo"]["tag"], "v1.2.3");
+    ok(&relo(
+        &home,
+        &[
+            "evidence",
+            "verify",
+            "--run",
+            ran["run_id"].as_str().expect("id"),
+            "--json",
+        ],
+    ));
+
+    // A value that breaks the declared pattern, and a key that is not the requester's.
+    let bad = relo(
+        &home,
+        &[
+            "run",
+            &path(&workflow),
+            "--param",
+            "version=latest",
+            "--as",
+            "olga",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("does not match"),
+        "{bad:?}"
+    );
+    let ivan_key = path(&home.join("keys/ivan.key"));
+    let impostor = relo(
+        &home,
+        &[
+            "run",
+            &path(&workflow),
+            "--param",
+            "version=1.2.3",
+            "--as",
+            "olga",
+            "--key",
+            &ivan_key,
+        ],
+    );
+    assert_eq!(impostor.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&impostor.stderr).contains("is ivan's"),
+        "{impostor:?}"
+    );
+}

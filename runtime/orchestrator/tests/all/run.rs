@@ -176,7 +176,7 @@ async fn outputs_flow_downstream_and_conditions_skip() {
     );
     let outcome = setup
         .runner
-        .run("run-1", &wf, params(), "rita")
+        .run("run-1", &wf, params(), "rita", "{}")
         .await
         .unwrap();
     assert_eq!(outcome, RunOutcome::Succeeded);
@@ -207,7 +207,7 @@ async fn a_failure_skips_its_dependents_and_names_the_root_cause_after_retries()
     );
     let outcome = setup
         .runner
-        .run("run-2", &wf, params(), "rita")
+        .run("run-2", &wf, params(), "rita", "{}")
         .await
         .unwrap();
     let RunOutcome::Failed { root_cause } = outcome else {
@@ -248,7 +248,7 @@ async fn an_unknown_plugin_fails_its_step_with_the_refusal_and_gates_are_not_run
     let wf = workflow("  - id: ghost\n    uses: relo-test/ghost@1.0.0\n");
     let outcome = setup
         .runner
-        .run("run-3", &wf, params(), "rita")
+        .run("run-3", &wf, params(), "rita", "{}")
         .await
         .unwrap();
     let RunOutcome::Failed { root_cause } = outcome else {
@@ -262,7 +262,7 @@ async fn an_unknown_plugin_fails_its_step_with_the_refusal_and_gates_are_not_run
     );
     let error = setup
         .runner
-        .run("run-4", &gated, params(), "rita")
+        .run("run-4", &gated, params(), "rita", "{}")
         .await
         .unwrap_err();
     assert!(error.to_string().contains("approval gate"), "{error}");
