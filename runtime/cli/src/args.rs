@@ -44,9 +44,61 @@ pub enum Command {
     /// Run a workflow on this machine (plugin steps; approval gates come later).
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// List runs, or show one with its steps.
+    #[command(after_help = RUNS_HELP)]
+    Runs(RunsArgs),
     /// Show what a workflow would run, without running anything.
     #[command(after_help = PLAN_HELP)]
     Plan(PlanArgs),
+}
+
+const RUNS_HELP: &str = "\
+Examples:
+  relo runs list
+  relo runs show run-1795472000-3fa1b2c4 --json
+
+Exit codes:
+  0  done
+  1  the run is unknown, or the store cannot be read
+  2  bad usage (wrong arguments)";
+
+/// `relo runs ...`.
+#[derive(Debug, clap::Args)]
+pub struct RunsArgs {
+    /// The relo home: relo.toml and the store.
+    #[arg(
+        long,
+        global = true,
+        env = "RELO_HOME",
+        default_value = ".relo",
+        value_name = "DIR"
+    )]
+    pub home: PathBuf,
+    /// What to show.
+    #[command(subcommand)]
+    pub command: RunsCommand,
+}
+
+/// The runs commands.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The newest runs, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: its state, root cause, steps and evidence.
+    Show {
+        /// The run id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const RUN_HELP: &str = "\

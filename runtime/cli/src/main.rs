@@ -7,6 +7,7 @@ mod key;
 mod plan;
 mod plugin;
 mod run;
+mod runs;
 mod schema;
 mod validate;
 
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         Command::Plugin(plugin) => plugin::run(&plugin),
         Command::Plan(plan) => plan::run(&plan),
         Command::Run(run) => run::run(&run),
+        Command::Runs(runs) => runs::run(&runs),
     };
     match outcome {
         Ok(code) => code,

@@ -35,6 +35,51 @@ pub struct NewRun<'a> {
     pub steps: &'a [&'a str],
 }
 
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    /// The run id.
+    pub id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// `pending`, `running`, `waiting-approval`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// The requester.
+    pub requested_by: String,
+    /// The signed request, JSON.
+    pub request: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it ended, if it has.
+    pub finished_at: Option<String>,
+}
+
+type RunTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
+impl From<RunTuple> for RunRow {
+    fn from(
+        (id, workflow, state, requested_by, request, created_at, finished_at): RunTuple,
+    ) -> Self {
+        Self {
+            id,
+            workflow,
+            state,
+            requested_by,
+            request,
+            created_at,
+            finished_at,
+        }
+    }
+}
+
 /// A step as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRow {
@@ -139,6 +184,34 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+
+    /// The newest `limit` runs, newest first.
+    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRow>> {
+        let rows: Vec<RunTuple> = on_backend!(self.pools(), |pool| {
+            sqlx::query_as(
+                "SELECT id, workflow, state, requested_by, request, created_at, finished_at
+                 FROM runs ORDER BY created_at DESC, id DESC LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(RunRow::from).collect())
+    }
+
+    /// The run `id`.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRow>> {
+        let row: Option<RunTuple> = on_backend!(self.pools(), |pool| {
+            sqlx::query_as(
+                "SELECT id, workflow, state, requested_by, request, created_at, finished_at
+                 FROM runs WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(RunRow::from))
     }
 
     /// The state of a run, if it exists.
