@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
 use relo_manifest::{parse_operator, parse_plugin, parse_workflow};
-use relo_orchestrator::{CredentialSource, PluginCatalog, Runner};
+use relo_orchestrator::{CredentialSource, PluginCatalog, RunOutcome, Runner};
 use relo_policy::{Grant, Limits, declared_capabilities};
 use relo_sandbox::{Sandbox, SandboxConfig, StepContext, StepRequest};
 use relo_store::{EvidenceWriter, NewApproval, NewPlugin, Store, WriterOptions};
@@ -202,10 +202,12 @@ fn main() {
             let mut best_direct = Duration::MAX;
             for round in 0..3 {
                 let started = Instant::now();
-                runner
+                let outcome = runner
                     .run(&format!("bench-{name}-{round}"), &wf, BTreeMap::new(), "olga", "{}")
                     .await
                     .expect("run");
+                // A run that failed fast would look fast: only succeeded runs count.
+                assert_eq!(outcome, RunOutcome::Succeeded, "{name}");
                 best_runner = best_runner.min(started.elapsed());
                 best_direct = best_direct.min(direct(&sandbox, &writer, &bytes, !chain).await);
             }

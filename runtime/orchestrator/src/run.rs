@@ -194,8 +194,24 @@ impl Runner {
             if ready.is_empty() {
                 break;
             }
+            // One transaction claims the whole wave.
+            let ids: Vec<&str> = ready.iter().map(|(step, _)| step.id.as_str()).collect();
+            let claimed: Vec<String> = self
+                .store
+                .claim_steps(run_id, &ids, &self.owner, self.lease, SystemTime::now())
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
             let mut running = JoinSet::new();
             for (step, input) in ready {
+                if !claimed.iter().any(|id| id == step.id.as_str()) {
+                    // Another instance holds it: not this runner's to run or to finish.
+                    return Err(RunError::Unsupported(format!(
+                        "step `{}` is held by another instance",
+                        step.id
+                    )));
+                }
                 let runner = Arc::clone(self);
                 let run_id = run_id.to_owned();
                 let permit = Arc::clone(&semaphore);
@@ -203,7 +219,7 @@ impl Runner {
                     let _permit = permit.acquire_owned().await;
                     let id = step.id.as_str().to_owned();
                     let end = match input {
-                        Err(reason) => runner.fail_unrun(&run_id, &id, reason).await,
+                        Err(reason) => Ok(Ended::Failed(reason)),
                         Ok(input) => runner.run_step(&run_id, &step, input).await,
                     };
                     (id, end)
@@ -268,19 +284,10 @@ impl Runner {
         Ok(outcome)
     }
 
-    /// Claims and runs one step, with its retries; the claim stays with this runner.
+    /// Runs one claimed step, with its retries; the claim stays with this runner.
     async fn run_step(&self, run_id: &str, step: &Step, input: Value) -> Result<Ended, RunError> {
         let id = step.id.as_str();
         let scope = Scope::Run(run_id.to_owned());
-        let now = SystemTime::now();
-        if self
-            .store
-            .claim_step(run_id, id, &self.owner, self.lease, now)
-            .await?
-            .is_none()
-        {
-            return Ok(Ended::Failed("another instance holds this step".to_owned()));
-        }
         let Some(uses) = &step.uses else {
             return Ok(Ended::Failed("the step names no plugin".to_owned()));
         };
@@ -288,12 +295,13 @@ impl Runner {
         let mut last = String::new();
         for attempt in 1..=attempts {
             if attempt > 1 {
+                // The claim's lease covers the first attempt; each retry renews it.
                 let backoff = Duration::from_millis(100 * (1 << (attempt - 2).min(6)));
                 tokio::time::sleep(backoff).await;
+                self.store
+                    .renew_lease(run_id, id, &self.owner, self.lease, SystemTime::now())
+                    .await?;
             }
-            self.store
-                .renew_lease(run_id, id, &self.owner, self.lease, SystemTime::now())
-                .await?;
             let admitted = match self.admit(uses, &scope).await {
                 Ok(admitted) => admitted,
                 // A refusal does not get better by retrying.
@@ -353,15 +361,6 @@ impl Runner {
             }
         }
         Ok(Ended::Failed(last))
-    }
-
-    /// Claims a step that cannot start (its condition or input did not evaluate), so its
-    /// failure is stored like any other.
-    async fn fail_unrun(&self, run_id: &str, id: &str, reason: String) -> Result<Ended, RunError> {
-        self.store
-            .claim_step(run_id, id, &self.owner, self.lease, SystemTime::now())
-            .await?;
-        Ok(Ended::Failed(reason))
     }
 
     async fn admit(

@@ -17,6 +17,15 @@ use relo_evidence::rfc3339_utc;
 use crate::store::on_backend;
 use crate::{Result, Store, StoreError};
 
+/// Claims one step: pending, or held under an expired lease. Binds: run id, step id,
+/// owner, lease end, now.
+const CLAIM_SQL: &str =
+    "UPDATE steps SET state = 'claimed', attempt = attempt + 1, lease_owner = $3,
+        lease_expires_at = $4, started_at = $5
+ WHERE run_id = $1 AND step_id = $2
+   AND (state = 'pending' OR (state IN ('claimed', 'running') AND lease_expires_at < $5))
+ RETURNING CAST(attempt AS BIGINT)";
+
 /// The id no run may have: the evidence scope of the control plane.
 pub const CONTROL_SCOPE: &str = "control";
 
@@ -252,26 +261,59 @@ impl Store {
         let now_text = rfc3339_utc(now);
         let until = rfc3339_utc(now + lease);
         let claimed: Option<i64> = on_backend!(self.pools(), |pool| {
-            sqlx::query_scalar(
-                "UPDATE steps SET state = 'claimed', attempt = attempt + 1, lease_owner = $3,
-                        lease_expires_at = $4, started_at = $5
-                 WHERE run_id = $1 AND step_id = $2
-                   AND (state = 'pending'
-                        OR (state IN ('claimed', 'running') AND lease_expires_at < $5))
-                 RETURNING CAST(attempt AS BIGINT)",
-            )
-            .bind(run_id)
-            .bind(step_id)
-            .bind(owner)
-            .bind(&until)
-            .bind(&now_text)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_scalar(CLAIM_SQL)
+                .bind(run_id)
+                .bind(step_id)
+                .bind(owner)
+                .bind(&until)
+                .bind(&now_text)
+                .fetch_optional(pool)
+                .await?
         });
         Ok(claimed.map(|attempt| Claim {
             attempt,
             lease_expires_at: until,
         }))
+    }
+
+    /// Claims several steps of a run for `owner` in one transaction (one synced commit for
+    /// a whole wave), with the same rule as [`Store::claim_step`]; returns the steps it
+    /// got, with their claims.
+    pub async fn claim_steps(
+        &self,
+        run_id: &str,
+        step_ids: &[&str],
+        owner: &str,
+        lease: Duration,
+        now: SystemTime,
+    ) -> Result<Vec<(String, Claim)>> {
+        let now_text = rfc3339_utc(now);
+        let until = rfc3339_utc(now + lease);
+        let mut locked = self.begin_locked().await?;
+        let mut claimed = Vec::new();
+        for step_id in step_ids {
+            let attempt: Option<i64> = on_backend!(&mut locked.tx, |tx| {
+                sqlx::query_scalar(CLAIM_SQL)
+                    .bind(run_id)
+                    .bind(*step_id)
+                    .bind(owner)
+                    .bind(&until)
+                    .bind(&now_text)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            });
+            if let Some(attempt) = attempt {
+                claimed.push((
+                    (*step_id).to_owned(),
+                    Claim {
+                        attempt,
+                        lease_expires_at: until.clone(),
+                    },
+                ));
+            }
+        }
+        locked.commit().await?;
+        Ok(claimed)
     }
 
     /// Extends `owner`'s lease on the step to `now + lease` and marks it `running`.
