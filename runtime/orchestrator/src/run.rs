@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
 use relo_manifest::{Step, Workflow};
 use relo_sandbox::{Sandbox, StepContext, StepRequest};
-use relo_store::{EvidenceWriter, NewRun, StepEnd, Store, StoreError};
+use relo_store::{EvidenceWriter, Finished, NewRun, StepEnd, Store, StoreError};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
@@ -225,11 +225,16 @@ impl Runner {
                     (id, end)
                 });
             }
+            // The wave's results are stored together: one transaction for the wave.
+            let mut wave: Vec<(String, Ended)> = Vec::new();
             while let Some(joined) = running.join_next().await {
                 let (id, end) = joined
                     .map_err(|e| RunError::Unsupported(format!("a step task failed: {e}")))?;
-                let end = end?;
-                let stored = match &end {
+                wave.push((id, end?));
+            }
+            let stored: Vec<(StepEnd, Option<String>, Option<String>)> = wave
+                .iter()
+                .map(|(id, end)| match end {
                     Ended::Succeeded(output) => {
                         (StepEnd::Succeeded, Some(output.to_string()), None)
                     }
@@ -238,20 +243,22 @@ impl Runner {
                         (StepEnd::Failed, None, Some(reason.clone()))
                     }
                     Ended::Skipped(reason) => (StepEnd::Skipped, None, Some(reason.clone())),
-                };
-                self.store
-                    .finish_step(
-                        run_id,
-                        &id,
-                        &self.owner,
-                        stored.0,
-                        stored.1.as_deref(),
-                        stored.2.as_deref(),
-                        SystemTime::now(),
-                    )
-                    .await?;
-                ended.insert(id, end);
-            }
+                })
+                .collect();
+            let finished: Vec<Finished<'_>> = wave
+                .iter()
+                .zip(&stored)
+                .map(|((id, _), (end, output, error))| Finished {
+                    step_id: id,
+                    end: *end,
+                    output: output.as_deref(),
+                    error: error.as_deref(),
+                })
+                .collect();
+            self.store
+                .finish_steps(run_id, &self.owner, &finished, SystemTime::now())
+                .await?;
+            ended.extend(wave);
         }
 
         let outcome = match root_cause {

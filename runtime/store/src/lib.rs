@@ -81,7 +81,7 @@ pub use evidence::{
 };
 pub use plugins::{Added, Block, NewApproval, NewPlugin, StoredApproval, StoredPlugin};
 pub use relo_evidence::rfc3339_utc;
-pub use runs::{CONTROL_SCOPE, Claim, NewRun, RunRow, StepEnd, StepRow};
+pub use runs::{CONTROL_SCOPE, Claim, Finished, NewRun, RunRow, StepEnd, StepRow};
 pub use store::Store;
 pub use url::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, effective_database_url};
 pub use writer::{CheckpointPolicy, EntryHasher, EvidenceWriter, WriterOptions};

@@ -360,27 +360,68 @@ impl Store {
         error: Option<&str>,
         now: SystemTime,
     ) -> Result<()> {
-        let now_text = rfc3339_utc(now);
-        let changed = on_backend!(self.pools(), |pool| {
-            sqlx::query(
-                "UPDATE steps SET state = $4, output = $5, error = $6, finished_at = $7,
-                        lease_owner = NULL, lease_expires_at = NULL
-                 WHERE run_id = $1 AND step_id = $2 AND lease_owner = $3
-                   AND state IN ('claimed', 'running') AND lease_expires_at >= $7",
-            )
-            .bind(run_id)
-            .bind(step_id)
-            .bind(owner)
-            .bind(end.as_str())
-            .bind(output)
-            .bind(error)
-            .bind(&now_text)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        lease_held(changed, run_id, step_id, owner)
+        self.finish_steps(
+            run_id,
+            owner,
+            &[Finished {
+                step_id,
+                end,
+                output,
+                error,
+            }],
+            now,
+        )
+        .await
     }
+
+    /// Ends several of `owner`'s steps in one transaction (one synced commit for a wave).
+    /// If `owner` no longer holds any of them, nothing is stored and the error is
+    /// [`StoreError::LeaseLost`] naming it.
+    pub async fn finish_steps(
+        &self,
+        run_id: &str,
+        owner: &str,
+        steps: &[Finished<'_>],
+        now: SystemTime,
+    ) -> Result<()> {
+        let now_text = rfc3339_utc(now);
+        let mut locked = self.begin_locked().await?;
+        for step in steps {
+            let changed = on_backend!(&mut locked.tx, |tx| {
+                sqlx::query(
+                    "UPDATE steps SET state = $4, output = $5, error = $6, finished_at = $7,
+                            lease_owner = NULL, lease_expires_at = NULL
+                     WHERE run_id = $1 AND step_id = $2 AND lease_owner = $3
+                       AND state IN ('claimed', 'running') AND lease_expires_at >= $7",
+                )
+                .bind(run_id)
+                .bind(step.step_id)
+                .bind(owner)
+                .bind(step.end.as_str())
+                .bind(step.output)
+                .bind(step.error)
+                .bind(&now_text)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+            });
+            lease_held(changed, run_id, step.step_id, owner)?;
+        }
+        locked.commit().await
+    }
+}
+
+/// One step's end, for [`Store::finish_steps`].
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// The step.
+    pub step_id: &'a str,
+    /// How it ended.
+    pub end: StepEnd,
+    /// Its output JSON, when it succeeded.
+    pub output: Option<&'a str>,
+    /// Why it failed or was skipped.
+    pub error: Option<&'a str>,
 }
 
 fn lease_held(changed: u64, run_id: &str, step_id: &str, owner: &str) -> Result<()> {
