@@ -300,14 +300,19 @@ impl Runner {
         };
         let attempts = 1 + step.retries.unwrap_or(0);
         let mut last = String::new();
+        // While the step runs (and waits between retries), its lease is renewed every
+        // third of the lease, so no other instance takes over a step that is alive.
+        let _renewal = LeaseRenewal::start(
+            self.store.clone(),
+            run_id.to_owned(),
+            id.to_owned(),
+            self.owner.clone(),
+            self.lease,
+        );
         for attempt in 1..=attempts {
             if attempt > 1 {
-                // The claim's lease covers the first attempt; each retry renews it.
                 let backoff = Duration::from_millis(100 * (1 << (attempt - 2).min(6)));
                 tokio::time::sleep(backoff).await;
-                self.store
-                    .renew_lease(run_id, id, &self.owner, self.lease, SystemTime::now())
-                    .await?;
             }
             let admitted = match self.admit(uses, &scope).await {
                 Ok(admitted) => admitted,
@@ -423,5 +428,37 @@ impl Runner {
             step.map(str::to_owned),
             event,
         ));
+    }
+}
+
+/// Renews a step's lease every third of its length until dropped.
+struct LeaseRenewal(tokio::task::JoinHandle<()>);
+
+impl LeaseRenewal {
+    fn start(
+        store: Store,
+        run_id: String,
+        step_id: String,
+        owner: String,
+        lease: Duration,
+    ) -> Self {
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                if let Err(error) = store
+                    .renew_lease(&run_id, &step_id, &owner, lease, SystemTime::now())
+                    .await
+                {
+                    tracing::warn!(run_id, step_id, "lease renewal stopped: {error}");
+                    return;
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LeaseRenewal {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

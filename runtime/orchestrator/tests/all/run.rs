@@ -272,3 +272,33 @@ async fn an_unknown_plugin_fails_its_step_with_the_refusal_and_gates_are_not_run
         "nothing was created"
     );
 }
+
+/// A step that outlives its lease (here: retries whose backoff is longer than the lease)
+/// keeps it, because the runner renews it while the step is alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_longer_than_its_lease_keeps_it() {
+    let setup = setup().await;
+    let short = Arc::new(Runner {
+        store: setup.runner.store.clone(),
+        catalog: Arc::clone(&setup.runner.catalog),
+        sandbox: Arc::clone(&setup.runner.sandbox),
+        credentials: setup.runner.credentials.clone(),
+        evidence: Arc::clone(&setup.runner.evidence),
+        owner: "short-lease".into(),
+        lease: Duration::from_millis(90),
+        parallel: 2,
+    });
+    // Backoffs of 100 and 200 ms: longer than the 90 ms lease.
+    let wf = workflow("  - id: build\n    uses: relo-test/broken@1.0.0\n    retries: 2\n");
+    let outcome = short
+        .run("run-5", &wf, params(), "rita", "{}")
+        .await
+        .unwrap();
+    let RunOutcome::Failed { root_cause } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(root_cause.contains("attempt 3 of 3"), "{root_cause}");
+    let steps = setup.store.run_steps("run-5").await.unwrap();
+    assert_eq!(steps[0].state, "failed");
+    assert_eq!(steps[0].attempt, 1, "never taken over");
+}
