@@ -273,7 +273,7 @@ async fn an_unknown_plugin_fails_its_step_with_the_refusal_and_gates_are_not_run
     );
 }
 
-/// A step that outlives its lease (here: retries whose backoff is longer than the lease)
+/// A step that outlives its lease (here: retries whose backoffs add up to three leases)
 /// keeps it, because the runner renews it while the step is alive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_longer_than_its_lease_keeps_it() {
@@ -285,11 +285,13 @@ async fn a_step_longer_than_its_lease_keeps_it() {
         credentials: setup.runner.credentials.clone(),
         evidence: Arc::clone(&setup.runner.evidence),
         owner: "short-lease".into(),
-        lease: Duration::from_millis(90),
+        lease: Duration::from_secs(1),
         parallel: 2,
     });
-    // Backoffs of 100 and 200 ms: longer than the 90 ms lease.
-    let wf = workflow("  - id: build\n    uses: relo-test/broken@1.0.0\n    retries: 2\n");
+    // Six retries back off 0.1, 0.2, 0.4, 0.8 and 1.6 s: 3.1 s in all, the last wait
+    // longer than the 1 s lease. Renewals every third of a second leave a loaded machine
+    // two thirds of a second of slack.
+    let wf = workflow("  - id: build\n    uses: relo-test/broken@1.0.0\n    retries: 6\n");
     let outcome = short
         .run("run-5", &wf, params(), "rita", "{}")
         .await
@@ -297,7 +299,7 @@ async fn a_step_longer_than_its_lease_keeps_it() {
     let RunOutcome::Failed { root_cause } = outcome else {
         panic!("{outcome:?}")
     };
-    assert!(root_cause.contains("attempt 3 of 3"), "{root_cause}");
+    assert!(root_cause.contains("attempt 7 of 7"), "{root_cause}");
     let steps = setup.store.run_steps("run-5").await.unwrap();
     assert_eq!(steps[0].state, "failed");
     assert_eq!(steps[0].attempt, 1, "never taken over");
