@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::TrustError;
-use crate::passphrase::{self, ENCRYPTED_LABEL, LEGACY_ENCRYPTED_LABEL};
+use crate::passphrase::{self, ENCRYPTED_KEY_PEM_LABEL, LEGACY_ENCRYPTED_LABEL};
 
 /// `id-Ed25519` (RFC 8410).
 const ED25519_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
@@ -368,7 +368,7 @@ impl PrivateKey {
     pub fn is_encrypted_pem(pem: &str) -> bool {
         matches!(
             pkcs8::der::pem::decode_label(pem.trim().as_bytes()),
-            Ok(ENCRYPTED_LABEL | LEGACY_ENCRYPTED_LABEL)
+            Ok(ENCRYPTED_KEY_PEM_LABEL | LEGACY_ENCRYPTED_LABEL)
         )
     }
 
@@ -389,9 +389,9 @@ impl PrivateKey {
                 reason: format!("not a PEM: {e}"),
             }
         })?;
-        if label != ENCRYPTED_LABEL && label != LEGACY_ENCRYPTED_LABEL {
+        if label != ENCRYPTED_KEY_PEM_LABEL && label != LEGACY_ENCRYPTED_LABEL {
             return Err(TrustError::MalformedEncryptedKey {
-                reason: format!("expected a PEM labelled {ENCRYPTED_LABEL}, found {label}"),
+                reason: format!("expected a PEM labelled {ENCRYPTED_KEY_PEM_LABEL}, found {label}"),
             });
         }
         let der = passphrase::open(&sealed, passphrase)?;
@@ -406,7 +406,7 @@ impl PrivateKey {
     pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> Result<Zeroizing<String>, TrustError> {
         let der = self.to_pkcs8_der()?;
         let sealed = passphrase::seal(der.as_bytes(), passphrase)?;
-        pkcs8::der::pem::encode_string(ENCRYPTED_LABEL, LineEnding::LF, &sealed)
+        pkcs8::der::pem::encode_string(ENCRYPTED_KEY_PEM_LABEL, LineEnding::LF, &sealed)
             .map(Zeroizing::new)
             .map_err(|e| TrustError::MalformedEncryptedKey {
                 reason: e.to_string(),
@@ -551,7 +551,7 @@ mod tests {
             let key = PrivateKey::generate(algorithm);
             let pem = key.to_encrypted_pem("correct horse 🐎".as_bytes()).unwrap();
             assert!(
-                pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"),
+                pem.starts_with(&format!("-----BEGIN {ENCRYPTED_KEY_PEM_LABEL}-----\n")),
                 "{}",
                 pem.as_str()
             );
@@ -595,7 +595,7 @@ mod tests {
 
     fn wrap(json: &serde_json::Value) -> String {
         let body = serde_json::to_vec(json).unwrap();
-        pkcs8::der::pem::encode_string(ENCRYPTED_LABEL, LineEnding::LF, &body).unwrap()
+        pkcs8::der::pem::encode_string(ENCRYPTED_KEY_PEM_LABEL, LineEnding::LF, &body).unwrap()
     }
 
     #[test]
@@ -657,7 +657,7 @@ mod tests {
         let mut missing_salt = sealed(&pem);
         missing_salt["kdf"].as_object_mut().unwrap().remove("salt");
         let not_json =
-            pkcs8::der::pem::encode_string(ENCRYPTED_LABEL, LineEnding::LF, b"{").unwrap();
+            pkcs8::der::pem::encode_string(ENCRYPTED_KEY_PEM_LABEL, LineEnding::LF, b"{").unwrap();
         for (input, expected) in [
             ("no PEM at all".to_owned(), "not a PEM"),
             (key.to_pem().unwrap().to_string(), "found PRIVATE KEY"),

@@ -75,7 +75,7 @@ pub use dsse::{Envelope, EnvelopeSignature, pae};
 pub use error::TrustError;
 pub use jcs::{canonical_json, to_canonical_json};
 pub use keys::{KeyAlgorithm, PrivateKey, PublicKey};
-pub use passphrase::{KEY_PASSWORD_ENV, Passphrase};
+pub use passphrase::{ENCRYPTED_KEY_PEM_LABEL, KEY_PASSWORD_ENV, Passphrase};
 pub use plugin::{PLUGIN_PREDICATE_TYPE, SignedPlugin, sha256_hex};
 pub use policy::{
     Admission, ApprovalRecord, Refusal, TrustPolicy, VerifiedApproval, VerifiedPlugin,

@@ -31,8 +31,8 @@ use crate::TrustError;
 /// The environment variable a passphrase is taken from before asking on the terminal.
 pub const KEY_PASSWORD_ENV: &str = "RELO_KEY_PASSWORD";
 
-/// The PEM label cosign writes for an encrypted private key.
-pub(crate) const ENCRYPTED_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
+/// The PEM label cosign writes for an encrypted private key (relo writes it too).
+pub const ENCRYPTED_KEY_PEM_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
 /// The label older cosign versions wrote; read, never written.
 pub(crate) const LEGACY_ENCRYPTED_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
 

@@ -102,7 +102,10 @@ fn generated_encrypted_key_files_load_with_their_passphrase_only() {
             relo_trust::generate_encrypted_key_files(algorithm, &paths, passphrase).unwrap();
         let pem = std::fs::read_to_string(&paths.private).unwrap();
         assert!(
-            pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"),
+            pem.starts_with(&format!(
+                "-----BEGIN {}-----\n",
+                relo_trust::ENCRYPTED_KEY_PEM_LABEL
+            )),
             "{pem}"
         );
         #[cfg(unix)]

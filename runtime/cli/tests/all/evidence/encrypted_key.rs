@@ -60,7 +60,10 @@ async fn an_encrypted_evidence_key_signs_checkpoints_with_relo_key_password() {
     assert_eq!(json["encrypted"], true);
     let pem = std::fs::read_to_string(keys.join("evidence.key")).expect("private key");
     assert!(
-        pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"),
+        pem.starts_with(&format!(
+            "-----BEGIN {}-----\n",
+            relo_trust::ENCRYPTED_KEY_PEM_LABEL
+        )),
         "{pem}"
     );
     let key = PrivateKey::from_encrypted_pem(&pem, PASSWORD.as_bytes()).expect("decrypts");
