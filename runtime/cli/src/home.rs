@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use relo_manifest::{KeyRef, OperatorConfig, SecretsProvider, parse_operator};
+use relo_manifest::{Diagnostics, KeyRef, OperatorConfig, SecretsProvider, parse_operator};
 use relo_secrets::{TransitSigner, vault_login};
 use relo_store::Store;
 use relo_trust::{KeyAlgorithm, KeyFileSigner, PublicKey, Signer};
@@ -201,6 +201,24 @@ impl Home {
         let dir = public.parent().unwrap_or(&self.path);
         Ok(dir.join("evidence-retired"))
     }
+}
+
+/// Reads `path` and parses it with `parse` (a relo-manifest parser), every problem of
+/// the file rendered in the error. Returns the parsed value and the bytes read.
+pub fn read_parsed<T>(
+    path: &Path,
+    parse: fn(&str, &[u8]) -> Result<T, Diagnostics>,
+) -> anyhow::Result<(T, Vec<u8>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.display().to_string();
+    let parsed = parse(&name, &bytes).map_err(|diagnostics| {
+        anyhow::anyhow!(
+            "{name} is invalid ({} problems):\n{}",
+            diagnostics.len(),
+            diagnostics.render()
+        )
+    })?;
+    Ok((parsed, bytes))
 }
 
 /// `STEM.pub` for `STEM.key`; `PATH.pub` otherwise.

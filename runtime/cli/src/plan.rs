@@ -12,22 +12,13 @@ use relo_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 use crate::args::{EXIT_FAILED, PlanArgs};
-use crate::home::Home;
+use crate::home::{Home, read_parsed};
 use crate::plugin::config;
 
 /// Runs `relo plan`.
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let home = Home::load(&args.home)?;
-    let bytes = std::fs::read(&args.workflow)
-        .with_context(|| format!("cannot read {}", args.workflow.display()))?;
-    let name = args.workflow.display().to_string();
-    let workflow = relo_manifest::parse_workflow(&name, &bytes).map_err(|diagnostics| {
-        anyhow::anyhow!(
-            "{name} is invalid ({} problems):\n{}",
-            diagnostics.len(),
-            diagnostics.render()
-        )
-    })?;
+    let (workflow, _) = read_parsed(&args.workflow, relo_manifest::parse_workflow)?;
     let config = config(&home)?.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -14,7 +14,7 @@ use relo_trust::{Envelope, KeyFileSigner, Signer as _, TrustPolicy, sha256_hex};
 use serde_json::json;
 
 use crate::args::{EXIT_FAILED, RunArgs};
-use crate::home::Home;
+use crate::home::{Home, read_parsed};
 use crate::plugin::config;
 
 /// The payload type of a signed run request.
@@ -23,16 +23,7 @@ const RUN_REQUEST_TYPE: &str = "application/vnd.relo.run-request+json";
 /// Runs `relo run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let home = Home::load(&args.home)?;
-    let bytes = std::fs::read(&args.workflow)
-        .with_context(|| format!("cannot read {}", args.workflow.display()))?;
-    let file = args.workflow.display().to_string();
-    let workflow = relo_manifest::parse_workflow(&file, &bytes).map_err(|diagnostics| {
-        anyhow::anyhow!(
-            "{file} is invalid ({} problems):\n{}",
-            diagnostics.len(),
-            diagnostics.render()
-        )
-    })?;
+    let (workflow, bytes) = read_parsed(&args.workflow, relo_manifest::parse_workflow)?;
     let mut given = BTreeMap::new();
     for pair in &args.params {
         let Some((name, value)) = pair.split_once('=') else {

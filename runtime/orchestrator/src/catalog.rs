@@ -14,7 +14,8 @@ use relo_policy::{
 use relo_sandbox::{LoadError, Plugin, Sandbox};
 use relo_store::{Store, StoreError};
 use relo_trust::{
-    ApprovalRecord, Refusal, TrustError, TrustPolicy, VerifiedPlugin, read_envelope, sha256_hex,
+    ApprovalRecord, Refusal, TrustError, TrustPolicy, VerifiedPlugin, parse_rfc3339, read_envelope,
+    sha256_hex,
 };
 
 /// Why a plugin could not be admitted.
@@ -102,6 +103,18 @@ pub struct AdmittedPlugin {
 /// Verified plugins and their loaded components, by (digest, sha256 of the attestation).
 type VerifiedCache = HashMap<(String, String), (VerifiedPlugin, Arc<Plugin>)>;
 
+/// A plugin digest and its stored approvals as (id, sha256 of the document, revoked).
+type AdmissionKey = (String, Vec<(String, String, bool)>);
+
+/// An admission decided for an [`AdmissionKey`]: valid until the approval expires.
+struct CachedAdmission {
+    approval_id: String,
+    inherited_from: Option<String>,
+    expires_at: Option<SystemTime>,
+    grant: Arc<Grant>,
+    limits: Limits,
+}
+
 /// The plugins a process may run: the store's, checked against one `relo.toml`.
 pub struct PluginCatalog {
     store: Store,
@@ -111,6 +124,8 @@ pub struct PluginCatalog {
     ceilings: Ceilings,
     /// Verified and loaded once per (digest, sha256 of the attestation) per process.
     verified: Mutex<VerifiedCache>,
+    /// Admissions decided, by plugin digest and its stored approvals.
+    admissions: Mutex<HashMap<AdmissionKey, CachedAdmission>>,
 }
 
 impl std::fmt::Debug for PluginCatalog {
@@ -152,6 +167,7 @@ impl PluginCatalog {
             config,
             ceilings,
             verified: Mutex::new(HashMap::new()),
+            admissions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -243,6 +259,35 @@ impl PluginCatalog {
             plugin: verified.reference(),
             refusal,
         };
+        // Approvals are read before every step (a revocation takes effect at once), but
+        // verified again only when the stored set changed or the admitting one expired.
+        let stored = self.store.approvals_of(&verified.name).await?;
+        let key: AdmissionKey = (
+            verified.digest.clone(),
+            stored
+                .iter()
+                .map(|a| {
+                    (
+                        a.id.clone(),
+                        sha256_hex(a.document.as_bytes()),
+                        a.revoked.is_some(),
+                    )
+                })
+                .collect(),
+        );
+        let now = SystemTime::now();
+        if let Some(cached) = self.admissions().get(&key)
+            && cached.expires_at.is_none_or(|at| now < at)
+        {
+            let review = Review {
+                verified,
+                approval_id: cached.approval_id.clone(),
+                inherited_from: cached.inherited_from.clone(),
+                grant: Arc::clone(&cached.grant),
+                limits: cached.limits,
+            };
+            return Ok((review, plugin));
+        }
         let declared =
             declared_capabilities(&verified.manifest, &self.config).map_err(|source| {
                 CatalogError::Declaration {
@@ -250,30 +295,46 @@ impl PluginCatalog {
                     source,
                 }
             })?;
-        let mut approvals = Vec::new();
-        for stored in self.store.approvals_of(&verified.name).await? {
-            let envelope = read_envelope(stored.document.as_bytes()).map_err(refused)?;
+        let mut approvals = Vec::with_capacity(stored.len());
+        for row in stored {
+            let envelope = read_envelope(row.document.as_bytes()).map_err(refused)?;
             approvals.push(ApprovalRecord {
-                id: stored.id,
-                digest: stored.digest,
+                id: row.id,
+                digest: row.digest,
                 envelope,
-                revoked: stored.revoked,
+                revoked: row.revoked,
             });
         }
         let admission = self
             .policy
-            .admit(&verified, &declared, &approvals, SystemTime::now())
+            .admit(&verified, &declared, &approvals, now)
             .map_err(refused)?;
         let (grant, limits) = effective_grant(
             &declared,
             &admission.approval.predicate.capabilities,
             &self.ceilings,
         );
+        let grant = Arc::new(grant);
+        self.admissions().insert(
+            key,
+            CachedAdmission {
+                approval_id: admission.approval.id.clone(),
+                inherited_from: admission.inherited_from.clone(),
+                expires_at: admission
+                    .approval
+                    .predicate
+                    .expires_at
+                    .as_deref()
+                    .and_then(parse_rfc3339),
+                grant: Arc::clone(&grant),
+                limits,
+            },
+        );
         let review = Review {
             verified,
             approval_id: admission.approval.id,
             inherited_from: admission.inherited_from,
-            grant: Arc::new(grant),
+            grant,
             limits,
         };
         Ok((review, plugin))
@@ -321,6 +382,12 @@ impl PluginCatalog {
         self.cache()
             .insert(key, (verified.clone(), Arc::clone(&plugin)));
         Ok((verified, Some(plugin)))
+    }
+
+    fn admissions(&self) -> std::sync::MutexGuard<'_, HashMap<AdmissionKey, CachedAdmission>> {
+        self.admissions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, VerifiedCache> {

@@ -31,6 +31,12 @@ pub enum RunError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another instance holds a step this runner was about to run.
+    #[error("step `{0}` is held by another instance")]
+    StepHeld(String),
+    /// A step's task panicked or was cancelled.
+    #[error("a step's task ended abnormally: {0}")]
+    Task(String),
     /// The evidence could not be made durable.
     #[error("the run's evidence could not be stored: {0}")]
     Evidence(String),
@@ -207,10 +213,7 @@ impl Runner {
             for (step, input) in ready {
                 if !claimed.iter().any(|id| id == step.id.as_str()) {
                     // Another instance holds it: not this runner's to run or to finish.
-                    return Err(RunError::Unsupported(format!(
-                        "step `{}` is held by another instance",
-                        step.id
-                    )));
+                    return Err(RunError::StepHeld(step.id.as_str().to_owned()));
                 }
                 let runner = Arc::clone(self);
                 let run_id = run_id.to_owned();
@@ -228,8 +231,7 @@ impl Runner {
             // The wave's results are stored together: one transaction for the wave.
             let mut wave: Vec<(String, Ended)> = Vec::new();
             while let Some(joined) = running.join_next().await {
-                let (id, end) = joined
-                    .map_err(|e| RunError::Unsupported(format!("a step task failed: {e}")))?;
+                let (id, end) = joined.map_err(|e| RunError::Task(e.to_string()))?;
                 wave.push((id, end?));
             }
             let stored: Vec<(StepEnd, Option<String>, Option<String>)> = wave

@@ -18,7 +18,7 @@ use relo_store::{Store, StoredPlugin};
 use relo_trust::{Refusal, TrustPolicy, VerifiedPlugin};
 
 use crate::args::{PluginArgs, PluginCommand};
-use crate::home::Home;
+use crate::home::{Home, read_parsed};
 
 /// Runs a `relo plugin` command.
 pub fn run(args: &PluginArgs) -> anyhow::Result<ExitCode> {
@@ -51,15 +51,7 @@ pub fn refused(refusal: Refusal) -> anyhow::Error {
 
 /// Reads and parses a plugin manifest file, with every problem rendered.
 pub fn read_manifest(path: &Path) -> anyhow::Result<PluginManifest> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let name = path.display().to_string();
-    parse_plugin(&name, &bytes).map_err(|diagnostics| {
-        anyhow::anyhow!(
-            "{name} is invalid ({} problems):\n{}",
-            diagnostics.len(),
-            diagnostics.render()
-        )
-    })
+    Ok(read_parsed(path, parse_plugin)?.0)
 }
 
 /// The home's config, which trust decisions need.

@@ -3,15 +3,14 @@
 //! a running one, with the refusal recorded.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use relo_evidence::{EvidenceEvent, EvidenceRecord, MemorySink, Scope};
-use relo_manifest::{OperatorConfig, PluginRef, parse_operator, parse_plugin};
+use relo_manifest::{OperatorConfig, PluginRef, parse_operator};
 use relo_orchestrator::{CatalogError, PluginCatalog};
-use relo_policy::declared_capabilities;
 use relo_sandbox::{LoopbackOnly, Sandbox, SandboxConfig, StepContext, StepRequest};
-use relo_store::{NewApproval, NewPlugin, Store};
-use relo_trust::{KeyAlgorithm, PrivateKey, SignedApproval, SignedPlugin, TrustPolicy};
+use relo_store::Store;
+
+use crate::support::{control, keys, register};
 
 const CONFIG: &str = r#"
 [[trust.signers]]
@@ -53,78 +52,23 @@ fn config(retired: bool) -> OperatorConfig {
     parse_operator("relo.toml", text.as_bytes()).unwrap()
 }
 
-fn control(record: EvidenceEvent) -> EvidenceRecord {
-    EvidenceRecord::new(Scope::Control, None, record)
-}
-
 /// A home whose store holds the echo component, signed by ivan's author key and
 /// approved by olga.
 async fn fixture() -> Fixture {
     let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir(home.path().join("keys")).unwrap();
-    let author = PrivateKey::generate(KeyAlgorithm::EcdsaP256);
-    let olga = PrivateKey::generate(KeyAlgorithm::Ed25519);
-    for (name, key) in [("author", &author), ("olga", &olga)] {
-        std::fs::write(
-            home.path().join(format!("keys/{name}.pub")),
-            key.public_key().to_pem(),
-        )
-        .unwrap();
-    }
-    let wasm = std::fs::read(relo_test_components::ECHO).unwrap();
-    let manifest = parse_plugin("relo-plugin.toml", MANIFEST.as_bytes()).unwrap();
-    let signed = SignedPlugin::sign(&wasm, &manifest, &author).unwrap();
+    let keys = keys(home.path());
     let store = Store::connect(home.path(), "sqlite://relo.db")
         .await
         .unwrap();
-    let attestation = signed.envelope.to_json();
-    let added = EvidenceEvent::PluginAdded {
-        name: "relo-test/echo".into(),
-        version: "1.0.0".into(),
-        digest: signed.digest.clone(),
-        signer_key_id: signed.key_id.clone(),
-    };
-    store
-        .add_plugin(
-            &NewPlugin {
-                digest: &signed.digest,
-                name: "relo-test/echo",
-                version: "1.0.0",
-                bytes: &wasm,
-                attestation: &attestation,
-            },
-            &control(added),
-        )
-        .await
-        .unwrap();
-
-    let config = config(false);
-    let policy = TrustPolicy::load(&config, home.path()).unwrap();
-    let verified = policy.verify_plugin(&wasm, attestation.as_bytes()).unwrap();
-    let declared = declared_capabilities(&verified.manifest, &config).unwrap();
-    let approval =
-        SignedApproval::sign(&verified, declared, "olga", &olga, SystemTime::now(), None).unwrap();
-    let granted = EvidenceEvent::ApprovalGranted {
-        approval_id: approval.id.clone(),
-        plugin: verified.reference(),
-        digest: verified.digest.clone(),
-        approver: "olga".into(),
-        key_id: olga.key_id().to_owned(),
-        expires_at: None,
-    };
-    store
-        .add_approval(
-            &NewApproval {
-                id: &approval.id,
-                digest: &approval.digest,
-                approved_by: "olga",
-                document: &approval.envelope.to_json(),
-                expires_at: None,
-            },
-            &control(granted),
-        )
-        .await
-        .unwrap();
+    let registered = register(
+        &store,
+        &config(false),
+        home.path(),
+        &keys,
+        MANIFEST,
+        relo_test_components::ECHO,
+    )
+    .await;
     let sandbox = Sandbox::new(SandboxConfig {
         address_filter: Arc::new(LoopbackOnly),
         ..SandboxConfig::default()
@@ -134,8 +78,8 @@ async fn fixture() -> Fixture {
         home,
         store,
         sandbox: Arc::new(sandbox),
-        digest: signed.digest,
-        approval_id: approval.id,
+        digest: registered.digest,
+        approval_id: registered.approval_id,
     }
 }
 

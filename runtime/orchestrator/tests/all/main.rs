@@ -9,3 +9,4 @@ mod at_rest;
 mod catalog;
 mod credentials;
 mod run;
+mod support;

@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use relo_evidence::{EvidenceEvent, Scope};
-use relo_manifest::{OperatorConfig, parse_operator, parse_plugin, parse_workflow};
+use relo_manifest::{OperatorConfig, parse_operator, parse_workflow};
 use relo_orchestrator::{CredentialSource, PluginCatalog, RunOutcome, Runner};
-use relo_policy::declared_capabilities;
 use relo_sandbox::{LoopbackOnly, Sandbox, SandboxConfig};
-use relo_store::{EvidenceWriter, NewApproval, NewPlugin, Store, WriterOptions};
-use relo_trust::{KeyAlgorithm, PrivateKey, SignedApproval, SignedPlugin, TrustPolicy};
+use relo_store::{EvidenceWriter, Store, WriterOptions};
+use relo_trust::{KeyAlgorithm, PrivateKey};
 use serde_json::json;
+
+use crate::support::{keys, register};
 
 const CONFIG: &str = r#"
 [[trust.signers]]
@@ -36,64 +36,17 @@ struct Setup {
 /// signed and approved, and a runner over it.
 async fn setup() -> Setup {
     let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir(home.path().join("keys")).unwrap();
-    let author = PrivateKey::generate(KeyAlgorithm::EcdsaP256);
-    let olga = PrivateKey::generate(KeyAlgorithm::Ed25519);
-    for (name, key) in [("author", &author), ("olga", &olga)] {
-        let file = home.path().join(format!("keys/{name}.pub"));
-        std::fs::write(file, key.public_key().to_pem()).unwrap();
-    }
+    let keys = keys(home.path());
     let config: OperatorConfig = parse_operator("relo.toml", CONFIG.as_bytes()).unwrap();
     let store = Store::connect(home.path(), "sqlite://relo.db")
         .await
         .unwrap();
-    let policy = TrustPolicy::load(&config, home.path()).unwrap();
     for (name, wasm) in [
         ("relo-test/echo", relo_test_components::ECHO),
         ("relo-test/broken", relo_test_components::OUTPUT_NOT_JSON),
     ] {
-        let bytes = std::fs::read(wasm).unwrap();
         let manifest = format!("[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\n");
-        let manifest = parse_plugin("relo-plugin.toml", manifest.as_bytes()).unwrap();
-        let signed = SignedPlugin::sign(&bytes, &manifest, &author).unwrap();
-        let attestation = signed.envelope.to_json();
-        let added = EvidenceEvent::PluginAdded {
-            name: name.into(),
-            version: "1.0.0".into(),
-            digest: signed.digest.clone(),
-            signer_key_id: signed.key_id.clone(),
-        };
-        let plugin = NewPlugin {
-            digest: &signed.digest,
-            name,
-            version: "1.0.0",
-            bytes: &bytes,
-            attestation: &attestation,
-        };
-        store.add_plugin(&plugin, &control(added)).await.unwrap();
-        let verified = policy
-            .verify_plugin(&bytes, attestation.as_bytes())
-            .unwrap();
-        let declared = declared_capabilities(&verified.manifest, &config).unwrap();
-        let approval =
-            SignedApproval::sign(&verified, declared, "olga", &olga, SystemTime::now(), None)
-                .unwrap();
-        let granted = EvidenceEvent::ApprovalGranted {
-            approval_id: approval.id.clone(),
-            plugin: verified.reference(),
-            digest: verified.digest.clone(),
-            approver: "olga".into(),
-            key_id: olga.key_id().to_owned(),
-            expires_at: None,
-        };
-        let row = NewApproval {
-            id: &approval.id,
-            digest: &approval.digest,
-            approved_by: "olga",
-            document: &approval.envelope.to_json(),
-            expires_at: None,
-        };
-        store.add_approval(&row, &control(granted)).await.unwrap();
+        register(&store, &config, home.path(), &keys, &manifest, wasm).await;
     }
     let sandbox = Arc::new(
         Sandbox::new(SandboxConfig {
@@ -139,10 +92,6 @@ async fn setup() -> Setup {
         store,
         runner,
     }
-}
-
-fn control(event: EvidenceEvent) -> relo_evidence::EvidenceRecord {
-    relo_evidence::EvidenceRecord::new(Scope::Control, None, event)
 }
 
 fn workflow(steps: &str) -> relo_manifest::Workflow {
