@@ -362,6 +362,13 @@ impl Store {
         }))
     }
 
+    /// Appends one record in a transaction of its own (a control-plane refusal, say).
+    pub async fn record(&self, record: &EvidenceRecord) -> Result<()> {
+        let mut locked = self.begin_locked().await?;
+        record_in(&mut locked, record).await?;
+        locked.commit().await
+    }
+
     /// Appends `record` unless the control scope already holds an entry of the same
     /// kind and body (a fact recorded once, such as `signer.retired`). Returns whether
     /// it appended.

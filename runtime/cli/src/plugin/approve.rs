@@ -12,7 +12,7 @@ use relo_store::NewApproval;
 use relo_trust::{KeyFileSigner, SignedApproval, Signer as _, parse_rfc3339, widened};
 use serde_json::json;
 
-use super::{config, policy, refused, stored_plugin, verify_stored};
+use super::{config, policy, refuse, stored_plugin, verify_stored};
 use crate::args::{PluginApproveArgs, PluginBlockArgs, PluginRevokeArgs};
 use crate::home::Home;
 
@@ -22,7 +22,7 @@ pub async fn approve(home: &Home, args: &PluginApproveArgs) -> anyhow::Result<Ex
     let policy = policy(home)?;
     let store = home.store().await?;
     let plugin = stored_plugin(&store, &args.plugin).await?;
-    let verified = verify_stored(&policy, &plugin)?;
+    let verified = verify_stored(&store, &policy, &plugin).await?;
     let declared = declared_capabilities(&verified.manifest, config)
         .with_context(|| format!("{} against relo.toml", verified.reference()))?;
     let capabilities: Capabilities = match &args.capabilities {
@@ -66,9 +66,15 @@ pub async fn approve(home: &Home, args: &PluginApproveArgs) -> anyhow::Result<Ex
         .context("cannot sign the approval")?;
     // The runtime's own check, before anything is stored: role, separation of duties,
     // digest, expiry, capabilities.
-    policy
-        .verify_approval(&verified, &approval.envelope, &declared, now)
-        .map_err(refused)?;
+    if let Err(refusal) = policy.verify_approval(&verified, &approval.envelope, &declared, now) {
+        return Err(refuse(
+            &store,
+            &verified.digest,
+            refusal.code(),
+            refusal.to_string(),
+        )
+        .await);
+    }
     let document = approval.envelope.to_json_pretty();
     let record = EvidenceRecord::new(
         Scope::Control,

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_manifest::{OperatorConfig, PluginManifest, PluginRef, PluginVersion, parse_plugin};
 use relo_store::{Store, StoredPlugin};
 use relo_trust::{Refusal, TrustPolicy, VerifiedPlugin};
@@ -47,6 +48,26 @@ pub fn run(args: &PluginArgs) -> anyhow::Result<ExitCode> {
 /// failed.
 pub fn refused(refusal: Refusal) -> anyhow::Error {
     anyhow::anyhow!("refused ({}): {refusal}", refusal.code())
+}
+
+/// Records a refusal of the plugin `digest` in the control scope (`plugin.refused`), then
+/// returns it as the command's error: a refusal is enforced and recorded.
+pub async fn refuse(store: &Store, digest: &str, code: &str, reason: String) -> anyhow::Error {
+    let record = EvidenceRecord::new(
+        Scope::Control,
+        None,
+        EvidenceEvent::PluginRefused {
+            digest: digest.to_owned(),
+            code: code.to_owned(),
+            reason: reason.clone(),
+        },
+    );
+    match store.record(&record).await {
+        Ok(()) => anyhow::anyhow!("refused ({code}): {reason}"),
+        Err(error) => {
+            anyhow::anyhow!("refused ({code}): {reason}; recording the refusal failed too: {error}")
+        }
+    }
 }
 
 /// Reads and parses a plugin manifest file, with every problem rendered.
@@ -99,13 +120,21 @@ pub async fn stored_plugin(store: &Store, reference: &str) -> anyhow::Result<Sto
     }
 }
 
-/// Verifies a stored plugin against the trust policy.
-pub fn verify_stored(
+/// Verifies a stored plugin against the trust policy; a refusal is recorded.
+pub async fn verify_stored(
+    store: &Store,
     policy: &TrustPolicy,
     plugin: &StoredPlugin,
 ) -> anyhow::Result<VerifiedPlugin> {
-    policy
-        .verify_plugin(&plugin.bytes, plugin.attestation.as_bytes())
-        .map_err(refused)
-        .with_context(|| format!("{}@{} ({})", plugin.name, plugin.version, plugin.digest))
+    match policy.verify_plugin(&plugin.bytes, plugin.attestation.as_bytes()) {
+        Ok(verified) => Ok(verified),
+        Err(refusal) => Err(
+            refuse(store, &plugin.digest, refusal.code(), refusal.to_string())
+                .await
+                .context(format!(
+                    "{}@{} ({})",
+                    plugin.name, plugin.version, plugin.digest
+                )),
+        ),
+    }
 }

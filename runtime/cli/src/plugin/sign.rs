@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_store::{Added, NewPlugin};
-use relo_trust::{KeyFileSigner, SignedPlugin};
+use relo_trust::{KeyFileSigner, SignedPlugin, sha256_hex};
 use serde_json::json;
 
-use super::{policy, read_manifest, refused};
+use super::{policy, read_manifest, refuse};
 use crate::args::{PluginAddArgs, PluginSignArgs};
 use crate::home::Home;
 
@@ -71,25 +71,33 @@ pub async fn add(home: &Home, args: &PluginAddArgs) -> anyhow::Result<ExitCode> 
         .with_context(|| format!("cannot read {}", args.wasm.display()))?;
     let attestation = std::fs::read_to_string(&args.attestation)
         .with_context(|| format!("cannot read {}", args.attestation.display()))?;
-    let verified = policy
-        .verify_plugin(&wasm, attestation.as_bytes())
-        .map_err(refused)
-        .with_context(|| {
-            format!(
-                "{} with {}",
-                args.wasm.display(),
-                args.attestation.display()
-            )
-        })?;
-    if let Some(path) = &args.manifest {
-        verified
-            .check_manifest(&read_manifest(path)?)
-            .map_err(refused)
-            .with_context(|| path.display().to_string())?;
-    }
-    relo_sandbox::check_imports(&wasm)
-        .with_context(|| format!("{} would be refused at load", args.wasm.display()))?;
     let store = home.store().await?;
+    let digest = sha256_hex(&wasm);
+    let files = format!(
+        "{} with {}",
+        args.wasm.display(),
+        args.attestation.display()
+    );
+    let verified = match policy.verify_plugin(&wasm, attestation.as_bytes()) {
+        Ok(verified) => verified,
+        Err(refusal) => {
+            return Err(refuse(&store, &digest, refusal.code(), refusal.to_string())
+                .await
+                .context(files));
+        }
+    };
+    if let Some(path) = &args.manifest
+        && let Err(refusal) = verified.check_manifest(&read_manifest(path)?)
+    {
+        return Err(refuse(&store, &digest, refusal.code(), refusal.to_string())
+            .await
+            .context(path.display().to_string()));
+    }
+    if let Err(error) = relo_sandbox::check_imports(&wasm) {
+        return Err(refuse(&store, &digest, error.code(), error.to_string())
+            .await
+            .context(format!("{} would be refused at load", args.wasm.display())));
+    }
     let record = EvidenceRecord::new(
         Scope::Control,
         None,

@@ -31,6 +31,32 @@ fn refused(output: &Output, code: &str) {
     );
 }
 
+/// The `plugin.refused` codes in the home's control scope, in order.
+fn recorded_refusals(home: &Path) -> Vec<String> {
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}", home.join("relo.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open the store");
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM evidence_entries WHERE scope = 'control' AND kind = 'plugin.refused' ORDER BY seq",
+        )
+        .fetch_all(&mut db)
+        .await
+        .expect("query");
+        bodies
+            .iter()
+            .map(|body| {
+                let body: Value = serde_json::from_str(body).expect("JSON body");
+                body["code"].as_str().expect("code").to_owned()
+            })
+            .collect()
+    })
+}
+
 const CONFIG: &str = r#"
 [[trust.signers]]
 key = "keys/author.pub"
@@ -198,6 +224,16 @@ fn a_plugin_goes_from_signing_to_approval_to_block() {
         "separation-of-duties",
     );
 
+    assert_eq!(
+        recorded_refusals(&home),
+        [
+            "digest-mismatch",
+            "manifest-mismatch",
+            "separation-of-duties"
+        ],
+        "every refusal is recorded in the control scope"
+    );
+
     let olga_key = path(&home.join("keys/olga.key"));
     let out = work.join("approval.json");
     let approved = ok(&relo(
@@ -314,6 +350,10 @@ fn garbage_attestations_and_untrusted_signers_are_refused_at_import() {
     refused(
         &relo(&home, &["plugin", "add", w, garbage.to_str().unwrap()]),
         "malformed-attestation",
+    );
+    assert_eq!(
+        recorded_refusals(&home),
+        ["untrusted-signer", "malformed-attestation"]
     );
 }
 
