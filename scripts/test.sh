@@ -54,8 +54,12 @@ if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432 2
 fi
 
 # Host workspace: unit tests, the sandbox's integration tests (which build every
-# component under tests/components), doc tests.
+# component under tests/components), the release plugins run in the sandbox against the
+# demo's stand-ins (tests/plugins; tests/artifacts builds them), doc tests.
 cargo test --workspace "$@"
+
+# The release plugins' shared library, unit-tested on the host.
+cargo test --manifest-path plugins/Cargo.toml -p release-common --target-dir target/guests
 
 # The plugin template must keep building for plugin authors.
 cargo build --release --target wasm32-wasip2 \

@@ -1,6 +1,10 @@
-//! Builds the guest components under `tests/components` for `wasm32-wasip2` (release,
-//! into `<workspace root>/target/guests`) and writes `OUT_DIR/components.rs`: a path
-//! constant per component, `ALL`, `path()` and the `foreach_component!` macro.
+//! Builds the two guest workspaces for `wasm32-wasip2` (release, into
+//! `<workspace root>/target/guests`) and describes what they produced:
+//!
+//! - `tests/components` → `OUT_DIR/components.rs`: a path constant per component, `ALL`,
+//!   and the `foreach_component!` macro;
+//! - `plugins` → `OUT_DIR/plugins.rs`: per plugin a constant for its `.wasm` and one
+//!   for its `relo-plugin.toml`, `ALL`, and the `foreach_plugin!` macro.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,14 +36,28 @@ const REMOVED_PREFIXES: &[&str] = &[
     "CARGO_MANIFEST_",
 ];
 
-/// A component of the guest workspace.
+/// A component of a guest workspace.
 struct Component {
     /// The folder and crate name, `fuel-infinite-loop`.
     name: String,
     /// The crate's `description`.
     description: String,
+    /// The crate's folder.
+    dir: PathBuf,
     /// The built `.wasm`.
     wasm: PathBuf,
+}
+
+impl Component {
+    /// The name as a Rust constant, `FUEL_INFINITE_LOOP`.
+    fn constant(&self) -> String {
+        self.name.replace('-', "_").to_uppercase()
+    }
+
+    /// The name as a Rust identifier, `fuel_infinite_loop`.
+    fn ident(&self) -> String {
+        self.name.replace('-', "_")
+    }
 }
 
 fn main() {
@@ -49,17 +67,53 @@ fn main() {
         .and_then(Path::parent)
         .expect("tests/artifacts is two levels below the workspace root")
         .to_path_buf();
-    let guests = root.join("tests/components");
     let target_dir = root.join("target/guests");
+    watch_sdk(&root);
 
+    let components = build_guests(&root.join("tests/components"), &target_dir);
+    let plugins = build_guests(&root.join("plugins"), &target_dir);
+    // Both workspaces build into one target directory: a shared name would make one
+    // `.wasm` overwrite the other.
+    for plugin in &plugins {
+        assert!(
+            components.iter().all(|c| c.name != plugin.name),
+            "`{}` is both a test component and a plugin; rename one",
+            plugin.name
+        );
+    }
+
+    let out = PathBuf::from(env("OUT_DIR"));
+    write(
+        &out.join("components.rs"),
+        &generate_components(&components),
+    );
+    write(&out.join("plugins.rs"), &generate_plugins(&plugins));
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("cargo sets {name} for build scripts"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text)
+        .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+}
+
+/// Builds the guest workspace in `guests` and returns its components, each checked to
+/// have been built.
+fn build_guests(guests: &Path, target_dir: &Path) -> Vec<Component> {
     let members = members(&guests.join("Cargo.toml"));
-    watch(&root, &guests, &members);
-
+    watch_workspace(guests, &members);
     let components: Vec<Component> = members
         .iter()
-        .filter_map(|member| component(&guests, &target_dir, member))
+        .filter_map(|member| component(guests, target_dir, member))
         .collect();
-    build(&guests, &target_dir);
+    build(guests, target_dir);
     for component in &components {
         assert!(
             component.wasm.is_file(),
@@ -67,14 +121,7 @@ fn main() {
             component.wasm.display()
         );
     }
-
-    let out = PathBuf::from(env("OUT_DIR")).join("components.rs");
-    std::fs::write(&out, generate(&components))
-        .unwrap_or_else(|error| panic!("cannot write {}: {error}", out.display()));
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("cargo sets {name} for build scripts"))
+    components
 }
 
 /// The `members` of the guest workspace's `[workspace]` table.
@@ -99,7 +146,8 @@ fn members(manifest: &Path) -> Vec<String> {
 
 /// The member as a component, or `None` if it is a library (not a `cdylib`).
 fn component(guests: &Path, target_dir: &Path, member: &str) -> Option<Component> {
-    let manifest = read(&guests.join(member).join("Cargo.toml"));
+    let dir = guests.join(member);
+    let manifest = read(&dir.join("Cargo.toml"));
     let compact: String = manifest.chars().filter(|c| !c.is_whitespace()).collect();
     if !compact.contains(r#"crate-type=["cdylib"]"#) {
         return None;
@@ -117,26 +165,27 @@ fn component(guests: &Path, target_dir: &Path, member: &str) -> Option<Component
     Some(Component {
         name: member.to_owned(),
         description,
+        dir,
         wasm,
     })
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+/// What every guest is built from: the SDK and the WIT.
+fn watch_sdk(root: &Path) {
+    for path in [
+        "sdk/rust/Cargo.toml",
+        "sdk/rust/src",
+        "sdk/rust/macros/Cargo.toml",
+        "sdk/rust/macros/src",
+        "wit",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
 }
 
-/// Everything the guests are built from: the guest workspace, the SDK and the WIT.
-fn watch(root: &Path, guests: &Path, members: &[String]) {
-    let mut paths = vec![
-        guests.join("Cargo.toml"),
-        guests.join("Cargo.lock"),
-        root.join("sdk/rust/Cargo.toml"),
-        root.join("sdk/rust/src"),
-        root.join("sdk/rust/macros/Cargo.toml"),
-        root.join("sdk/rust/macros/src"),
-        root.join("wit"),
-    ];
+/// What one guest workspace is built from: its manifest, lock file and members.
+fn watch_workspace(guests: &Path, members: &[String]) {
+    let mut paths = vec![guests.join("Cargo.toml"), guests.join("Cargo.lock")];
     paths.extend(members.iter().map(|member| guests.join(member)));
     for path in paths {
         println!("cargo:rerun-if-changed={}", path.display());
@@ -170,7 +219,8 @@ fn build(guests: &Path, target_dir: &Path) {
         .unwrap_or_else(|error| panic!("cannot run cargo to build the guests: {error}"));
     if !output.status.success() {
         panic!(
-            "building the guest components failed ({}):\n{:?}\n--- stdout\n{}\n--- stderr\n{}",
+            "building the guest workspace {} failed ({}):\n{:?}\n--- stdout\n{}\n--- stderr\n{}",
+            guests.display(),
             output.status,
             command,
             String::from_utf8_lossy(&output.stdout),
@@ -179,7 +229,19 @@ fn build(guests: &Path, target_dir: &Path) {
     }
 }
 
-fn generate(components: &[Component]) -> String {
+/// A `#[macro_export]` macro `name` that calls `$mac!(ident)` once per component.
+fn foreach_macro(src: &mut String, name: &str, components: &[Component]) {
+    let _ = write!(
+        src,
+        "#[macro_export]\nmacro_rules! {name} {{\n    ($mac:ident) => {{\n"
+    );
+    for component in components {
+        let _ = writeln!(src, "        $mac!({});", component.ident());
+    }
+    src.push_str("    };\n}\n");
+}
+
+fn generate_components(components: &[Component]) -> String {
     let mut src = String::from("// Generated by tests/artifacts/build.rs.\n\n");
     for component in components {
         let _ = writeln!(
@@ -189,7 +251,7 @@ fn generate(components: &[Component]) -> String {
              pub const {constant}: &str = {path:?};\n",
             name = component.name,
             description = component.description,
-            constant = component.name.replace('-', "_").to_uppercase(),
+            constant = component.constant(),
             path = component.wasm.display().to_string(),
         );
     }
@@ -200,12 +262,7 @@ fn generate(components: &[Component]) -> String {
          pub const ALL: &[(&str, &str)] = &[\n",
     );
     for component in components {
-        let _ = writeln!(
-            src,
-            "    ({:?}, {}),",
-            component.name,
-            component.name.replace('-', "_").to_uppercase()
-        );
+        let _ = writeln!(src, "    ({:?}, {}),", component.name, component.constant());
     }
     src.push_str("];\n\n");
 
@@ -221,14 +278,55 @@ fn generate(components: &[Component]) -> String {
          ///     };\n\
          /// }\n\
          /// relo_test_components::foreach_component!(assert_test_exists);\n\
-         /// ```\n\
-         #[macro_export]\n\
-         macro_rules! foreach_component {\n\
-         \x20   ($mac:ident) => {\n",
+         /// ```\n",
     );
-    for component in components {
-        let _ = writeln!(src, "        $mac!({});", component.name.replace('-', "_"));
+    foreach_macro(&mut src, "foreach_component", components);
+    src
+}
+
+fn generate_plugins(plugins: &[Component]) -> String {
+    let mut src = String::from("// Generated by tests/artifacts/build.rs.\n\n");
+    for plugin in plugins {
+        let manifest = plugin.dir.join("relo-plugin.toml");
+        assert!(
+            manifest.is_file(),
+            "the plugin `{}` has no relo-plugin.toml beside its Cargo.toml",
+            plugin.name
+        );
+        let _ = writeln!(
+            src,
+            "/// `relo/{name}`: {description}\n///\n/// The component built from \
+             `plugins/{name}`; its manifest is [`{constant}_MANIFEST`].\n\
+             pub const {constant}: &str = {wasm:?};\n\n\
+             /// The `relo-plugin.toml` of [`{constant}`].\n\
+             pub const {constant}_MANIFEST: &str = {manifest:?};\n",
+            name = plugin.name,
+            description = plugin.description,
+            constant = plugin.constant(),
+            wasm = plugin.wasm.display().to_string(),
+            manifest = manifest.display().to_string(),
+        );
     }
-    src.push_str("    };\n}\n");
+
+    src.push_str(
+        "/// Every plugin, in the guest workspace's member order.\n\
+         pub const ALL: &[Plugin] = &[\n",
+    );
+    for plugin in plugins {
+        let _ = writeln!(
+            src,
+            "    Plugin {{ name: {name:?}, wasm: {constant}, manifest: {constant}_MANIFEST }},",
+            name = plugin.name,
+            constant = plugin.constant(),
+        );
+    }
+    src.push_str("];\n\n");
+
+    src.push_str(
+        "/// Calls `$mac!(name)` once for every plugin under `plugins/`, with its snake_case\n\
+         /// name (`verify_release`), so a test file can require a test module for each one,\n\
+         /// as [`foreach_component!`](crate::foreach_component) does for the test components.\n",
+    );
+    foreach_macro(&mut src, "foreach_plugin", plugins);
     src
 }

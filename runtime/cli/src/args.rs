@@ -8,11 +8,15 @@ use relo_manifest::FileKind;
 /// Exit code: a check failed or the input is invalid.
 pub const EXIT_FAILED: u8 = 1;
 
+/// Exit code: the run is waiting for approval (`relo approve`, then `relo resume`).
+pub const EXIT_WAITING: u8 = 3;
+
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  everything is valid
-  1  a file is invalid (or a check failed)
-  2  bad usage (wrong arguments)";
+  0  done (the run succeeded, every file is valid)
+  1  a check failed, something was refused, a run failed, or the input is invalid
+  2  bad usage (wrong arguments)
+  3  a run is waiting for approval";
 
 /// relo: a release orchestrator whose steps are signed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -41,9 +45,18 @@ pub enum Command {
     /// Sign, import, review, approve, revoke and block plugins.
     #[command(after_help = PLUGIN_HELP)]
     Plugin(PluginArgs),
-    /// Run a workflow on this machine (plugin steps; approval gates come later).
+    /// Create a relo home: relo.toml, the keys it names, the store.
+    #[command(after_help = INIT_HELP)]
+    Init(InitArgs),
+    /// Run a workflow on this machine.
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Continue a run that waited for approval or whose process ended.
+    #[command(after_help = RESUME_HELP)]
+    Resume(ResumeArgs),
+    /// Approve an approval gate of a run, signed with your key.
+    #[command(after_help = APPROVE_HELP)]
+    Approve(ApproveArgs),
     /// List runs, or show one with its steps.
     #[command(after_help = RUNS_HELP)]
     Runs(RunsArgs),
@@ -56,6 +69,8 @@ const RUNS_HELP: &str = "\
 Examples:
   relo runs list
   relo runs show run-1795472000-3fa1b2c4 --json
+  relo runs logs run-1795472000-3fa1b2c4 --step deploy
+  relo runs cancel run-1795472000-3fa1b2c4 --as olga
 
 Exit codes:
   0  done
@@ -99,24 +114,152 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What a run's steps logged (redacted: secret values never reach the store).
+    Logs {
+        /// The run id.
+        id: String,
+        /// Only this step.
+        #[arg(long)]
+        step: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run that has not ended: no further step starts.
+    Cancel {
+        /// The run id.
+        id: String,
+        /// Who cancels: an operator or the requester, by name (recorded).
+        #[arg(long = "as", value_name = "NAME")]
+        as_person: String,
+    },
+}
+
+const INIT_HELP: &str = "\
+Examples:
+  relo init --person olga                       # a starter home in ./.relo
+  relo init --home .relo-demo --from manifests/relo.toml
+
+With --from, the config is copied and every key it names that does not exist yet is
+generated (people: Ed25519; plugin signers and [signing.keys]: ECDSA P-256; the evidence
+key: Ed25519). Nothing existing is overwritten. In a real deployment each person makes
+their own key (`relo key generate`) and hands over the public half.
+
+Exit codes:
+  0  done
+  1  the home is already initialised, or the config is invalid
+  2  bad usage (wrong arguments)";
+
+/// `relo init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The relo home to create.
+    #[arg(long, env = "RELO_HOME", default_value = ".relo", value_name = "DIR")]
+    pub home: PathBuf,
+    /// Copy this relo.toml and generate the keys it names.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// The person of a starter config (without --from).
+    #[arg(long, default_value = "operator", value_name = "NAME")]
+    pub person: String,
+    /// Print what was made as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const RESUME_HELP: &str = "\
+Examples:
+  relo resume run-1795472000-3fa1b2c4
+
+The stored request is verified again (the requester's signature, and that the stored
+workflow is the one signed). Finished steps are not run again; their outputs feed the
+rest. Steps held by a relo process of this machine that no longer exists (killed, crashed)
+are taken over at once; steps held by another instance wait for its lease to expire.
+The workspace is restored from the store if this machine does not hold its newest state.
+
+Exit codes:
+  0  the run succeeded
+  1  the run failed or was refused
+  2  bad usage (wrong arguments)
+  3  the run is (still) waiting for approval";
+
+/// `relo resume`.
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The run id.
+    pub run_id: String,
+    /// Steps run at once at most.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// The relo home: relo.toml, keys and the store.
+    #[arg(long, env = "RELO_HOME", default_value = ".relo", value_name = "DIR")]
+    pub home: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const APPROVE_HELP: &str = "\
+Examples:
+  relo approve --run run-1795472000-3fa1b2c4 --step approve-release --as rita
+  relo approve --run run-1795472000-3fa1b2c4 --step approve-release --key ~/rita.key
+
+The approval (run, gate, workflow sha256, approver, time) is signed with the approver's
+key. It is refused, and the refusal recorded in the run's evidence, when the key is not
+the person's in [[people]] (missing-role if they hold none of the gate's roles,
+separation-of-duties if they requested the run). The gate passes when a quorum of
+distinct people approved; `relo resume RUN` continues the run.
+
+Exit codes:
+  0  approved
+  1  refused, or the run or step is unknown
+  2  bad usage (wrong arguments)";
+
+/// `relo approve`.
+#[derive(Debug, clap::Args)]
+pub struct ApproveArgs {
+    /// The run.
+    #[arg(long, value_name = "ID")]
+    pub run: String,
+    /// The approval gate's step id.
+    #[arg(long, value_name = "ID")]
+    pub step: String,
+    /// The approver: a person in relo.toml.
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_person: Option<String>,
+    /// The approver's private key (default keys/NAME.key in the home).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The relo home: relo.toml, keys and the store.
+    #[arg(long, env = "RELO_HOME", default_value = ".relo", value_name = "DIR")]
+    pub home: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const RUN_HELP: &str = "\
 Examples:
-  relo run manifests/release.yaml --param version=1.2.3 --as rita
-  relo run release.yaml --param version=1.2.3 --as rita --key ~/keys/rita.key --json
+  relo run manifests/release.yaml --param image_digest=sha256:... --as ivan
+  relo run release.yaml --param public_key=@keys/release.pub --as ivan --json
 
 The request (workflow, its sha256, parameters, requester, time) is signed with the
 requester's key, which must be theirs in [[people]] (default keys/NAME.key in the home),
-and stored with the run. Steps are claimed from the store with a lease and run as their
-needs allow; each step's evidence, and the run's start and end, go to the evidence log,
-and a checkpoint is signed with the evidence key when the run ends. A workflow with an
-approval gate is refused for now.
+and stored with the run, with the workflow text. `--param NAME=@FILE` reads the value
+from a file. Steps are claimed from the store with a lease and run as their needs allow;
+the workflow's `workspace:` folder is copied into the run's workspace and saved into the
+store after each step that may write it. A run of a busy concurrency group waits its turn
+or is refused, as `on_conflict` says. At an approval gate short of its quorum the run is
+persisted as waiting: approve it with `relo approve`, continue it with `relo resume`.
+Each step's evidence, and the run's start and end, go to the evidence log; a checkpoint
+is signed with the evidence key when the run ends or waits. At the end a table shows per
+step: status, fuel, peak memory, milliseconds, egress allowed and denied, secrets used.
 
 Exit codes:
   0  the run succeeded
-  1  the run failed (the root cause is printed), or the input is invalid
-  2  bad usage (wrong arguments)";
+  1  the run failed (the root cause is printed), was refused, or the input is invalid
+  2  bad usage (wrong arguments)
+  3  the run is waiting for approval";
 
 /// `relo run`.
 #[derive(Debug, clap::Args)]
@@ -261,6 +404,50 @@ are resolved now: if an [endpoints] binding changes later, the approval no longe
     RevokeApproval(PluginRevokeArgs),
     /// Block a digest: no step runs it from the next step on, whatever its approvals.
     Block(PluginBlockArgs),
+    /// Start a plugin from the relo-sdk template.
+    #[command(after_help = "Examples:
+  relo plugin new acme/notify-chat
+  relo plugin new acme/notify-chat --dir plugins/notify-chat --sdk ../relo/sdk/rust
+
+Writes Cargo.toml (a cdylib using relo-sdk), relo-plugin.toml (the manifest: name,
+version, limits; add the capabilities the step needs) and src/lib.rs (one typed step).")]
+    New(PluginNewArgs),
+    /// Build a plugin crate into a component and check it as relo would at load.
+    #[command(after_help = "Examples:
+  relo plugin build plugins/deploy
+  relo plugin build . --json
+
+Runs `cargo build --release --target wasm32-wasip2`, finds the component, checks its
+imports against what relo allows (a forbidden import is reported now, not at run time)
+and prints its path and sha256. Needs `rustup target add wasm32-wasip2`.")]
+    Build(PluginBuildArgs),
+}
+
+/// `relo plugin new`.
+#[derive(Debug, clap::Args)]
+pub struct PluginNewArgs {
+    /// The plugin's name, `namespace/name`.
+    pub name: String,
+    /// The folder to create (default: the name's last part).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The relo-sdk crate folder (default: the SDK of the source tree relo was built from).
+    #[arg(long, value_name = "DIR")]
+    pub sdk: Option<PathBuf>,
+}
+
+/// `relo plugin build`.
+#[derive(Debug, clap::Args)]
+pub struct PluginBuildArgs {
+    /// The plugin crate's folder (with Cargo.toml and relo-plugin.toml).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Cargo's target directory (default: the crate's workspace's).
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `relo plugin sign`.

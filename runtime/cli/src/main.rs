@@ -1,8 +1,10 @@
 //! `relo`: the command line. Wiring only: each command lives in its own module.
 
+mod approve;
 mod args;
 mod evidence;
 mod home;
+mod init;
 mod key;
 mod plan;
 mod plugin;
@@ -27,7 +29,10 @@ fn main() -> ExitCode {
         Command::Evidence(evidence) => evidence::run(&evidence),
         Command::Plugin(plugin) => plugin::run(&plugin),
         Command::Plan(plan) => plan::run(&plan),
+        Command::Init(init) => init::run(&init),
         Command::Run(run) => run::run(&run),
+        Command::Resume(resume) => run::resume(&resume),
+        Command::Approve(approve) => approve::run(&approve),
         Command::Runs(runs) => runs::run(&runs),
     };
     match outcome {

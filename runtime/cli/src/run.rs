@@ -1,157 +1,526 @@
-//! `relo run WORKFLOW`: runs a workflow on this machine, with the request signed by the
-//! requester's key, and prints each step's outcome.
+//! `relo run WORKFLOW` and `relo resume RUN`: run a workflow on this machine, with the
+//! request signed by the requester's key, showing progress while steps run and a table
+//! of what each step used at the end.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use relo_orchestrator::{CredentialSource, PluginCatalog, RunOutcome, Runner, params};
+use relo_orchestrator::{
+    CredentialSource, PluginCatalog, Progress, RunOutcome, RunRequest, RunSpec, Runner, Workspaces,
+    params,
+};
 use relo_sandbox::{Sandbox, SandboxConfig};
-use relo_store::{CheckpointPolicy, EvidenceWriter, WriterOptions};
-use relo_trust::{Envelope, KeyFileSigner, Signer as _, TrustPolicy, sha256_hex};
-use serde_json::json;
+use relo_store::{CheckpointPolicy, EvidenceWriter, Placed, Store, WriterOptions};
+use relo_trust::{KeyFileSigner, Signer as _, TrustPolicy, sha256_hex};
+use serde_json::{Value, json};
 
-use crate::args::{EXIT_FAILED, RunArgs};
+use crate::args::{EXIT_FAILED, EXIT_WAITING, ResumeArgs, RunArgs};
 use crate::home::{Home, read_parsed};
-use crate::plugin::config;
+use crate::plugin::{config, policy};
 
-/// The payload type of a signed run request.
-const RUN_REQUEST_TYPE: &str = "application/vnd.relo.run-request+json";
+/// How long a step's claim lasts without renewal (the runner renews it while the step
+/// is alive); a run whose process died can be taken over by another after this.
+const LEASE: Duration = Duration::from_secs(60);
 
 /// Runs `relo run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let home = Home::load(&args.home)?;
     let (workflow, bytes) = read_parsed(&args.workflow, relo_manifest::parse_workflow)?;
+    let workflow_text = String::from_utf8(bytes).context("the workflow is not UTF-8")?;
     let mut given = BTreeMap::new();
     for pair in &args.params {
         let Some((name, value)) = pair.split_once('=') else {
-            bail!("--param {pair}: expected NAME=VALUE");
+            bail!("--param {pair}: expected NAME=VALUE (or NAME=@FILE)");
         };
-        given.insert(name.to_owned(), value.to_owned());
+        let value = match value.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("--param {name}=@{file}: cannot read {file}"))?,
+            None => value.to_owned(),
+        };
+        given.insert(name.to_owned(), value);
     }
     let params = params::resolve(&workflow, &given).context("the run's parameters")?;
-    let config = config(&home)?.clone();
-
-    // The requester signs the request; the key must be theirs in [[people]].
-    let policy =
-        TrustPolicy::load(&config, &home.path).context("cannot load relo.toml's people")?;
-    let key_path = match (&args.key, &args.as_person) {
-        (Some(key), _) => key.clone(),
-        (None, Some(name)) => home.path.join("keys").join(format!("{name}.key")),
-        (None, None) => bail!(
-            "name the requester with --as NAME (and --key FILE if the key is not keys/NAME.key)"
-        ),
-    };
-    let signer = KeyFileSigner::load(&key_path)
-        .with_context(|| format!("cannot load the requester's key {}", key_path.display()))?;
-    let Some(person) = policy.person_with_key(signer.key_id()).map(str::to_owned) else {
-        bail!(
-            "key {} belongs to no person in [[people]]",
-            key_path.display()
-        );
-    };
-    if let Some(name) = &args.as_person
-        && name != &person
-    {
-        bail!("--as {name}, but key {} is {person}'s", key_path.display());
-    }
+    let policy = policy(&home)?;
+    let (signer, person) = signing_person(
+        &home,
+        &policy,
+        args.key.as_deref(),
+        args.as_person.as_deref(),
+    )?;
     let now = SystemTime::now();
     let run_id = format!(
         "run-{}-{}",
         now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         &sha256_hex(format!("{:?}{}", now, std::process::id()).as_bytes())[..8]
     );
-    let request = json!({
-        "run_id": run_id,
-        "workflow": workflow.name.as_str(),
-        "workflow_sha256": sha256_hex(&bytes),
-        "params": params,
-        "requested_by": person,
-        "requested_at": relo_store::rfc3339_utc(now),
+    let request = RunRequest {
+        run_id: run_id.clone(),
+        workflow: workflow.name.as_str().to_owned(),
+        workflow_sha256: sha256_hex(workflow_text.as_bytes()),
+        params: params.clone(),
+        requested_by: person.clone(),
+        requested_at: relo_store::rfc3339_utc(now),
+    };
+    let envelope = request
+        .sign(&signer)
+        .context("cannot sign the run request")?
+        .to_json();
+    let workspace = workflow.workspace.as_ref().map(|folder| {
+        args.workflow
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(folder.as_str())
     });
-    let envelope = Envelope::sign(RUN_REQUEST_TYPE, request.to_string(), &[&signer])
-        .context("cannot sign the run request")?;
+    let spec = RunSpec {
+        run_id: &run_id,
+        workflow: &workflow,
+        workflow_text: &workflow_text,
+        params: &params,
+        requested_by: &person,
+        request: &envelope,
+        workspace: workspace.as_deref(),
+    };
+    let display = Display { json: args.json };
+    runtime()?.block_on(async {
+        let store = home.store().await?;
+        let (runner, progress) = runner(&home, &store, args.parallel).await?;
+        display.line(format!(
+            "run {run_id} of {} requested by {person}",
+            workflow.name
+        ));
+        let shown = display.follow(progress);
+        let placed = runner.start(&spec).await?;
+        if let Placed::Queued { behind } = &placed {
+            display.line(format!(
+                "queued: concurrency group busy with run {behind}; waiting for its turn"
+            ));
+        }
+        let outcome = runner.drive(&spec).await;
+        finish(&display, &store, &run_id, runner, shown, outcome).await
+    })
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// Runs `relo resume`.
+pub fn resume(args: &ResumeArgs) -> anyhow::Result<ExitCode> {
+    let home = Home::load(&args.home)?;
+    let policy = policy(&home)?;
+    let display = Display { json: args.json };
+    runtime()?.block_on(async {
+        let store = home.store().await?;
+        let stored = stored_run(&store, &policy, &args.run_id).await?;
+        let (row, request, workflow, text) =
+            (stored.row, stored.request, stored.workflow, stored.text);
+        let released = take_over_dead_local_owners(&store, &row.id).await?;
+        if !released.is_empty() {
+            display.line(format!(
+                "taking over {} from a relo process on this machine that is gone",
+                released.join(", ")
+            ));
+        }
+        let spec = RunSpec {
+            run_id: &row.id,
+            workflow: &workflow,
+            workflow_text: &text,
+            params: &request.params,
+            requested_by: &request.requested_by,
+            request: &row.request,
+            workspace: None,
+        };
+        let (runner, progress) = runner(&home, &store, args.parallel).await?;
+        display.line(format!(
+            "resuming run {} of {} requested by {}",
+            row.id, workflow.name, request.requested_by
+        ));
+        let shown = display.follow(progress);
+        let outcome = runner.drive(&spec).await;
+        finish(&display, &store, &row.id, runner, shown, outcome).await
+    })
+}
+
+/// The signer of `--key`, else of `--as NAME` (`keys/NAME.key` in the home), and the
+/// person in `[[people]]` it belongs to (which `--as` must name, if given).
+pub fn signing_person(
+    home: &Home,
+    policy: &TrustPolicy,
+    key: Option<&Path>,
+    person: Option<&str>,
+) -> anyhow::Result<(KeyFileSigner, String)> {
+    let key_path = match (key, person) {
+        (Some(key), _) => key.to_owned(),
+        (None, Some(name)) => home.path.join("keys").join(format!("{name}.key")),
+        (None, None) => {
+            bail!("name the person with --as NAME (and --key FILE if the key is not keys/NAME.key)")
+        }
+    };
+    let signer = KeyFileSigner::load(&key_path)
+        .with_context(|| format!("cannot load the key {}", key_path.display()))?;
+    let Some(owner) = policy.person_with_key(signer.key_id()).map(str::to_owned) else {
+        bail!(
+            "key {} belongs to no person in [[people]]",
+            key_path.display()
+        );
+    };
+    if let Some(name) = person
+        && name != owner
+    {
+        bail!("--as {name}, but key {} is {owner}'s", key_path.display());
+    }
+    Ok((signer, owner))
+}
+
+/// A run that has not ended, with its request verified again (the requester's
+/// signature, and that the stored workflow is the one signed) and its workflow parsed.
+pub struct StoredRun {
+    /// The row.
+    pub row: relo_store::RunRow,
+    /// The verified request.
+    pub request: RunRequest,
+    /// The workflow the run runs.
+    pub workflow: relo_manifest::Workflow,
+    /// Its text.
+    pub text: String,
+}
+
+/// Loads the run `id` for `resume` or `approve`; an ended, unknown or tampered run is an
+/// error.
+pub async fn stored_run(
+    store: &Store,
+    policy: &TrustPolicy,
+    id: &str,
+) -> anyhow::Result<StoredRun> {
+    let Some(row) = store.run(id).await? else {
+        bail!("there is no run {id} (see `relo runs list`)");
+    };
+    if matches!(row.state.as_str(), "succeeded" | "failed" | "cancelled") {
+        bail!("run {id} has ended ({})", row.state);
+    }
+    let Some(text) = row.workflow_text.clone() else {
+        bail!("run {id} was made by an older relo that did not keep its workflow");
+    };
+    let request = RunRequest::verify(&row.request, policy, &text).map_err(|refusal| {
+        anyhow::anyhow!(
+            "refused ({}): the stored run request does not verify: {}",
+            refusal.code,
+            refusal.reason
+        )
+    })?;
+    if request.run_id != row.id {
+        bail!(
+            "refused (wrong-run): the stored request is for run {}, not {id}",
+            request.run_id
+        );
+    }
+    let workflow = relo_manifest::parse_workflow(&format!("run {id} workflow"), text.as_bytes())
+        .map_err(|d| anyhow::anyhow!("the stored workflow is invalid:\n{}", d.render()))?;
+    Ok(StoredRun {
+        row,
+        request,
+        workflow,
+        text,
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let store = home.store().await?;
-        let sandbox = Arc::new(Sandbox::new(SandboxConfig {
-            cache_dir: Some(home.path.join("cache")),
-            ..SandboxConfig::default()
-        })?);
-        let catalog = PluginCatalog::new(store.clone(), Arc::clone(&sandbox), config.clone(), &home.path)
-            .await
-            .context("cannot load the trust policy")?;
-        let credentials = CredentialSource::from_config(&config, &home.path)
-            .await
-            .context("cannot set up secrets and signing keys")?;
-        let origin = store.evidence_origin().await?;
-        let evidence_key: Arc<dyn relo_trust::Signer> = Arc::from(home.evidence_signer()?);
-        let writer = EvidenceWriter::spawn(
-            store.clone(),
-            WriterOptions {
-                checkpoints: Some(CheckpointPolicy {
-                    every: 10_000,
-                    signer: evidence_key,
-                    key_name: origin.clone(),
-                    origin,
-                }),
-                ..WriterOptions::default()
+        .context("cannot start the async runtime")
+}
+
+/// This process's name in leases: `cli@HOST:PID`, so that a later `relo resume` on the
+/// same machine can tell that the process is gone.
+fn owner() -> String {
+    format!("cli@{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// Releases the steps of the run held by `relo` processes of this machine that no
+/// longer exist (a crash, SIGKILL): their leases would otherwise have to expire first.
+async fn take_over_dead_local_owners(store: &Store, run_id: &str) -> anyhow::Result<Vec<String>> {
+    let prefix = format!("cli@{}:", hostname());
+    let mut released = Vec::new();
+    let owners: std::collections::BTreeSet<String> = store
+        .run_steps(run_id)
+        .await?
+        .into_iter()
+        .filter_map(|step| step.lease_owner)
+        .collect();
+    for owner in owners {
+        let Some(pid) = owner.strip_prefix(&prefix) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            released.extend(store.release_leases(run_id, &owner).await?);
+        }
+    }
+    Ok(released)
+}
+
+/// The runner of this home, and where it reports progress.
+async fn runner(
+    home: &Home,
+    store: &Store,
+    parallel: usize,
+) -> anyhow::Result<(Arc<Runner>, tokio::sync::mpsc::UnboundedReceiver<Progress>)> {
+    let config = config(home)?.clone();
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+        cache_dir: Some(home.path.join("cache")),
+        ..SandboxConfig::default()
+    })?);
+    let catalog = PluginCatalog::new(
+        store.clone(),
+        Arc::clone(&sandbox),
+        config.clone(),
+        &home.path,
+    )
+    .await
+    .context("cannot load the trust policy")?;
+    let credentials = CredentialSource::from_config(&config, &home.path)
+        .await
+        .context("cannot set up secrets and signing keys")?;
+    let origin = store.evidence_origin().await?;
+    let evidence_key: Arc<dyn relo_trust::Signer> = Arc::from(home.evidence_signer()?);
+    let writer = EvidenceWriter::spawn(
+        store.clone(),
+        WriterOptions {
+            checkpoints: Some(CheckpointPolicy {
+                every: 10_000,
+                signer: evidence_key,
+                key_name: origin.clone(),
+                origin,
+            }),
+            ..WriterOptions::default()
+        },
+    );
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let runner = Arc::new(Runner {
+        store: store.clone(),
+        catalog: Arc::new(catalog),
+        sandbox,
+        credentials,
+        evidence: Arc::new(writer),
+        people: Arc::new(policy(home)?),
+        workspaces: Workspaces::new(home.path.join("workspaces")),
+        progress: Some(sender),
+        owner: owner(),
+        lease: LEASE,
+        parallel,
+    });
+    Ok((runner, receiver))
+}
+
+/// Prints the outcome and the step table (or JSON), and picks the exit code.
+async fn finish(
+    display: &Display,
+    store: &Store,
+    run_id: &str,
+    runner: Arc<Runner>,
+    shown: tokio::task::JoinHandle<()>,
+    outcome: Result<RunOutcome, relo_orchestrator::RunError>,
+) -> anyhow::Result<ExitCode> {
+    // The runner holds the progress sender: dropping it ends the display task.
+    drop(runner);
+    shown.await.ok();
+    let outcome = outcome?;
+    let summary = summary(store, run_id).await?;
+    let (state, code) = match &outcome {
+        RunOutcome::Succeeded => ("succeeded", ExitCode::SUCCESS),
+        RunOutcome::Failed { .. } => ("failed", ExitCode::from(EXIT_FAILED)),
+        RunOutcome::Waiting { .. } => ("waiting-approval", ExitCode::from(EXIT_WAITING)),
+        RunOutcome::Cancelled => ("cancelled", ExitCode::from(EXIT_FAILED)),
+    };
+    if display.json {
+        let out = json!({
+            "run_id": run_id,
+            "outcome": state,
+            "root_cause": match &outcome { RunOutcome::Failed { root_cause } => Some(root_cause), _ => None },
+            "waiting_for": match &outcome { RunOutcome::Waiting { gates } => gates.clone(), _ => Vec::new() },
+            "steps": summary,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_table(&summary);
+        match &outcome {
+            RunOutcome::Succeeded => println!("run {run_id} succeeded"),
+            RunOutcome::Failed { root_cause } => println!("run {run_id} failed: {root_cause}"),
+            RunOutcome::Cancelled => println!("run {run_id} was cancelled"),
+            RunOutcome::Waiting { gates } => {
+                println!(
+                    "run {run_id} is waiting for approval of {}",
+                    gates.join(", ")
+                );
+                for gate in gates {
+                    println!("  relo approve --run {run_id} --step {gate} --as NAME");
+                }
+                println!("  then: relo resume {run_id}");
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// Per step in the workflow's order, from the store and the run's evidence: state,
+/// attempts, fuel, peak memory, milliseconds, egress allowed and denied, secrets used,
+/// and the error.
+pub async fn summary(store: &Store, run_id: &str) -> anyhow::Result<Vec<Value>> {
+    let mut steps = store.run_steps(run_id).await?;
+    let order: Vec<String> = store
+        .run(run_id)
+        .await?
+        .and_then(|run| run.workflow_text)
+        .and_then(|text| relo_manifest::parse_workflow("workflow", text.as_bytes()).ok())
+        .map(|workflow| {
+            workflow
+                .steps
+                .iter()
+                .map(|s| s.id.as_str().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    steps.sort_by_key(|step| order.iter().position(|id| id == &step.step_id));
+    let entries = store.scope_entries(run_id, 0, 1_000_000).await?;
+    let mut rows = Vec::new();
+    for step in &steps {
+        let mine = entries
+            .iter()
+            .filter(|e| e.step_id.as_deref() == Some(step.step_id.as_str()));
+        let (mut fuel, mut memory, mut ms, mut allowed, mut denied) = (0u64, 0u64, 0u64, 0, 0);
+        let mut secrets: Vec<String> = Vec::new();
+        for entry in mine {
+            let body: Value = serde_json::from_str(&entry.body).unwrap_or(Value::Null);
+            match entry.kind.as_str() {
+                "step.finished" => {
+                    let usage = &body["usage"];
+                    fuel += usage["fuel"].as_u64().unwrap_or(0);
+                    memory = memory.max(usage["memory_peak_bytes"].as_u64().unwrap_or(0));
+                    ms += usage["wall_ms"].as_u64().unwrap_or(0);
+                }
+                "egress.allowed" => allowed += 1,
+                "egress.denied" => denied += 1,
+                "secret.read" | "secret.injected" | "secret.revealed" => {
+                    if let Some(name) = body["name"].as_str()
+                        && !secrets.iter().any(|s| s == name)
+                    {
+                        secrets.push(name.to_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        rows.push(json!({
+            "id": step.step_id, "state": step.state, "attempt": step.attempt,
+            "fuel": fuel, "memory_peak_bytes": memory, "wall_ms": ms,
+            "egress_allowed": allowed, "egress_denied": denied, "secrets": secrets,
+            "error": step.error,
+            "output": step.output.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
+        }));
+    }
+    Ok(rows)
+}
+
+/// The step table of a run.
+pub fn print_table(rows: &[Value]) {
+    println!(
+        "  {:<20} {:<10} {:>12} {:>9} {:>7} {:>7} {:>6}  secrets",
+        "step", "status", "fuel", "memory", "ms", "egress", "denied"
+    );
+    for row in rows {
+        let memory = row["memory_peak_bytes"].as_u64().unwrap_or(0);
+        let secrets: Vec<&str> = row["secrets"]
+            .as_array()
+            .map(|names| names.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let number = |field: &str| row[field].as_u64().unwrap_or(0);
+        println!(
+            "  {:<20} {:<10} {:>12} {:>8}K {:>7} {:>7} {:>6}  {}",
+            row["id"].as_str().unwrap_or(""),
+            row["state"].as_str().unwrap_or(""),
+            number("fuel"),
+            memory / 1024,
+            number("wall_ms"),
+            number("egress_allowed"),
+            number("egress_denied"),
+            if secrets.is_empty() {
+                "-".to_owned()
+            } else {
+                secrets.join(",")
             },
         );
-        let runner = Arc::new(Runner {
-            store: store.clone(),
-            catalog: Arc::new(catalog),
-            sandbox,
-            credentials,
-            evidence: Arc::new(writer),
-            owner: format!("cli-{}", std::process::id()),
-            lease: Duration::from_secs(300),
-            parallel: args.parallel,
-        });
-        if !args.json {
-            eprintln!("run {run_id} of {} requested by {person}", workflow.name);
+        if let Some(error) = row["error"].as_str() {
+            println!("  {:<20} {error}", "");
         }
-        let outcome = runner
-            .run(&run_id, &workflow, params, &person, &envelope.to_json())
-            .await?;
-        let steps = store.run_steps(&run_id).await?;
-        if args.json {
-            let out = json!({
-                "run_id": run_id,
-                "outcome": match &outcome { RunOutcome::Succeeded => "succeeded", RunOutcome::Failed { .. } => "failed" },
-                "root_cause": match &outcome { RunOutcome::Failed { root_cause } => Some(root_cause), RunOutcome::Succeeded => None },
-                "steps": steps.iter().map(|s| json!({
-                    "id": s.step_id, "state": s.state, "attempt": s.attempt,
-                    "output": s.output.as_deref().and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok()),
-                    "error": s.error,
-                })).collect::<Vec<_>>(),
-            });
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        } else {
-            for step in &steps {
-                println!(
-                    "  {:<20} {:<10} attempt {}{}",
-                    step.step_id,
-                    step.state,
-                    step.attempt,
-                    step.error.as_deref().map(|e| format!("  {e}")).unwrap_or_default()
-                );
-            }
-            match &outcome {
-                RunOutcome::Succeeded => println!("run {run_id} succeeded"),
-                RunOutcome::Failed { root_cause } => println!("run {run_id} failed: {root_cause}"),
-            }
+    }
+}
+
+/// Human progress on stderr, or nothing with `--json`.
+struct Display {
+    json: bool,
+}
+
+impl Display {
+    fn line(&self, text: String) {
+        if !self.json {
+            eprintln!("{text}");
         }
-        store.close().await;
-        Ok(match outcome {
-            RunOutcome::Succeeded => ExitCode::SUCCESS,
-            RunOutcome::Failed { .. } => ExitCode::from(EXIT_FAILED),
+    }
+
+    /// Prints progress as it comes, until the runner goes away.
+    fn follow(
+        &self,
+        mut progress: tokio::sync::mpsc::UnboundedReceiver<Progress>,
+    ) -> tokio::task::JoinHandle<()> {
+        let quiet = self.json;
+        tokio::spawn(async move {
+            while let Some(event) = progress.recv().await {
+                if quiet {
+                    continue;
+                }
+                let text = match event {
+                    Progress::Queued { behind } => {
+                        format!("  queued behind run {behind} (concurrency group)")
+                    }
+                    Progress::Resumed { finished } => format!(
+                        "  {} finished step(s) are not run again: {}",
+                        finished.len(),
+                        finished.join(", ")
+                    ),
+                    Progress::StepStarted { step, attempt } if attempt > 1 => {
+                        format!("  > {step}: attempt {attempt}")
+                    }
+                    Progress::StepStarted { step, .. } => format!("  > {step}"),
+                    Progress::StepEnded {
+                        step,
+                        state,
+                        detail,
+                    } => match detail {
+                        Some(detail) => format!("  {} {step}: {state}: {detail}", mark(state)),
+                        None => format!("  {} {step}: {state}", mark(state)),
+                    },
+                    Progress::GateWaiting {
+                        step,
+                        approvals,
+                        quorum,
+                    } => format!("  ? {step}: waiting for approval ({approvals} of {quorum})"),
+                };
+                eprintln!("{text}");
+            }
         })
-    })
+    }
+}
+
+fn mark(state: &str) -> &'static str {
+    match state {
+        "succeeded" => "+",
+        "skipped" => "-",
+        _ => "x",
+    }
 }

@@ -1,12 +1,17 @@
-//! `relo runs list` and `relo runs show ID`: what ran, how it ended, and its steps.
+//! `relo runs list | show | logs | cancel`: what ran, how it ended, its steps and what
+//! they logged; and stopping a run that has not ended.
 
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::args::{RunsArgs, RunsCommand};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
+use relo_orchestrator::Workspaces;
+
+use crate::args::{EXIT_FAILED, RunsArgs, RunsCommand};
 use crate::home::Home;
+use crate::plugin::policy;
 
 /// Runs a `relo runs` command.
 pub fn run(args: &RunsArgs) -> anyhow::Result<ExitCode> {
@@ -73,17 +78,58 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<ExitCode> {
                     if let Some(cause) = &root_cause {
                         println!("root cause: {cause}");
                     }
-                    for s in &steps {
-                        println!(
-                            "  {:<20} {:<10} attempt {}{}",
-                            s.step_id,
-                            s.state,
-                            s.attempt,
-                            s.error.as_deref().map(|e| format!("  {e}")).unwrap_or_default()
-                        );
-                    }
+                    crate::run::print_table(&crate::run::summary(&store, id).await?);
                     println!("evidence: {} entries, {denials} denials (relo evidence verify --run {})", entries.len(), run.id);
                 }
+            }
+            RunsCommand::Logs { id, step, json } => {
+                if store.run(id).await?.is_none() {
+                    bail!("there is no run {id} (see `relo runs list`)");
+                }
+                let lines = store.step_logs(id, step.as_deref()).await?;
+                if *json {
+                    let out: Vec<Value> = lines
+                        .iter()
+                        .map(|l| json!({"step": l.step_id, "attempt": l.attempt, "source": l.source, "level": l.level, "message": l.message}))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    for l in &lines {
+                        println!("{} #{} {:<6} {:<5} {}", l.step_id, l.attempt, l.source, l.level, l.message);
+                    }
+                }
+            }
+            RunsCommand::Cancel { id, as_person } => {
+                let Some(run) = store.run(id).await? else {
+                    bail!("there is no run {id} (see `relo runs list`)");
+                };
+                if matches!(run.state.as_str(), "succeeded" | "failed" | "cancelled") {
+                    bail!("run {id} has already ended ({})", run.state);
+                }
+                let policy = policy(&home)?;
+                let operator = policy
+                    .roles_of(as_person)
+                    .is_some_and(|roles| roles.iter().any(|r| r.as_str() == "operator"));
+                if !operator && as_person != &run.requested_by {
+                    eprintln!("refused: {as_person} is neither an operator in relo.toml nor the run's requester");
+                    store.close().await;
+                    return Ok(ExitCode::from(EXIT_FAILED));
+                }
+                store
+                    .set_run_state(id, "cancelled", std::time::SystemTime::now())
+                    .await?;
+                store
+                    .record(&EvidenceRecord::new(
+                        Scope::Run(id.clone()),
+                        None,
+                        EvidenceEvent::RunFinished {
+                            outcome: "cancelled".into(),
+                            root_cause: Some(format!("cancelled by {as_person}")),
+                        },
+                    ))
+                    .await?;
+                Workspaces::new(home.path.join("workspaces")).remove(id)?;
+                println!("run {id} cancelled by {as_person}; no further step starts");
             }
         }
         store.close().await;

@@ -264,7 +264,7 @@ pub enum EvidenceEvent {
     /// A run ended.
     #[serde(rename = "run.finished")]
     RunFinished {
-        /// `succeeded` or `failed`.
+        /// `succeeded`, `failed` or `cancelled`.
         outcome: String,
         /// For a failed run, the step whose failure ended it and why.
         root_cause: Option<String>,
@@ -325,6 +325,72 @@ pub enum EvidenceEvent {
         /// Who revoked it.
         by: String,
     },
+    /// An approval gate was reached and waits for approvals.
+    #[serde(rename = "gate.waiting")]
+    GateWaiting {
+        /// Roles whose holders may approve.
+        roles: Vec<String>,
+        /// Approvals needed.
+        quorum: u32,
+        /// Valid approvals so far.
+        approvals: u32,
+    },
+    /// A person's signed approval of a gate was accepted.
+    #[serde(rename = "gate.approved")]
+    GateApproved {
+        /// The approving person.
+        approver: String,
+        /// The key id that signed the approval.
+        key_id: String,
+        /// sha256 of the signed approval envelope.
+        approval_sha256: String,
+    },
+    /// An approval of a gate was refused (the requester, a missing role, a bad signature).
+    #[serde(rename = "gate.refused")]
+    GateRefused {
+        /// Who tried, as far as known.
+        approver: String,
+        /// A stable code: `separation-of-duties`, `missing-role`, `bad-signature`, ...
+        code: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A gate's quorum was met: the steps after it may run.
+    #[serde(rename = "gate.passed")]
+    GatePassed {
+        /// The distinct people whose approvals counted.
+        approved_by: Vec<String>,
+    },
+    /// A run stopped to wait for approvals; `relo resume` continues it.
+    #[serde(rename = "run.waiting")]
+    RunWaiting {
+        /// The gates waiting.
+        gates: Vec<String>,
+    },
+    /// A run was continued after waiting or after its process ended.
+    #[serde(rename = "run.resumed")]
+    RunResumed {
+        /// The instance that continued it.
+        by: String,
+        /// Steps already finished, which are not run again.
+        finished_steps: Vec<String>,
+    },
+    /// The run's workspace was saved into the store after a step that may write it.
+    #[serde(rename = "workspace.snapshot")]
+    WorkspaceSnapshot {
+        /// sha256 of the snapshot (a tar archive).
+        digest: String,
+        /// Its size in bytes.
+        bytes: u64,
+        /// Files in it.
+        files: u64,
+    },
+    /// The run's workspace was restored from a snapshot in the store.
+    #[serde(rename = "workspace.restored")]
+    WorkspaceRestored {
+        /// sha256 of the snapshot.
+        digest: String,
+    },
     /// A trusted signer key was retired in `relo.toml`: its signatures are refused.
     #[serde(rename = "signer.retired")]
     SignerRetired {
@@ -359,6 +425,14 @@ impl EvidenceEvent {
             EvidenceEvent::ApprovalGranted { .. } => "approval.granted",
             EvidenceEvent::ApprovalRevoked { .. } => "approval.revoked",
             EvidenceEvent::SignerRetired { .. } => "signer.retired",
+            EvidenceEvent::GateWaiting { .. } => "gate.waiting",
+            EvidenceEvent::GateApproved { .. } => "gate.approved",
+            EvidenceEvent::GateRefused { .. } => "gate.refused",
+            EvidenceEvent::GatePassed { .. } => "gate.passed",
+            EvidenceEvent::RunWaiting { .. } => "run.waiting",
+            EvidenceEvent::RunResumed { .. } => "run.resumed",
+            EvidenceEvent::WorkspaceSnapshot { .. } => "workspace.snapshot",
+            EvidenceEvent::WorkspaceRestored { .. } => "workspace.restored",
         }
     }
 }

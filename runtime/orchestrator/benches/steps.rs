@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
 use relo_manifest::{parse_operator, parse_plugin, parse_workflow};
-use relo_orchestrator::{CredentialSource, PluginCatalog, RunOutcome, Runner};
+use relo_orchestrator::{CredentialSource, PluginCatalog, RunOutcome, RunSpec, Runner, Workspaces};
 use relo_policy::{Grant, Limits, declared_capabilities};
 use relo_sandbox::{Sandbox, SandboxConfig, StepContext, StepRequest};
 use relo_store::{EvidenceWriter, NewApproval, NewPlugin, Store, WriterOptions};
@@ -122,6 +122,9 @@ async fn runner(
         sandbox: Arc::clone(&sandbox),
         credentials: CredentialSource::new(None, &config, BTreeMap::new()),
         evidence: Arc::clone(&writer),
+        people: Arc::new(TrustPolicy::load(&config, home).expect("people")),
+        workspaces: Workspaces::new(home.join("workspaces")),
+        progress: None,
         owner: "bench".into(),
         lease: Duration::from_secs(600),
         parallel: 16,
@@ -129,7 +132,7 @@ async fn runner(
     (runner, sandbox, writer, bytes)
 }
 
-fn workflow(chain: bool) -> relo_manifest::Workflow {
+fn workflow(chain: bool) -> (relo_manifest::Workflow, String) {
     let mut text = String::from("apiVersion: relo.dev/v1\nkind: Workflow\nname: bench\nsteps:\n");
     for i in 0..N {
         text.push_str(&format!("  - id: s{i:04}\n    uses: bench/echo@1.0.0\n"));
@@ -137,7 +140,8 @@ fn workflow(chain: bool) -> relo_manifest::Workflow {
             text.push_str(&format!("    needs: [s{:04}]\n", i - 1));
         }
     }
-    parse_workflow("bench.yaml", text.as_bytes()).expect("workflow")
+    let workflow = parse_workflow("bench.yaml", text.as_bytes()).expect("workflow");
+    (workflow, text)
 }
 
 /// `count` direct `Sandbox::run` calls of echo, `parallel` at a time, evidence durable.
@@ -197,15 +201,23 @@ fn main() {
         let _ = direct(&sandbox, &writer, &bytes, false).await;
         let mut rows = Vec::new();
         for (name, chain) in [("fan-out", false), ("chain", true)] {
-            let wf = workflow(chain);
+            let (wf, text) = workflow(chain);
+            let params = BTreeMap::new();
             let mut best_runner = Duration::MAX;
             let mut best_direct = Duration::MAX;
             for round in 0..3 {
                 let started = Instant::now();
-                let outcome = runner
-                    .run(&format!("bench-{name}-{round}"), &wf, BTreeMap::new(), "olga", "{}")
-                    .await
-                    .expect("run");
+                let run_id = format!("bench-{name}-{round}");
+                let spec = RunSpec {
+                    run_id: &run_id,
+                    workflow: &wf,
+                    workflow_text: &text,
+                    params: &params,
+                    requested_by: "olga",
+                    request: "{}",
+                    workspace: None,
+                };
+                let outcome = runner.run(&spec).await.expect("run");
                 // A run that failed fast would look fast: only succeeded runs count.
                 assert_eq!(outcome, RunOutcome::Succeeded, "{name}");
                 best_runner = best_runner.min(started.elapsed());

@@ -16,10 +16,16 @@ mod credentials;
 pub mod expr;
 pub mod params;
 pub mod plan;
+mod request;
 mod run;
+mod workspace;
 
 pub use catalog::{AdmittedPlugin, CatalogError, PluginCatalog, Review};
 pub use credentials::{
     CredentialError, CredentialSource, IssuedCredentials, SECRETS_FILE, SecretBackend,
 };
-pub use run::{RunError, RunOutcome, Runner};
+pub use request::{
+    Approver, GATE_APPROVAL_TYPE, GateApprovalPayload, RUN_REQUEST_TYPE, RunRequest, SignedRefusal,
+};
+pub use run::{Progress, RunError, RunOutcome, RunSpec, Runner};
+pub use workspace::{Snapshot, WorkspaceError, Workspaces};

@@ -1,38 +1,52 @@
 //! Running a workflow: steps claimed from the store with a lease, run as their needs
 //! allow (several at once, up to a bound), inputs from `${{ }}` expressions, `if:`
-//! conditions, retries with backoff, per-step timeouts, and failure propagation (the
-//! dependents of a failed step are skipped and the run fails naming the root cause).
+//! conditions, retries with backoff, per-step timeouts, failure propagation (the
+//! dependents of a failed step are skipped and the run fails naming the root cause),
+//! approval gates, concurrency groups, per-run workspaces, and continuing a run that
+//! waited or whose process died.
 //!
-//! This part runs plugin steps only: a workflow with an approval gate is refused before
-//! anything starts (gates, resume and concurrency groups come next).
+//! A run is created with [`Runner::start`] and carried on with [`Runner::drive`], which
+//! rebuilds everything it needs from the store: finished steps are never run again, and
+//! their outputs feed the steps still to run. A gate short of its quorum parks as
+//! `waiting`; when nothing else can run, the run is persisted as `waiting-approval` and
+//! `drive` returns [`RunOutcome::Waiting`]. Driving it again after approvals continues.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
-use relo_manifest::{Step, Workflow};
-use relo_sandbox::{Sandbox, StepContext, StepRequest};
-use relo_store::{EvidenceWriter, Finished, NewRun, StepEnd, Store, StoreError};
-use serde_json::Value;
+use relo_manifest::{Approval, Step, Workflow};
+use relo_policy::WorkspaceAccess;
+use relo_sandbox::{LogSource, Sandbox, StepContext, StepOutcome, StepRequest};
+use relo_store::{EvidenceWriter, Finished, NewRun, Placed, StepEnd, Store, StoreError};
+use relo_trust::{TrustPolicy, sha256_hex};
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
 use crate::credentials::CredentialSource;
 use crate::expr::{self, Context};
+use crate::request::GateApprovalPayload;
+use crate::workspace::{WorkspaceError, Workspaces};
 use crate::{CatalogError, PluginCatalog};
+
+/// How often a queued run asks whether its concurrency group is free.
+const QUEUE_POLL: Duration = Duration::from_millis(200);
 
 /// Why a run could not be started or carried on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    /// The workflow has something this runner does not run yet.
-    #[error("{0}")]
-    Unsupported(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// There is no such run.
+    #[error("there is no run {0}")]
+    NoRun(String),
     /// Another instance holds a step this runner was about to run.
-    #[error("step `{0}` is held by another instance")]
+    #[error("step `{0}` is held by another instance; it can be taken over when its lease expires")]
     StepHeld(String),
     /// A step's task panicked or was cancelled.
     #[error("a step's task ended abnormally: {0}")]
@@ -40,9 +54,18 @@ pub enum RunError {
     /// The evidence could not be made durable.
     #[error("the run's evidence could not be stored: {0}")]
     Evidence(String),
+    /// The run's workspace could not be made, saved or restored.
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    /// The concurrency group's name could not be worked out from the parameters.
+    #[error("the concurrency group: {0}")]
+    Group(String),
+    /// The store names a workspace snapshot it does not hold.
+    #[error("the run's workspace snapshot {0} is missing from the store")]
+    SnapshotMissing(String),
 }
 
-/// How a run ended.
+/// How a run ended, or where it stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
     /// Every step succeeded or was skipped by its condition.
@@ -52,6 +75,72 @@ pub enum RunOutcome {
         /// `step: why` of the first failure.
         root_cause: String,
     },
+    /// Approval gates are short of their quorum; the run continues when driven again.
+    Waiting {
+        /// The gates waiting.
+        gates: Vec<String>,
+    },
+    /// The run was cancelled.
+    Cancelled,
+}
+
+/// What a run is doing, for a progress display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The run waits for its concurrency group, behind the run named.
+    Queued {
+        /// The run ahead.
+        behind: String,
+    },
+    /// The run continues after waiting or after its process ended.
+    Resumed {
+        /// Steps already finished, not run again.
+        finished: Vec<String>,
+    },
+    /// A step's attempt began.
+    StepStarted {
+        /// The step.
+        step: String,
+        /// 1 for the first attempt.
+        attempt: u32,
+    },
+    /// A step ended: `succeeded`, `failed` or `skipped`.
+    StepEnded {
+        /// The step.
+        step: String,
+        /// How.
+        state: &'static str,
+        /// Why it failed or was skipped.
+        detail: Option<String>,
+    },
+    /// A gate waits for approvals.
+    GateWaiting {
+        /// The gate.
+        step: String,
+        /// Valid approvals so far.
+        approvals: u32,
+        /// Approvals needed.
+        quorum: u32,
+    },
+}
+
+/// A run to start or to carry on.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSpec<'a> {
+    /// The run id; also its evidence scope.
+    pub run_id: &'a str,
+    /// The workflow.
+    pub workflow: &'a Workflow,
+    /// The workflow's text as requested (its sha256 is in the signed request).
+    pub workflow_text: &'a str,
+    /// The resolved parameters.
+    pub params: &'a BTreeMap<String, Value>,
+    /// The requester, as proven by the signed request.
+    pub requested_by: &'a str,
+    /// The signed request, JSON.
+    pub request: &'a str,
+    /// The folder the run's workspace starts as (the workflow's `workspace:`, resolved).
+    pub workspace: Option<&'a Path>,
 }
 
 /// What runs steps: the store, the catalog, the sandbox, the credentials and the
@@ -67,6 +156,12 @@ pub struct Runner {
     pub credentials: CredentialSource,
     /// Where evidence goes.
     pub evidence: Arc<EvidenceWriter>,
+    /// `[[people]]`: whose signed approvals count at approval gates.
+    pub people: Arc<TrustPolicy>,
+    /// Where runs' workspaces live.
+    pub workspaces: Workspaces,
+    /// Where progress is reported, if anywhere.
+    pub progress: Option<UnboundedSender<Progress>>,
     /// This instance's name in leases.
     pub owner: String,
     /// How long a claim lasts without renewal.
@@ -89,57 +184,172 @@ enum Ended {
     Succeeded(Value),
     Failed(String),
     Skipped(String),
+    /// A gate short of its quorum.
+    Waiting,
 }
 
 impl Runner {
-    /// Creates the run `run_id` of `workflow` with `params` (defaults filled in by the
-    /// caller), requested by `requested_by` in the signed `request` (stored with the
-    /// run), and runs it to its end.
-    pub async fn run(
-        self: &Arc<Self>,
-        run_id: &str,
-        workflow: &Workflow,
-        params: BTreeMap<String, Value>,
-        requested_by: &str,
-        request: &str,
-    ) -> Result<RunOutcome, RunError> {
-        if let Some(gate) = workflow.steps.iter().find(|s| s.approval.is_some()) {
-            return Err(RunError::Unsupported(format!(
-                "step `{}` is an approval gate; this relo does not run gates yet",
-                gate.id
-            )));
-        }
-        let ids: Vec<&str> = workflow.steps.iter().map(|s| s.id.as_str()).collect();
-        self.store
+    /// Creates the run: every step `pending`, the run `pending` (or `queued` behind its
+    /// concurrency group, or refused with [`StoreError::GroupBusy`] when the workflow
+    /// says `on_conflict: refuse`), the workspace seeded and saved as the first
+    /// snapshot, and `run.started` in the evidence.
+    pub async fn start(&self, spec: &RunSpec<'_>) -> Result<Placed, RunError> {
+        let ids: Vec<&str> = spec.workflow.steps.iter().map(|s| s.id.as_str()).collect();
+        let group = match &spec.workflow.concurrency {
+            None => None,
+            Some(concurrency) => {
+                let context = Context {
+                    params: spec.params,
+                    outputs: &BTreeMap::new(),
+                };
+                let name = match expr::render(&concurrency.group, context) {
+                    Ok(Value::String(name)) => name,
+                    Ok(other) => other.to_string(),
+                    Err(error) => return Err(RunError::Group(error.to_string())),
+                };
+                let wait = matches!(concurrency.on_conflict, relo_manifest::OnConflict::Wait);
+                Some((name, wait))
+            }
+        };
+        let placed = self
+            .store
             .create_run(
                 &NewRun {
-                    id: run_id,
-                    workflow: workflow.name.as_str(),
-                    requested_by,
-                    request,
+                    id: spec.run_id,
+                    workflow: spec.workflow.name.as_str(),
+                    requested_by: spec.requested_by,
+                    request: spec.request,
                     steps: &ids,
+                    workflow_text: spec.workflow_text,
+                    concurrency: group.as_ref().map(|(g, wait)| (g.as_str(), *wait)),
                 },
                 SystemTime::now(),
             )
             .await?;
-        let scope = Scope::Run(run_id.to_owned());
-        self.record(
-            &scope,
+        let scope = Scope::Run(spec.run_id.to_owned());
+        if let Some(source) = spec.workspace {
+            let snapshot = self.workspaces.create_from(spec.run_id, source)?;
+            self.store
+                .put_snapshot(
+                    spec.run_id,
+                    None,
+                    &snapshot.digest,
+                    &snapshot.bytes,
+                    SystemTime::now(),
+                )
+                .await?;
+            self.record(&scope, None, snapshot_event(&snapshot));
+        }
+        let ticket = self.evidence.enqueue(EvidenceRecord::new(
+            scope,
             None,
             EvidenceEvent::RunStarted {
-                workflow: workflow.name.as_str().to_owned(),
-                requested_by: requested_by.to_owned(),
-                params: Value::Object(params.clone().into_iter().collect()),
+                workflow: spec.workflow.name.as_str().to_owned(),
+                requested_by: spec.requested_by.to_owned(),
+                params: Value::Object(spec.params.clone().into_iter().collect()),
             },
-        );
+        ));
+        self.durable(ticket).await?;
+        Ok(placed)
+    }
+
+    /// Starts the run and drives it (see [`Runner::start`] and [`Runner::drive`]).
+    pub async fn run(self: &Arc<Self>, spec: &RunSpec<'_>) -> Result<RunOutcome, RunError> {
+        self.start(spec).await?;
+        self.drive(spec).await
+    }
+
+    /// Carries the run on until it ends or waits for approvals: waits for its
+    /// concurrency group's turn, restores its workspace from the store if this machine
+    /// does not hold its newest state, rebuilds finished steps' results from the store
+    /// (they are not run again), and runs the rest.
+    pub async fn drive(self: &Arc<Self>, spec: &RunSpec<'_>) -> Result<RunOutcome, RunError> {
+        let run_id = spec.run_id;
+        let workflow = spec.workflow;
+        let scope = Scope::Run(run_id.to_owned());
+        let mut reported_queue = false;
+        while let Some(behind) = self
+            .store
+            .take_group_turn(run_id, SystemTime::now())
+            .await?
+        {
+            if !reported_queue {
+                self.report(Progress::Queued { behind });
+                reported_queue = true;
+            }
+            if self.store.run_state(run_id).await?.as_deref() == Some("cancelled") {
+                return Ok(RunOutcome::Cancelled);
+            }
+            tokio::time::sleep(QUEUE_POLL).await;
+        }
+        let row = self
+            .store
+            .run(run_id)
+            .await?
+            .ok_or_else(|| RunError::NoRun(run_id.to_owned()))?;
+        let rows = self.store.run_steps(run_id).await?;
+        let mut ended: BTreeMap<String, Ended> = BTreeMap::new();
+        for row in &rows {
+            let reason = || row.error.clone().unwrap_or_default();
+            let end = match row.state.as_str() {
+                "succeeded" => Ended::Succeeded(
+                    row.output
+                        .as_deref()
+                        .and_then(|o| serde_json::from_str(o).ok())
+                        .unwrap_or(Value::Null),
+                ),
+                "failed" => Ended::Failed(reason()),
+                "skipped" => Ended::Skipped(reason()),
+                _ => continue,
+            };
+            ended.insert(row.step_id.clone(), end);
+        }
+        let mut root_cause =
+            workflow
+                .steps
+                .iter()
+                .find_map(|step| match ended.get(step.id.as_str()) {
+                    Some(Ended::Failed(reason)) => Some(format!("{}: {reason}", step.id)),
+                    _ => None,
+                });
+        match row.state.as_str() {
+            "succeeded" => return Ok(RunOutcome::Succeeded),
+            "failed" => {
+                return Ok(RunOutcome::Failed {
+                    root_cause: root_cause.unwrap_or_default(),
+                });
+            }
+            "cancelled" => return Ok(RunOutcome::Cancelled),
+            "pending" => {}
+            _ => {
+                let finished: Vec<String> = ended.keys().cloned().collect();
+                self.report(Progress::Resumed {
+                    finished: finished.clone(),
+                });
+                self.record(
+                    &scope,
+                    None,
+                    EvidenceEvent::RunResumed {
+                        by: self.owner.clone(),
+                        finished_steps: finished,
+                    },
+                );
+            }
+        }
         self.store
             .set_run_state(run_id, "running", SystemTime::now())
             .await?;
+        if let Some(digest) = &row.workspace_digest {
+            self.ensure_workspace(run_id, digest, &scope).await?;
+        }
+        let workflow_sha256 = sha256_hex(spec.workflow_text.as_bytes());
 
-        let mut ended: BTreeMap<String, Ended> = BTreeMap::new();
-        let mut root_cause: Option<String> = None;
+        let mut waiting: BTreeSet<String> = BTreeSet::new();
         let semaphore = Arc::new(tokio::sync::Semaphore::new(self.parallel.max(1)));
         loop {
+            if self.store.run_state(run_id).await?.as_deref() == Some("cancelled") {
+                return Ok(RunOutcome::Cancelled);
+            }
             let outputs: BTreeMap<String, Value> = ended
                 .iter()
                 .filter_map(|(id, end)| match end {
@@ -150,7 +360,7 @@ impl Runner {
             let mut ready = Vec::new();
             for step in &workflow.steps {
                 let id = step.id.as_str();
-                if ended.contains_key(id) {
+                if ended.contains_key(id) || waiting.contains(id) {
                     continue;
                 }
                 if !step.needs.iter().all(|n| ended.contains_key(n.as_str())) {
@@ -167,7 +377,7 @@ impl Runner {
                     continue;
                 }
                 let context = Context {
-                    params: &params,
+                    params: spec.params,
                     outputs: &outputs,
                 };
                 match step.condition.as_ref().map(|c| expr::holds(c, context)) {
@@ -217,13 +427,20 @@ impl Runner {
                 }
                 let runner = Arc::clone(self);
                 let run_id = run_id.to_owned();
+                let requester = spec.requested_by.to_owned();
+                let workflow_sha256 = workflow_sha256.clone();
                 let permit = Arc::clone(&semaphore);
                 running.spawn(async move {
                     let _permit = permit.acquire_owned().await;
                     let id = step.id.as_str().to_owned();
-                    let end = match input {
-                        Err(reason) => Ok(Ended::Failed(reason)),
-                        Ok(input) => runner.run_step(&run_id, &step, input).await,
+                    let end = match (&step.approval, input) {
+                        (Some(gate), _) => {
+                            runner
+                                .gate(&run_id, &workflow_sha256, &step, gate, &requester)
+                                .await
+                        }
+                        (None, Err(reason)) => Ok(Ended::Failed(reason)),
+                        (None, Ok(input)) => runner.run_step(&run_id, &step, input).await,
                     };
                     (id, end)
                 });
@@ -234,9 +451,9 @@ impl Runner {
                 let (id, end) = joined.map_err(|e| RunError::Task(e.to_string()))?;
                 wave.push((id, end?));
             }
-            let stored: Vec<(StepEnd, Option<String>, Option<String>)> = wave
-                .iter()
-                .map(|(id, end)| match end {
+            let mut stored: Vec<(&str, StepEnd, Option<String>, Option<String>)> = Vec::new();
+            for (id, end) in &wave {
+                let (state, output, error) = match end {
                     Ended::Succeeded(output) => {
                         (StepEnd::Succeeded, Some(output.to_string()), None)
                     }
@@ -245,12 +462,24 @@ impl Runner {
                         (StepEnd::Failed, None, Some(reason.clone()))
                     }
                     Ended::Skipped(reason) => (StepEnd::Skipped, None, Some(reason.clone())),
-                })
-                .collect();
-            let finished: Vec<Finished<'_>> = wave
+                    Ended::Waiting => {
+                        self.store
+                            .wait_step(run_id, id, &self.owner, SystemTime::now())
+                            .await?;
+                        waiting.insert(id.clone());
+                        continue;
+                    }
+                };
+                self.report(Progress::StepEnded {
+                    step: id.clone(),
+                    state: state_name(state),
+                    detail: error.clone(),
+                });
+                stored.push((id, state, output, error));
+            }
+            let finished: Vec<Finished<'_>> = stored
                 .iter()
-                .zip(&stored)
-                .map(|((id, _), (end, output, error))| Finished {
+                .map(|(id, end, output, error)| Finished {
                     step_id: id,
                     end: *end,
                     output: output.as_deref(),
@@ -260,29 +489,55 @@ impl Runner {
             self.store
                 .finish_steps(run_id, &self.owner, &finished, SystemTime::now())
                 .await?;
-            ended.extend(wave);
+            ended.extend(
+                wave.into_iter()
+                    .filter(|(_, end)| !matches!(end, Ended::Waiting)),
+            );
         }
 
+        if !waiting.is_empty() && root_cause.is_none() {
+            let gates: Vec<String> = waiting.into_iter().collect();
+            let ticket = self.evidence.enqueue(EvidenceRecord::new(
+                scope,
+                None,
+                EvidenceEvent::RunWaiting {
+                    gates: gates.clone(),
+                },
+            ));
+            self.durable(ticket).await?;
+            self.evidence
+                .checkpoint()
+                .await
+                .map_err(|e| RunError::Evidence(e.to_string()))?;
+            self.store
+                .set_run_state(run_id, "waiting-approval", SystemTime::now())
+                .await?;
+            return Ok(RunOutcome::Waiting { gates });
+        }
         let outcome = match root_cause {
             None => RunOutcome::Succeeded,
             Some(root_cause) => RunOutcome::Failed { root_cause },
         };
-        let (state, cause) = match &outcome {
-            RunOutcome::Succeeded => ("succeeded", None),
+        self.finish(run_id, &outcome).await?;
+        Ok(outcome)
+    }
+
+    /// Records the run's end, cuts a checkpoint, stores the final state and removes the
+    /// workspace (its snapshots stay in the store).
+    async fn finish(&self, run_id: &str, outcome: &RunOutcome) -> Result<(), RunError> {
+        let (state, cause) = match outcome {
             RunOutcome::Failed { root_cause } => ("failed", Some(root_cause.clone())),
+            _ => ("succeeded", None),
         };
         let ticket = self.evidence.enqueue(EvidenceRecord::new(
-            scope,
+            Scope::Run(run_id.to_owned()),
             None,
             EvidenceEvent::RunFinished {
                 outcome: state.to_owned(),
                 root_cause: cause,
             },
         ));
-        self.evidence
-            .durable(ticket)
-            .await
-            .map_err(|e| RunError::Evidence(e.to_string()))?;
+        self.durable(ticket).await?;
         self.evidence
             .checkpoint()
             .await
@@ -290,7 +545,120 @@ impl Runner {
         self.store
             .set_run_state(run_id, state, SystemTime::now())
             .await?;
-        Ok(outcome)
+        self.workspaces.remove(run_id)?;
+        Ok(())
+    }
+
+    /// Makes the local workspace the snapshot `digest`, restoring it from the store
+    /// unless it already is.
+    async fn ensure_workspace(
+        &self,
+        run_id: &str,
+        digest: &str,
+        scope: &Scope,
+    ) -> Result<(), RunError> {
+        let dir = self.workspaces.dir(run_id);
+        if dir.is_dir() && self.workspaces.snapshot(run_id)?.digest == digest {
+            return Ok(());
+        }
+        let bytes = self
+            .store
+            .snapshot(digest)
+            .await?
+            .ok_or_else(|| RunError::SnapshotMissing(digest.to_owned()))?;
+        if sha256_hex(&bytes) != digest {
+            return Err(RunError::SnapshotMissing(format!(
+                "{digest} (the stored bytes do not have that sha256)"
+            )));
+        }
+        self.workspaces.restore(run_id, &bytes)?;
+        self.record(
+            scope,
+            None,
+            EvidenceEvent::WorkspaceRestored {
+                digest: digest.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Decides a gate: it passes with a quorum of valid approvals by distinct people;
+    /// each stored approval is verified again, and one that does not verify (an edited
+    /// row, the requester, a missing role) is refused and recorded, never counted.
+    async fn gate(
+        &self,
+        run_id: &str,
+        workflow_sha256: &str,
+        step: &Step,
+        gate: &Approval,
+        requester: &str,
+    ) -> Result<Ended, RunError> {
+        let id = step.id.as_str();
+        let scope = Scope::Run(run_id.to_owned());
+        let mut approved_by: Vec<String> = Vec::new();
+        for stored in self.store.gate_approvals(run_id, id).await? {
+            match GateApprovalPayload::check(
+                &stored.envelope,
+                &self.people,
+                (run_id, workflow_sha256),
+                id,
+                gate,
+                requester,
+            ) {
+                Ok(approver) if approver.person == stored.approver => {
+                    if !approved_by.contains(&approver.person) {
+                        approved_by.push(approver.person);
+                    }
+                }
+                Ok(approver) => self.record(
+                    &scope,
+                    Some(id),
+                    EvidenceEvent::GateRefused {
+                        approver: stored.approver.clone(),
+                        code: "identity-mismatch".into(),
+                        reason: format!(
+                            "the row names {} but the approval is signed by {}",
+                            stored.approver, approver.person
+                        ),
+                    },
+                ),
+                Err(refusal) => self.record(
+                    &scope,
+                    Some(id),
+                    EvidenceEvent::GateRefused {
+                        approver: stored.approver.clone(),
+                        code: refusal.code.into(),
+                        reason: refusal.reason,
+                    },
+                ),
+            }
+        }
+        let count = u32::try_from(approved_by.len()).unwrap_or(u32::MAX);
+        if count >= gate.quorum {
+            self.record(
+                &scope,
+                Some(id),
+                EvidenceEvent::GatePassed {
+                    approved_by: approved_by.clone(),
+                },
+            );
+            return Ok(Ended::Succeeded(json!({ "approved_by": approved_by })));
+        }
+        self.record(
+            &scope,
+            Some(id),
+            EvidenceEvent::GateWaiting {
+                roles: gate.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+                quorum: gate.quorum,
+                approvals: count,
+            },
+        );
+        self.report(Progress::GateWaiting {
+            step: id.to_owned(),
+            approvals: count,
+            quorum: gate.quorum,
+        });
+        Ok(Ended::Waiting)
     }
 
     /// Runs one claimed step, with its retries; the claim stays with this runner.
@@ -346,6 +714,14 @@ impl Runner {
                     continue;
                 }
             };
+            let access = admitted.grant.workspace;
+            let workspace: Option<PathBuf> = access
+                .map(|_| self.workspaces.dir(run_id))
+                .filter(|dir| dir.is_dir());
+            self.report(Progress::StepStarted {
+                step: id.to_owned(),
+                attempt,
+            });
             let outcome = self
                 .sandbox
                 .run(
@@ -359,22 +735,66 @@ impl Runner {
                         input: input.to_string(),
                         grant: Arc::clone(&admitted.grant),
                         limits,
-                        workspace: None,
+                        workspace,
                         evidence: self.evidence.clone() as Arc<dyn EvidenceSink>,
                         credentials: issued.credentials.clone(),
                     },
                 )
                 .await;
             issued.finish().await;
+            self.store_logs(run_id, id, attempt, &outcome).await?;
+            if access == Some(WorkspaceAccess::ReadWrite) && self.workspaces.dir(run_id).is_dir() {
+                let snapshot = self.workspaces.snapshot(run_id)?;
+                self.store
+                    .put_snapshot(
+                        run_id,
+                        Some(id),
+                        &snapshot.digest,
+                        &snapshot.bytes,
+                        SystemTime::now(),
+                    )
+                    .await?;
+                self.record(&scope, Some(id), snapshot_event(&snapshot));
+            }
             match outcome.result {
                 Ok(output) => {
                     let value = serde_json::from_str(&output).unwrap_or(Value::String(output));
                     return Ok(Ended::Succeeded(value));
                 }
-                Err(failure) => last = format!("{} (attempt {attempt} of {attempts})", failure),
+                Err(failure) => last = format!("{failure} (attempt {attempt} of {attempts})"),
             }
         }
         Ok(Ended::Failed(last))
+    }
+
+    /// Stores what an attempt logged, and its stdout and stderr line by line (the
+    /// sandbox has already redacted every secret value the step touched).
+    async fn store_logs(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        attempt: u32,
+        outcome: &StepOutcome,
+    ) -> Result<(), RunError> {
+        let stdout = String::from_utf8_lossy(&outcome.stdout);
+        let stderr = String::from_utf8_lossy(&outcome.stderr);
+        let mut lines: Vec<(&str, &str, &str)> = outcome
+            .logs
+            .iter()
+            .map(|line| {
+                let source = match line.source {
+                    LogSource::Step => "step",
+                    LogSource::Host => "host",
+                };
+                (source, line.level.as_str(), line.message.as_str())
+            })
+            .collect();
+        lines.extend(stdout.lines().map(|line| ("stdout", "info", line)));
+        lines.extend(stderr.lines().map(|line| ("stderr", "warn", line)));
+        self.store
+            .add_step_logs(run_id, step_id, attempt, &lines)
+            .await?;
+        Ok(())
     }
 
     async fn admit(
@@ -421,6 +841,11 @@ impl Runner {
                 reason: reason.to_owned(),
             },
         );
+        self.report(Progress::StepEnded {
+            step: id.to_owned(),
+            state: "skipped",
+            detail: Some(reason.to_owned()),
+        });
         Ok(())
     }
 
@@ -430,6 +855,36 @@ impl Runner {
             step.map(str::to_owned),
             event,
         ));
+    }
+
+    fn report(&self, progress: Progress) {
+        if let Some(sender) = &self.progress {
+            // A display that went away does not stop the run.
+            let _ = sender.send(progress);
+        }
+    }
+
+    async fn durable(&self, ticket: relo_evidence::Ticket) -> Result<(), RunError> {
+        self.evidence
+            .durable(ticket)
+            .await
+            .map_err(|e| RunError::Evidence(e.to_string()))
+    }
+}
+
+fn state_name(end: StepEnd) -> &'static str {
+    match end {
+        StepEnd::Succeeded => "succeeded",
+        StepEnd::Failed => "failed",
+        StepEnd::Skipped => "skipped",
+    }
+}
+
+fn snapshot_event(snapshot: &crate::workspace::Snapshot) -> EvidenceEvent {
+    EvidenceEvent::WorkspaceSnapshot {
+        digest: snapshot.digest.clone(),
+        bytes: snapshot.bytes.len() as u64,
+        files: snapshot.files,
     }
 }
 

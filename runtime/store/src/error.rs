@@ -83,6 +83,19 @@ pub enum StoreError {
         /// Who tried to act on it.
         owner: String,
     },
+    /// The run's concurrency group is busy and the workflow says to refuse.
+    #[error(
+        "concurrency group `{group}` is busy with run {run_id}; the workflow refuses a second run (on_conflict: refuse)"
+    )]
+    GroupBusy {
+        /// The group.
+        group: String,
+        /// The run holding it.
+        run_id: String,
+    },
+    /// A row would be stored twice (for example a second approval of a gate by one person).
+    #[error("{0}")]
+    Duplicate(String),
     /// Another component is already stored under this `name@version`.
     #[error("{reference} is already stored with digest {digest}; publish a new version")]
     VersionTaken {

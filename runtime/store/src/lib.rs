@@ -68,8 +68,10 @@
 
 mod error;
 mod evidence;
+mod gates;
 mod plugins;
 mod runs;
+mod snapshots;
 mod store;
 mod url;
 mod writer;
@@ -79,9 +81,11 @@ pub use evidence::{
     Checkpoint, CheckpointBasis, CheckpointDraft, CheckpointError, EntryDraft, EntryToHash,
     GENESIS_PREV_HASH, Hash, HashFn, StoredEntry, entry_hash,
 };
+pub use gates::GateApproval;
 pub use plugins::{Added, Block, NewApproval, NewPlugin, StoredApproval, StoredPlugin};
 pub use relo_evidence::rfc3339_utc;
-pub use runs::{CONTROL_SCOPE, Claim, Finished, NewRun, RunRow, StepEnd, StepRow};
+pub use runs::{CONTROL_SCOPE, Claim, Finished, NewRun, Placed, RunRow, StepEnd, StepRow};
+pub use snapshots::StoredLogLine;
 pub use store::Store;
 pub use url::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, effective_database_url};
 pub use writer::{CheckpointPolicy, EntryHasher, EvidenceWriter, WriterOptions};

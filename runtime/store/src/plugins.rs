@@ -395,7 +395,7 @@ impl Store {
 }
 
 /// Chains and inserts `record` inside the caller's locked transaction.
-async fn record_in(locked: &mut LockedTx, record: &EvidenceRecord) -> Result<()> {
+pub(crate) async fn record_in(locked: &mut LockedTx, record: &EvidenceRecord) -> Result<()> {
     let entries = chain(locked, &[EntryDraft::from_record(record)], &entry_hash).await?;
     insert_entries(locked, &entries).await
 }

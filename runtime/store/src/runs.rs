@@ -23,7 +23,8 @@ const CLAIM_SQL: &str =
     "UPDATE steps SET state = 'claimed', attempt = attempt + 1, lease_owner = $3,
         lease_expires_at = $4, started_at = $5
  WHERE run_id = $1 AND step_id = $2
-   AND (state = 'pending' OR (state IN ('claimed', 'running') AND lease_expires_at < $5))
+   AND (state IN ('pending', 'waiting')
+        OR (state IN ('claimed', 'running') AND lease_expires_at < $5))
  RETURNING CAST(attempt AS BIGINT)";
 
 /// The id no run may have: the evidence scope of the control plane.
@@ -42,6 +43,24 @@ pub struct NewRun<'a> {
     pub request: &'a str,
     /// The workflow's step ids.
     pub steps: &'a [&'a str],
+    /// The workflow's text as requested, kept so the run can be resumed anywhere.
+    pub workflow_text: &'a str,
+    /// The concurrency group, and whether a busy group queues the run (`true`) or
+    /// refuses it.
+    pub concurrency: Option<(&'a str, bool)>,
+}
+
+/// How [`Store::create_run`] placed a new run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// It may start now.
+    Ready,
+    /// Its concurrency group is busy with the run named: it is `queued` until
+    /// [`Store::take_group_turn`] lets it start.
+    Queued {
+        /// The run ahead of it.
+        behind: String,
+    },
 }
 
 /// A run as stored.
@@ -61,7 +80,17 @@ pub struct RunRow {
     pub created_at: String,
     /// When it ended, if it has.
     pub finished_at: Option<String>,
+    /// The workflow's text as requested (absent for runs made before schema 3).
+    pub workflow_text: Option<String>,
+    /// Its concurrency group.
+    pub concurrency_group: Option<String>,
+    /// sha256 of its newest workspace snapshot.
+    pub workspace_digest: Option<String>,
 }
+
+/// The columns of a [`RunRow`], in order.
+const RUN_COLUMNS: &str = "id, workflow, state, requested_by, request, created_at, finished_at,
+     workflow_text, concurrency_group, workspace_digest";
 
 type RunTuple = (
     String,
@@ -71,11 +100,25 @@ type RunTuple = (
     String,
     String,
     Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
 impl From<RunTuple> for RunRow {
     fn from(
-        (id, workflow, state, requested_by, request, created_at, finished_at): RunTuple,
+        (
+            id,
+            workflow,
+            state,
+            requested_by,
+            request,
+            created_at,
+            finished_at,
+            workflow_text,
+            concurrency_group,
+            workspace_digest,
+        ): RunTuple,
     ) -> Self {
         Self {
             id,
@@ -85,6 +128,9 @@ impl From<RunTuple> for RunRow {
             request,
             created_at,
             finished_at,
+            workflow_text,
+            concurrency_group,
+            workspace_digest,
         }
     }
 }
@@ -94,7 +140,8 @@ impl From<RunTuple> for RunRow {
 pub struct StepRow {
     /// The step id.
     pub step_id: String,
-    /// `pending`, `claimed`, `running`, `succeeded`, `failed` or `skipped`.
+    /// `pending`, `claimed`, `running`, `waiting` (a gate short of its quorum),
+    /// `succeeded`, `failed` or `skipped`.
     pub state: String,
     /// Attempts started so far.
     pub attempt: i64,
@@ -139,9 +186,11 @@ impl StepEnd {
 }
 
 impl Store {
-    /// Creates a run in state `pending` with every step `pending`, in one transaction.
-    /// The id `control` is refused: it is the control plane's evidence scope.
-    pub async fn create_run(&self, run: &NewRun<'_>, now: SystemTime) -> Result<()> {
+    /// Creates a run with every step `pending`, in one transaction. The run is `pending`,
+    /// or, when its concurrency group already has a run that has not ended, `queued`
+    /// behind it (or refused with [`StoreError::GroupBusy`], as the run asks). The id
+    /// `control` is refused: it is the control plane's evidence scope.
+    pub async fn create_run(&self, run: &NewRun<'_>, now: SystemTime) -> Result<Placed> {
         if run.id == CONTROL_SCOPE || run.id.is_empty() {
             return Err(StoreError::InvalidEntry(format!(
                 "`{}` cannot be a run id: `control` is the control plane's evidence scope",
@@ -150,16 +199,49 @@ impl Store {
         }
         let at = rfc3339_utc(now);
         let mut locked = self.begin_locked().await?;
+        let busy: Option<String> = match run.concurrency {
+            None => None,
+            Some((group, _)) => on_backend!(&mut locked.tx, |tx| {
+                // A run holds its group from creation until it ends; queued runs wait
+                // in order.
+                sqlx::query_scalar(
+                    "SELECT id FROM runs WHERE concurrency_group = $1
+                       AND state IN ('pending', 'running', 'waiting-approval', 'queued')
+                     ORDER BY created_at, id LIMIT 1",
+                )
+                .bind(group)
+                .fetch_optional(&mut **tx)
+                .await?
+            }),
+        };
+        let placed = match (busy, run.concurrency) {
+            (Some(holder), Some((group, false))) => {
+                return Err(StoreError::GroupBusy {
+                    group: group.to_owned(),
+                    run_id: holder,
+                });
+            }
+            (Some(behind), _) => Placed::Queued { behind },
+            (None, _) => Placed::Ready,
+        };
+        let state = match placed {
+            Placed::Ready => "pending",
+            Placed::Queued { .. } => "queued",
+        };
         on_backend!(&mut locked.tx, |tx| {
             sqlx::query(
-                "INSERT INTO runs (id, workflow, state, requested_by, request, created_at, updated_at)
-                 VALUES ($1, $2, 'pending', $3, $4, $5, $5)",
+                "INSERT INTO runs (id, workflow, state, requested_by, request, created_at, updated_at,
+                                   workflow_text, concurrency_group)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
             )
             .bind(run.id)
             .bind(run.workflow)
+            .bind(state)
             .bind(run.requested_by)
             .bind(run.request)
             .bind(&at)
+            .bind(run.workflow_text)
+            .bind(run.concurrency.map(|(group, _)| group))
             .execute(&mut **tx)
             .await?;
             for step in run.steps {
@@ -172,7 +254,51 @@ impl Store {
                 .await?;
             }
         });
-        locked.commit().await
+        locked.commit().await?;
+        Ok(placed)
+    }
+
+    /// Lets a `queued` run start when no other run of its group holds the group and no
+    /// run queued before it is still waiting: it becomes `pending` and `None` is
+    /// returned. Otherwise the run ahead of it is named. A run that is not queued is
+    /// left alone (`None`).
+    pub async fn take_group_turn(&self, run_id: &str, now: SystemTime) -> Result<Option<String>> {
+        let mut locked = self.begin_locked().await?;
+        let ahead: Option<String> = on_backend!(&mut locked.tx, |tx| {
+            let row: Option<(String, Option<String>, String)> = sqlx::query_as(
+                "SELECT state, concurrency_group, created_at FROM runs WHERE id = $1",
+            )
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            match row {
+                Some((state, Some(group), created_at)) if state == "queued" => {
+                    sqlx::query_scalar(
+                        "SELECT id FROM runs WHERE concurrency_group = $1 AND id <> $2
+                           AND (state IN ('pending', 'running', 'waiting-approval')
+                                OR (state = 'queued' AND (created_at < $3 OR (created_at = $3 AND id < $2))))
+                         ORDER BY created_at, id LIMIT 1",
+                    )
+                    .bind(group)
+                    .bind(run_id)
+                    .bind(created_at)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                }
+                _ => return Ok(None),
+            }
+        });
+        if ahead.is_none() {
+            on_backend!(&mut locked.tx, |tx| {
+                sqlx::query("UPDATE runs SET state = 'pending', updated_at = $2 WHERE id = $1")
+                    .bind(run_id)
+                    .bind(rfc3339_utc(now))
+                    .execute(&mut **tx)
+                    .await?;
+            });
+        }
+        locked.commit().await?;
+        Ok(ahead)
     }
 
     /// Sets a run's state (`running`, `succeeded`, `failed`, ...); a final state also
@@ -198,10 +324,9 @@ impl Store {
     /// The newest `limit` runs, newest first.
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRow>> {
         let rows: Vec<RunTuple> = on_backend!(self.pools(), |pool| {
-            sqlx::query_as(
-                "SELECT id, workflow, state, requested_by, request, created_at, finished_at
-                 FROM runs ORDER BY created_at DESC, id DESC LIMIT $1",
-            )
+            sqlx::query_as(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, id DESC LIMIT $1"
+            ))
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?
@@ -212,13 +337,10 @@ impl Store {
     /// The run `id`.
     pub async fn run(&self, id: &str) -> Result<Option<RunRow>> {
         let row: Option<RunTuple> = on_backend!(self.pools(), |pool| {
-            sqlx::query_as(
-                "SELECT id, workflow, state, requested_by, request, created_at, finished_at
-                 FROM runs WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
         });
         Ok(row.map(RunRow::from))
     }
@@ -408,6 +530,52 @@ impl Store {
             lease_held(changed, run_id, step.step_id, owner)?;
         }
         locked.commit().await
+    }
+}
+
+impl Store {
+    /// Parks `owner`'s gate step as `waiting` (short of its quorum) and gives up the
+    /// claim: whoever continues the run claims it again.
+    pub async fn wait_step(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        owner: &str,
+        now: SystemTime,
+    ) -> Result<()> {
+        let now_text = rfc3339_utc(now);
+        let changed = on_backend!(self.pools(), |pool| {
+            sqlx::query(
+                "UPDATE steps SET state = 'waiting', lease_owner = NULL, lease_expires_at = NULL
+                 WHERE run_id = $1 AND step_id = $2 AND lease_owner = $3
+                   AND state IN ('claimed', 'running') AND lease_expires_at >= $4",
+            )
+            .bind(run_id)
+            .bind(step_id)
+            .bind(owner)
+            .bind(&now_text)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        lease_held(changed, run_id, step_id, owner)
+    }
+
+    /// Makes the unfinished steps `owner` holds in the run claimable at once, for when
+    /// the owner is known to be gone (a local process that no longer exists). Returns
+    /// the steps released.
+    pub async fn release_leases(&self, run_id: &str, owner: &str) -> Result<Vec<String>> {
+        Ok(on_backend!(self.pools(), |pool| {
+            sqlx::query_scalar(
+                "UPDATE steps SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL
+                 WHERE run_id = $1 AND lease_owner = $2 AND state IN ('claimed', 'running')
+                 RETURNING step_id",
+            )
+            .bind(run_id)
+            .bind(owner)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 }
 

@@ -302,6 +302,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "evidence-log",
         sql: include_str!("../migrations/sqlite/0002_evidence_log.sql"),
     },
+    Migration {
+        version: 3,
+        name: "run-state",
+        sql: include_str!("../migrations/sqlite/0003_run_state.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -314,6 +319,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "evidence-log",
         sql: include_str!("../migrations/postgres/0002_evidence_log.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "run-state",
+        sql: include_str!("../migrations/postgres/0003_run_state.sql"),
     },
 ];
 

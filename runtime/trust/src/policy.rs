@@ -400,6 +400,32 @@ impl TrustPolicy {
             .map(|person| person.name.as_str())
     }
 
+    /// The roles of the person `name` in `[[people]]`, if there is such a person.
+    pub fn roles_of(&self, name: &str) -> Option<&[Role]> {
+        self.people
+            .iter()
+            .find(|person| person.name == name)
+            .map(|person| person.roles.as_slice())
+    }
+
+    /// Verifies that a person in `[[people]]` signed `envelope`; returns the person and
+    /// the key id that signed. A signature by a listed key that does not verify is an
+    /// error, whatever else signed.
+    pub fn signed_by_person(&self, envelope: &Envelope) -> Result<(String, String), TrustError> {
+        let keys: Vec<PublicKey> = self
+            .people
+            .iter()
+            .flat_map(|person| person.keys.iter().cloned())
+            .collect();
+        let key_ids = envelope.verify(&keys, 1)?;
+        let key_id = key_ids.into_iter().next().ok_or(TrustError::Unsigned)?;
+        let person = self
+            .person_with_key(&key_id)
+            .ok_or(TrustError::Unsigned)?
+            .to_owned();
+        Ok((person, key_id))
+    }
+
     /// Verifies the attestation `attestation` (a DSSE envelope or a Sigstore bundle) of
     /// the component `wasm`, in this order: the file's shape, a signature by a trusted
     /// signer key that verifies, the key not retired, the plugin name allowed for that

@@ -1,4 +1,5 @@
-//! `relo plugin ...`: sign, add, inspect, diff, approve, revoke-approval, block.
+//! `relo plugin ...`: new, build, sign, add, inspect, diff, approve, revoke-approval,
+//! block.
 //!
 //! Authors sign (`sign` needs no relo home). Operators import (`add`), review
 //! (`inspect`, `diff`), approve, revoke and block, in a relo home whose `relo.toml`
@@ -6,6 +7,7 @@
 //! `control` evidence entry.
 
 mod approve;
+mod build;
 mod inspect;
 mod sign;
 
@@ -23,8 +25,11 @@ use crate::home::{Home, read_parsed};
 
 /// Runs a `relo plugin` command.
 pub fn run(args: &PluginArgs) -> anyhow::Result<ExitCode> {
-    if let PluginCommand::Sign(sign) = &args.command {
-        return sign::run(sign);
+    match &args.command {
+        PluginCommand::Sign(sign) => return sign::run(sign),
+        PluginCommand::New(new) => return build::new(new),
+        PluginCommand::Build(build) => return build::build(build),
+        _ => {}
     }
     let home = Home::load(&args.home)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -33,7 +38,9 @@ pub fn run(args: &PluginArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         match &args.command {
-            PluginCommand::Sign(_) => unreachable!("handled above"),
+            PluginCommand::Sign(_) | PluginCommand::New(_) | PluginCommand::Build(_) => {
+                unreachable!("handled above")
+            }
             PluginCommand::Add(add) => sign::add(&home, add).await,
             PluginCommand::Inspect(inspect) => inspect::inspect(&home, inspect).await,
             PluginCommand::Diff(diff) => inspect::diff(&home, diff).await,

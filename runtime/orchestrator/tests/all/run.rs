@@ -1,16 +1,22 @@
 //! Running workflows: outputs flow downstream through `${{ }}`, `if:` skips, a failed
 //! step's dependents are skipped and the run fails naming the root cause, retries are
-//! counted, and the run's evidence is bracketed and checkpointed.
+//! counted, the run's evidence is bracketed and checkpointed; approval gates wait for a
+//! quorum of distinct people other than the requester; a run whose process died
+//! continues without running finished steps again; concurrency groups queue or refuse;
+//! the workspace is restored from the store.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_manifest::{OperatorConfig, parse_operator, parse_workflow};
-use relo_orchestrator::{CredentialSource, PluginCatalog, RunOutcome, Runner};
+use relo_orchestrator::{
+    CredentialSource, GateApprovalPayload, PluginCatalog, RunOutcome, RunSpec, Runner, Workspaces,
+};
 use relo_sandbox::{LoopbackOnly, Sandbox, SandboxConfig};
-use relo_store::{EvidenceWriter, Store, WriterOptions};
-use relo_trust::{KeyAlgorithm, PrivateKey};
+use relo_store::{EvidenceWriter, GateApproval, Placed, Store, StoreError, WriterOptions};
+use relo_trust::{KeyAlgorithm, PrivateKey, TrustPolicy, sha256_hex};
 use serde_json::json;
 
 use crate::support::{keys, register};
@@ -24,12 +30,32 @@ plugins = ["relo-test/*"]
 name = "olga"
 keys = ["keys/olga.pub"]
 roles = ["operator"]
+
+[[people]]
+name = "rita"
+keys = ["keys/rita.pub"]
+roles = ["release-manager"]
+
+[[people]]
+name = "max"
+keys = ["keys/max.pub"]
+roles = ["release-manager"]
+
+[[people]]
+name = "sam"
+keys = ["keys/sam.pub"]
+roles = ["release-manager"]
 "#;
 
+/// The release managers' keys, by name.
+type Managers = BTreeMap<&'static str, PrivateKey>;
+
 struct Setup {
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
     store: Store,
     runner: Arc<Runner>,
+    managers: Managers,
+    keys: crate::support::Keys,
 }
 
 /// A home whose store holds `relo-test/echo` and `relo-test/broken` (output-not-json),
@@ -37,6 +63,16 @@ struct Setup {
 async fn setup() -> Setup {
     let home = tempfile::tempdir().unwrap();
     let keys = keys(home.path());
+    let mut managers = Managers::new();
+    for name in ["rita", "max", "sam"] {
+        let key = PrivateKey::generate(KeyAlgorithm::Ed25519);
+        std::fs::write(
+            home.path().join(format!("keys/{name}.pub")),
+            key.public_key().to_pem(),
+        )
+        .unwrap();
+        managers.insert(name, key);
+    }
     let config: OperatorConfig = parse_operator("relo.toml", CONFIG.as_bytes()).unwrap();
     let store = Store::connect(home.path(), "sqlite://relo.db")
         .await
@@ -83,22 +119,59 @@ async fn setup() -> Setup {
         sandbox,
         credentials: CredentialSource::new(None, &config, BTreeMap::new()),
         evidence: Arc::new(writer),
+        people: Arc::new(TrustPolicy::load(&config, home.path()).unwrap()),
+        workspaces: Workspaces::new(home.path().join("workspaces")),
+        progress: None,
         owner: "instance-test".into(),
         lease: Duration::from_secs(60),
         parallel: 4,
     });
     Setup {
-        _home: home,
+        home,
         store,
         runner,
+        managers,
+        keys,
     }
 }
 
-fn workflow(steps: &str) -> relo_manifest::Workflow {
+/// A workflow and its text.
+struct Wf {
+    workflow: relo_manifest::Workflow,
+    text: String,
+}
+
+impl Wf {
+    /// The run `run_id` of this workflow, requested by rita.
+    fn spec<'a>(
+        &'a self,
+        run_id: &'a str,
+        params: &'a BTreeMap<String, serde_json::Value>,
+    ) -> RunSpec<'a> {
+        RunSpec {
+            run_id,
+            workflow: &self.workflow,
+            workflow_text: &self.text,
+            params,
+            requested_by: "rita",
+            request: "{}",
+            workspace: None,
+        }
+    }
+}
+
+fn workflow(steps: &str) -> Wf {
+    workflow_with("", steps)
+}
+
+fn workflow_with(header: &str, steps: &str) -> Wf {
     let text = format!(
-        "apiVersion: relo.dev/v1\nkind: Workflow\nname: release\nparams:\n  version: {{ type: string }}\nsteps:\n{steps}"
+        "apiVersion: relo.dev/v1\nkind: Workflow\nname: release\nparams:\n  version: {{ type: string }}\n{header}steps:\n{steps}"
     );
-    parse_workflow("release.yaml", text.as_bytes()).unwrap()
+    Wf {
+        workflow: parse_workflow("release.yaml", text.as_bytes()).unwrap(),
+        text,
+    }
 }
 
 fn params() -> BTreeMap<String, serde_json::Value> {
@@ -125,7 +198,7 @@ async fn outputs_flow_downstream_and_conditions_skip() {
     );
     let outcome = setup
         .runner
-        .run("run-1", &wf, params(), "rita", "{}")
+        .run(&wf.spec("run-1", &params()))
         .await
         .unwrap();
     assert_eq!(outcome, RunOutcome::Succeeded);
@@ -156,7 +229,7 @@ async fn a_failure_skips_its_dependents_and_names_the_root_cause_after_retries()
     );
     let outcome = setup
         .runner
-        .run("run-2", &wf, params(), "rita", "{}")
+        .run(&wf.spec("run-2", &params()))
         .await
         .unwrap();
     let RunOutcome::Failed { root_cause } = outcome else {
@@ -192,34 +265,18 @@ async fn a_failure_skips_its_dependents_and_names_the_root_cause_after_retries()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_plugin_fails_its_step_with_the_refusal_and_gates_are_not_run_yet() {
+async fn an_unknown_plugin_fails_its_step_with_the_refusal() {
     let setup = setup().await;
     let wf = workflow("  - id: ghost\n    uses: relo-test/ghost@1.0.0\n");
     let outcome = setup
         .runner
-        .run("run-3", &wf, params(), "rita", "{}")
+        .run(&wf.spec("run-3", &params()))
         .await
         .unwrap();
     let RunOutcome::Failed { root_cause } = outcome else {
         panic!("{outcome:?}")
     };
     assert!(root_cause.contains("unknown-plugin"), "{root_cause}");
-
-    let gated = workflow(
-        "  - id: gate\n    approval: { roles: [operator], quorum: 1 }\n\
-         \x20 - id: after\n    needs: [gate]\n    uses: relo-test/echo@1.0.0\n",
-    );
-    let error = setup
-        .runner
-        .run("run-4", &gated, params(), "rita", "{}")
-        .await
-        .unwrap_err();
-    assert!(error.to_string().contains("approval gate"), "{error}");
-    assert_eq!(
-        setup.store.run_state("run-4").await.unwrap(),
-        None,
-        "nothing was created"
-    );
 }
 
 /// A step that outlives its lease (here: retries whose backoffs add up to three leases)
@@ -233,6 +290,9 @@ async fn a_step_longer_than_its_lease_keeps_it() {
         sandbox: Arc::clone(&setup.runner.sandbox),
         credentials: setup.runner.credentials.clone(),
         evidence: Arc::clone(&setup.runner.evidence),
+        people: Arc::clone(&setup.runner.people),
+        workspaces: setup.runner.workspaces.clone(),
+        progress: None,
         owner: "short-lease".into(),
         lease: Duration::from_secs(1),
         parallel: 2,
@@ -241,10 +301,7 @@ async fn a_step_longer_than_its_lease_keeps_it() {
     // longer than the 1 s lease. Renewals every third of a second leave a loaded machine
     // two thirds of a second of slack.
     let wf = workflow("  - id: build\n    uses: relo-test/broken@1.0.0\n    retries: 6\n");
-    let outcome = short
-        .run("run-5", &wf, params(), "rita", "{}")
-        .await
-        .unwrap();
+    let outcome = short.run(&wf.spec("run-5", &params())).await.unwrap();
     let RunOutcome::Failed { root_cause } = outcome else {
         panic!("{outcome:?}")
     };
@@ -252,4 +309,416 @@ async fn a_step_longer_than_its_lease_keeps_it() {
     let steps = setup.store.run_steps("run-5").await.unwrap();
     assert_eq!(steps[0].state, "failed");
     assert_eq!(steps[0].attempt, 1, "never taken over");
+}
+
+/// Signs `approver`'s approval of gate `step` of `run` and stores it with its evidence
+/// entry, as `relo approve` does (but without the CLI's own checks: the runner must
+/// refuse what does not count by itself).
+async fn approve(setup: &Setup, wf: &Wf, run: &str, step: &str, approver: &str, key: &PrivateKey) {
+    let payload = GateApprovalPayload {
+        run_id: run.into(),
+        step_id: step.into(),
+        workflow_sha256: sha256_hex(wf.text.as_bytes()),
+        approver: approver.into(),
+        approved_at: "2026-11-23T00:00:00Z".into(),
+    };
+    let envelope = payload.sign(key).unwrap().to_json();
+    store_approval(setup, run, step, approver, key.key_id(), envelope).await;
+}
+
+async fn store_approval(
+    setup: &Setup,
+    run: &str,
+    step: &str,
+    approver: &str,
+    key_id: &str,
+    envelope: String,
+) {
+    let record = EvidenceRecord::new(
+        Scope::Run(run.into()),
+        Some(step.into()),
+        EvidenceEvent::GateApproved {
+            approver: approver.into(),
+            key_id: key_id.into(),
+            approval_sha256: sha256_hex(envelope.as_bytes()),
+        },
+    );
+    let row = GateApproval {
+        run_id: run.into(),
+        step_id: step.into(),
+        approver: approver.into(),
+        key_id: key_id.into(),
+        envelope,
+        approved_at: String::new(),
+    };
+    setup
+        .store
+        .add_gate_approval(&row, &record, std::time::SystemTime::now())
+        .await
+        .unwrap();
+}
+
+/// The `code`s of the run's `gate.refused` entries.
+async fn refusals(store: &Store, run: &str) -> Vec<String> {
+    store
+        .scope_entries(run, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "gate.refused")
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.body).unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+const GATED: &str = "  - id: build\n    uses: relo-test/echo@1.0.0\n\
+     \x20 - id: gate\n    needs: [build]\n    approval: { roles: [release-manager], quorum: 2 }\n\
+     \x20 - id: deploy\n    needs: [gate]\n    uses: relo-test/echo@1.0.0\n    with: { by: \"${{ steps.gate.outputs.approved_by }}\" }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_waits_for_a_quorum_of_distinct_people_who_are_not_the_requester() {
+    let setup = setup().await;
+    let wf = workflow(GATED);
+    let params = params();
+    let spec = wf.spec("run-gate", &params);
+    let waiting = RunOutcome::Waiting {
+        gates: vec!["gate".into()],
+    };
+    assert_eq!(setup.runner.run(&spec).await.unwrap(), waiting);
+    assert_eq!(
+        setup.store.run_state("run-gate").await.unwrap().as_deref(),
+        Some("waiting-approval")
+    );
+
+    // The requester, an operator without the role, and one manager: not a quorum.
+    approve(
+        &setup,
+        &wf,
+        "run-gate",
+        "gate",
+        "rita",
+        &setup.managers["rita"],
+    )
+    .await;
+    approve(&setup, &wf, "run-gate", "gate", "olga", &setup.keys.olga).await;
+    approve(
+        &setup,
+        &wf,
+        "run-gate",
+        "gate",
+        "max",
+        &setup.managers["max"],
+    )
+    .await;
+    assert_eq!(setup.runner.drive(&spec).await.unwrap(), waiting);
+    let codes = refusals(&setup.store, "run-gate").await;
+    assert!(
+        codes.contains(&"separation-of-duties".to_owned()),
+        "{codes:?}"
+    );
+    assert!(codes.contains(&"missing-role".to_owned()), "{codes:?}");
+
+    approve(
+        &setup,
+        &wf,
+        "run-gate",
+        "gate",
+        "sam",
+        &setup.managers["sam"],
+    )
+    .await;
+    assert_eq!(
+        setup.runner.drive(&spec).await.unwrap(),
+        RunOutcome::Succeeded
+    );
+    let steps = setup.store.run_steps("run-gate").await.unwrap();
+    let by_id: BTreeMap<&str, &relo_store::StepRow> =
+        steps.iter().map(|s| (s.step_id.as_str(), s)).collect();
+    assert_eq!(
+        by_id["build"].attempt, 1,
+        "the finished step was not run again"
+    );
+    let deploy: serde_json::Value =
+        serde_json::from_str(by_id["deploy"].output.as_deref().unwrap()).unwrap();
+    assert_eq!(deploy["echo"]["by"], json!(["max", "sam"]));
+    let kinds = kinds(&setup.store, "run-gate").await;
+    for kind in [
+        "gate.waiting",
+        "gate.approved",
+        "run.waiting",
+        "run.resumed",
+        "gate.passed",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    let builds = setup
+        .store
+        .scope_entries("run-gate", 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "step.started" && e.step_id.as_deref() == Some("build"))
+        .count();
+    assert_eq!(builds, 1, "one step.started for the finished step");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_or_misplaced_approvals_are_refused_not_counted() {
+    let setup = setup().await;
+    let wf = workflow(&GATED.replace("quorum: 2", "quorum: 1"));
+    let params = params();
+    let spec = wf.spec("run-edit", &params);
+    setup.runner.run(&spec).await.unwrap();
+
+    // max's signed approval with its payload changed to name sam: the signature breaks.
+    let payload = GateApprovalPayload {
+        run_id: "run-edit".into(),
+        step_id: "gate".into(),
+        workflow_sha256: sha256_hex(wf.text.as_bytes()),
+        approver: "max".into(),
+        approved_at: "2026-11-23T00:00:00Z".into(),
+    };
+    let mut envelope = payload.sign(&setup.managers["max"]).unwrap();
+    envelope.payload = String::from_utf8(envelope.payload)
+        .unwrap()
+        .replace("\"max\"", "\"sam\"")
+        .into_bytes();
+    store_approval(&setup, "run-edit", "gate", "sam", "x", envelope.to_json()).await;
+    // A valid approval by sam, but of another run.
+    let other = GateApprovalPayload {
+        run_id: "run-other".into(),
+        approver: "sam".into(),
+        ..payload
+    };
+    let moved = other.sign(&setup.managers["sam"]).unwrap().to_json();
+    store_approval(
+        &setup,
+        "run-edit",
+        "gate",
+        "max",
+        setup.managers["sam"].key_id(),
+        moved,
+    )
+    .await;
+
+    let waiting = RunOutcome::Waiting {
+        gates: vec!["gate".into()],
+    };
+    assert_eq!(setup.runner.drive(&spec).await.unwrap(), waiting);
+    let codes = refusals(&setup.store, "run-edit").await;
+    assert!(codes.contains(&"bad-signature".to_owned()), "{codes:?}");
+    assert!(codes.contains(&"wrong-gate".to_owned()), "{codes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_instance_died_continues_without_rerunning_finished_steps() {
+    let setup = setup().await;
+    let wf = workflow(
+        "  - id: first\n    uses: relo-test/echo@1.0.0\n    with: { v: \"${{ params.version }}\" }\n\
+         \x20 - id: second\n    needs: [first]\n    uses: relo-test/echo@1.0.0\n    with: { from: \"${{ steps.first.outputs.echo.v }}\" }\n",
+    );
+    let params = params();
+    let spec = wf.spec("run-crash", &params);
+    setup.runner.start(&spec).await.unwrap();
+    // A dead instance finished `first` and was running `second` when it died.
+    let now = std::time::SystemTime::now();
+    let lease = Duration::from_secs(600);
+    setup
+        .store
+        .set_run_state("run-crash", "running", now)
+        .await
+        .unwrap();
+    setup
+        .store
+        .claim_step("run-crash", "first", "dead", lease, now)
+        .await
+        .unwrap()
+        .unwrap();
+    setup
+        .store
+        .finish_step(
+            "run-crash",
+            "first",
+            "dead",
+            relo_store::StepEnd::Succeeded,
+            Some(r#"{"echo":{"v":"from-the-dead"}}"#),
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    setup
+        .store
+        .claim_step("run-crash", "second", "dead", lease, now)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Its lease has not expired: the step is not taken.
+    let error = setup.runner.drive(&spec).await.unwrap_err();
+    assert!(
+        error.to_string().contains("held by another instance"),
+        "{error}"
+    );
+    // Once the dead owner's leases are released, the run continues.
+    let released = setup
+        .store
+        .release_leases("run-crash", "dead")
+        .await
+        .unwrap();
+    assert_eq!(released, vec!["second".to_owned()]);
+    assert_eq!(
+        setup.runner.drive(&spec).await.unwrap(),
+        RunOutcome::Succeeded
+    );
+    let steps = setup.store.run_steps("run-crash").await.unwrap();
+    assert_eq!(steps[0].attempt, 1, "first ran once");
+    assert_eq!(steps[1].attempt, 2, "second was taken over");
+    let second: serde_json::Value =
+        serde_json::from_str(steps[1].output.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        second["echo"]["from"], "from-the-dead",
+        "the stored output fed it"
+    );
+    let kinds = kinds(&setup.store, "run-crash").await;
+    assert!(kinds.iter().any(|k| k == "run.resumed"), "{kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_group_refuses_or_queues_a_second_run() {
+    let setup = setup().await;
+    let header = |on_conflict: &str| {
+        format!(
+            "concurrency: {{ group: \"release-${{{{ params.version }}}}\", on_conflict: {on_conflict} }}\n"
+        )
+    };
+    let gate = "  - id: gate\n    approval: { roles: [release-manager], quorum: 1 }\n";
+    let first = workflow_with(&header("wait"), gate);
+    let params = params();
+    let spec = first.spec("run-a", &params);
+    assert!(matches!(
+        setup.runner.run(&spec).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+
+    let refusing = workflow_with(
+        &header("refuse"),
+        "  - id: x\n    uses: relo-test/echo@1.0.0\n",
+    );
+    let error = setup
+        .runner
+        .start(&refusing.spec("run-b", &params))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, relo_orchestrator::RunError::Store(StoreError::GroupBusy { group, run_id })
+            if group == "release-1.2.3" && run_id == "run-a"),
+        "{error}"
+    );
+    assert_eq!(
+        setup.store.run_state("run-b").await.unwrap(),
+        None,
+        "nothing was created"
+    );
+
+    let waiting = workflow_with(
+        &header("wait"),
+        "  - id: x\n    uses: relo-test/echo@1.0.0\n",
+    );
+    let queued_spec = waiting.spec("run-c", &params);
+    assert_eq!(
+        setup.runner.start(&queued_spec).await.unwrap(),
+        Placed::Queued {
+            behind: "run-a".into()
+        }
+    );
+    let runner = Arc::clone(&setup.runner);
+    let (text, wf) = (waiting.text.clone(), waiting.workflow.clone());
+    let queued = tokio::spawn(async move {
+        let params = self::params();
+        let spec = RunSpec {
+            run_id: "run-c",
+            workflow: &wf,
+            workflow_text: &text,
+            params: &params,
+            requested_by: "rita",
+            request: "{}",
+            workspace: None,
+        };
+        runner.drive(&spec).await
+    });
+    // However long it waits, it stays queued while run-a holds the group.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        setup.store.run_state("run-c").await.unwrap().as_deref(),
+        Some("queued")
+    );
+    assert!(!queued.is_finished());
+
+    approve(
+        &setup,
+        &first,
+        "run-a",
+        "gate",
+        "max",
+        &setup.managers["max"],
+    )
+    .await;
+    assert_eq!(
+        setup.runner.drive(&spec).await.unwrap(),
+        RunOutcome::Succeeded
+    );
+    assert_eq!(queued.await.unwrap().unwrap(), RunOutcome::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workspace_is_restored_from_the_store_and_removed_at_the_end() {
+    let setup = setup().await;
+    let source = setup.home.path().join("source");
+    std::fs::create_dir_all(source.join("deploy")).unwrap();
+    std::fs::write(source.join("VERSION"), "1.2.3\n").unwrap();
+    std::fs::write(source.join("deploy/values.yaml"), "image: a:1\n").unwrap();
+    let wf = workflow(
+        "  - id: gate\n    approval: { roles: [release-manager], quorum: 1 }\n\
+         \x20 - id: after\n    needs: [gate]\n    uses: relo-test/echo@1.0.0\n",
+    );
+    let params = params();
+    let mut spec = wf.spec("run-ws", &params);
+    spec.workspace = Some(&source);
+    assert!(matches!(
+        setup.runner.run(&spec).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+    let dir = setup.runner.workspaces.dir("run-ws");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("VERSION")).unwrap(),
+        "1.2.3\n"
+    );
+    let snapshots = setup.store.run_snapshots("run-ws").await.unwrap();
+    assert_eq!(snapshots.len(), 1);
+
+    // Another machine continues the run: it has no local copy.
+    std::fs::remove_dir_all(&dir).unwrap();
+    approve(&setup, &wf, "run-ws", "gate", "max", &setup.managers["max"]).await;
+    assert_eq!(
+        setup.runner.drive(&spec).await.unwrap(),
+        RunOutcome::Succeeded
+    );
+    let kinds = kinds(&setup.store, "run-ws").await;
+    assert!(kinds.iter().any(|k| k == "workspace.restored"), "{kinds:?}");
+    assert!(!dir.exists(), "the workspace is removed when the run ends");
+    assert_eq!(
+        setup
+            .store
+            .snapshot(&snapshots[0].1)
+            .await
+            .unwrap()
+            .map(|b| sha256_hex(&b)),
+        Some(snapshots[0].1.clone()),
+        "the snapshot stays with the run"
+    );
 }

@@ -1,6 +1,8 @@
 //! Runs and leased step claims on both backends: one holder per step, expired leases
 //! claimable again, a holder that lost its lease cannot store a result, `control` is not
-//! a run id, and concurrent claimers never share a step.
+//! a run id, concurrent claimers never share a step; concurrency groups queue in order or
+//! refuse; gate approvals are append-only and once per person; waiting gates and a dead
+//! owner's steps are claimable again; workspace snapshots and step logs round-trip.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,7 +12,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use relo_store::{NewRun, StepEnd, Store, StoreError};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
+use relo_store::{GateApproval, NewRun, Placed, StepEnd, Store, StoreError};
 
 use crate::support::{TestDb, backend_tests};
 
@@ -18,18 +21,21 @@ const LEASE: Duration = Duration::from_secs(30);
 
 async fn create(store: &Store, id: &str, steps: &[&str], now: SystemTime) {
     store
-        .create_run(
-            &NewRun {
-                id,
-                workflow: "release",
-                requested_by: "rita",
-                request: "{}",
-                steps,
-            },
-            now,
-        )
+        .create_run(&new_run(id, steps, None), now)
         .await
         .expect("create the run");
+}
+
+fn new_run<'a>(id: &'a str, steps: &'a [&'a str], group: Option<(&'a str, bool)>) -> NewRun<'a> {
+    NewRun {
+        id,
+        workflow: "release",
+        requested_by: "rita",
+        request: "{}",
+        steps,
+        workflow_text: "name: release",
+        concurrency: group,
+    }
 }
 
 async fn a_step_has_one_holder_until_its_lease_expires(db: TestDb) {
@@ -119,16 +125,7 @@ async fn a_step_has_one_holder_until_its_lease_expires(db: TestDb) {
 async fn control_is_not_a_run_id(db: TestDb) {
     let store = db.store().await;
     let error = store
-        .create_run(
-            &NewRun {
-                id: "control",
-                workflow: "release",
-                requested_by: "rita",
-                request: "{}",
-                steps: &["a"],
-            },
-            SystemTime::now(),
-        )
+        .create_run(&new_run("control", &["a"], None), SystemTime::now())
         .await
         .unwrap_err();
     assert!(error.to_string().contains("control"), "{error}");
@@ -172,8 +169,224 @@ async fn concurrent_claimers_never_share_a_step(db: TestDb) {
     assert_eq!(holders.len(), steps.len(), "every step was claimed once");
 }
 
+async fn a_concurrency_group_queues_runs_in_order_or_refuses(db: TestDb) {
+    let store = db.store().await;
+    let t0 = SystemTime::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let group = Some(("release", true));
+    assert_eq!(
+        store
+            .create_run(&new_run("a", &["x"], group), at(0))
+            .await
+            .unwrap(),
+        Placed::Ready
+    );
+    let refused = store
+        .create_run(&new_run("r", &["x"], Some(("release", false))), at(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::GroupBusy { run_id, .. } if run_id == "a"),
+        "{refused}"
+    );
+    assert_eq!(
+        store.run("r").await.unwrap(),
+        None,
+        "nothing of a refused run is stored"
+    );
+    for (id, second) in [("b", 2), ("c", 3)] {
+        let placed = store
+            .create_run(&new_run(id, &["x"], group), at(second))
+            .await
+            .unwrap();
+        assert_eq!(placed, Placed::Queued { behind: "a".into() });
+    }
+    // b and c wait while a holds the group (waiting for approval holds it too).
+    store
+        .set_run_state("a", "waiting-approval", at(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_group_turn("b", at(5)).await.unwrap().as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        store.take_group_turn("c", at(5)).await.unwrap().as_deref(),
+        Some("a")
+    );
+    store.set_run_state("a", "succeeded", at(6)).await.unwrap();
+    // c was queued after b: b goes first.
+    assert_eq!(
+        store.take_group_turn("c", at(7)).await.unwrap().as_deref(),
+        Some("b")
+    );
+    assert_eq!(store.take_group_turn("b", at(7)).await.unwrap(), None);
+    assert_eq!(
+        store.run_state("b").await.unwrap().as_deref(),
+        Some("pending")
+    );
+    assert_eq!(
+        store.take_group_turn("c", at(8)).await.unwrap().as_deref(),
+        Some("b")
+    );
+    store.set_run_state("b", "cancelled", at(9)).await.unwrap();
+    assert_eq!(store.take_group_turn("c", at(10)).await.unwrap(), None);
+    // Another group is unaffected.
+    let other = store
+        .create_run(&new_run("o", &["x"], Some(("other", false))), at(11))
+        .await
+        .unwrap();
+    assert_eq!(other, Placed::Ready);
+}
+
+async fn gates_waiting_steps_dead_owners_snapshots_and_logs(db: TestDb) {
+    let store = db.store().await;
+    let now = SystemTime::now();
+    create(&store, "run-g", &["gate", "deploy"], now).await;
+
+    // A gate short of its quorum parks as waiting and is claimable again.
+    store
+        .claim_step("run-g", "gate", "a", LEASE, now)
+        .await
+        .unwrap()
+        .unwrap();
+    store.wait_step("run-g", "gate", "a", now).await.unwrap();
+    let gate = &store.run_steps("run-g").await.unwrap()[1];
+    assert_eq!(
+        (gate.state.as_str(), gate.lease_owner.as_deref()),
+        ("waiting", None)
+    );
+    assert!(
+        store
+            .claim_step("run-g", "gate", "b", LEASE, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Approvals: once per person, each with its evidence entry, and append-only.
+    let approval = |approver: &str| GateApproval {
+        run_id: "run-g".into(),
+        step_id: "gate".into(),
+        approver: approver.into(),
+        key_id: "k".into(),
+        envelope: "{}".into(),
+        approved_at: String::new(),
+    };
+    let record = EvidenceRecord::new(
+        Scope::Run("run-g".into()),
+        Some("gate".into()),
+        EvidenceEvent::GateApproved {
+            approver: "max".into(),
+            key_id: "k".into(),
+            approval_sha256: "00".into(),
+        },
+    );
+    store
+        .add_gate_approval(&approval("max"), &record, now)
+        .await
+        .unwrap();
+    let twice = store
+        .add_gate_approval(&approval("max"), &record, now)
+        .await
+        .unwrap_err();
+    assert!(matches!(twice, StoreError::Duplicate(_)), "{twice}");
+    assert_eq!(
+        store.gate_approvals("run-g", "gate").await.unwrap().len(),
+        1
+    );
+    let kinds: Vec<String> = store
+        .scope_entries("run-g", 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["gate.approved"]);
+    let edited = db
+        .raw()
+        .await
+        .execute("UPDATE gate_approvals SET approver = 'sam'")
+        .await
+        .unwrap_err();
+    assert!(edited.to_string().contains("append-only"), "{edited}");
+
+    // A dead owner's steps are released at once; others' are not touched.
+    store
+        .claim_step("run-g", "deploy", "dead", LEASE, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.release_leases("run-g", "alive").await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.release_leases("run-g", "dead").await.unwrap(),
+        ["deploy"]
+    );
+    assert!(
+        store
+            .claim_step("run-g", "deploy", "c", LEASE, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Snapshots are shared by digest; the run names its newest.
+    let digest = "ab".repeat(32);
+    store
+        .put_snapshot("run-g", None, &digest, b"tar-bytes", now)
+        .await
+        .unwrap();
+    store
+        .put_snapshot("run-g", Some("deploy"), &digest, b"tar-bytes", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.snapshot(&digest).await.unwrap().as_deref(),
+        Some(&b"tar-bytes"[..])
+    );
+    assert_eq!(
+        store.run_snapshots("run-g").await.unwrap(),
+        [
+            (None, digest.clone()),
+            (Some("deploy".to_owned()), digest.clone())
+        ]
+    );
+    assert_eq!(
+        store.run("run-g").await.unwrap().unwrap().workspace_digest,
+        Some(digest)
+    );
+
+    store
+        .add_step_logs(
+            "run-g",
+            "deploy",
+            1,
+            &[("step", "info", "one"), ("host", "warn", "two")],
+        )
+        .await
+        .unwrap();
+    let logs = store.step_logs("run-g", Some("deploy")).await.unwrap();
+    let lines: Vec<(&str, &str)> = logs
+        .iter()
+        .map(|l| (l.source.as_str(), l.message.as_str()))
+        .collect();
+    assert_eq!(lines, [("step", "one"), ("host", "two")]);
+    assert!(
+        store
+            .step_logs("run-g", Some("gate"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 backend_tests!(
     a_step_has_one_holder_until_its_lease_expires,
     control_is_not_a_run_id,
     concurrent_claimers_never_share_a_step,
+    a_concurrency_group_queues_runs_in_order_or_refuses,
+    gates_waiting_steps_dead_owners_snapshots_and_logs,
 );

@@ -1,0 +1,152 @@
+//! `relo init`: a relo home ready to use: `relo.toml`, the keys it names, the store.
+//!
+//! With `--from FILE`, the config is copied and every key file it names that does not
+//! exist yet is generated: people's keys (Ed25519), trusted plugin signers' and
+//! `[signing.keys]` (ECDSA P-256, cosign-compatible) and the evidence key (Ed25519).
+//! Without it, a starter config is written with one person, who signs plugins and is an
+//! operator. Existing files are never overwritten. Private keys are written with mode
+//! 0600; in a real deployment each person generates their own key on their own machine
+//! (`relo key generate`) and hands over only the public half.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use relo_manifest::{KeyRef, parse_operator};
+use relo_trust::{KeyAlgorithm, KeyPaths, generate_key_files};
+use serde_json::json;
+
+use crate::args::InitArgs;
+use crate::home::{CONFIG_FILE, DEFAULT_EVIDENCE_KEY, Home};
+
+/// Runs `relo init`.
+pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
+    let home = &args.home;
+    let config_path = home.join(CONFIG_FILE);
+    if config_path.exists() {
+        bail!(
+            "{} already exists: this home is initialised (nothing was changed)",
+            config_path.display()
+        );
+    }
+    std::fs::create_dir_all(home.join("keys"))
+        .with_context(|| format!("cannot create {}", home.display()))?;
+    let text = match &args.from {
+        Some(from) => std::fs::read_to_string(from)
+            .with_context(|| format!("cannot read {}", from.display()))?,
+        None => starter(&args.person),
+    };
+    let name = args
+        .from
+        .as_ref()
+        .map_or_else(|| CONFIG_FILE.to_owned(), |p| p.display().to_string());
+    let config = parse_operator(&name, text.as_bytes()).map_err(|d| {
+        anyhow::anyhow!("{name} is invalid ({} problems):\n{}", d.len(), d.render())
+    })?;
+
+    // Which keys to make: (private key path in the home, algorithm).
+    let mut wanted: Vec<(String, KeyAlgorithm)> = Vec::new();
+    let mut want = |public: &str, algorithm: KeyAlgorithm| {
+        if let Some(stem) = public.strip_suffix(".pub") {
+            wanted.push((format!("{stem}.key"), algorithm));
+        }
+    };
+    for person in &config.people {
+        for key in &person.keys {
+            want(key, KeyAlgorithm::Ed25519);
+        }
+    }
+    for signer in &config.trust.signers {
+        want(&signer.key, KeyAlgorithm::EcdsaP256);
+    }
+    let mut private_keys: Vec<(String, KeyAlgorithm)> = Vec::new();
+    for key in config.signing.keys.values() {
+        if let KeyRef::File(file) = key {
+            private_keys.push((file.clone(), KeyAlgorithm::EcdsaP256));
+        }
+    }
+    match config.evidence.as_ref().map(|e| &e.signer) {
+        None => private_keys.push((DEFAULT_EVIDENCE_KEY.to_owned(), KeyAlgorithm::Ed25519)),
+        Some(KeyRef::File(file)) => private_keys.push((file.clone(), KeyAlgorithm::Ed25519)),
+        Some(KeyRef::VaultTransit(_)) => {}
+    }
+    wanted.extend(private_keys);
+
+    let mut made = Vec::new();
+    for (private, algorithm) in wanted {
+        let private_path = home.join(&private);
+        let stem = private.strip_suffix(".key").unwrap_or(&private);
+        let paths = KeyPaths::new(&private_path, home.join(format!("{stem}.pub")));
+        if paths.public.exists() || paths.private.exists() {
+            continue;
+        }
+        if let Some(parent) = private_path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let key = generate_key_files(algorithm, &paths)
+            .with_context(|| format!("cannot generate {}", paths.private.display()))?;
+        made.push(json!({
+            "private_key": private, "key_id": key.key_id, "algorithm": algorithm.as_str(),
+        }));
+    }
+    write_new(&config_path, &text)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (target, origin) = runtime.block_on(async {
+        let home = Home::load(home)?;
+        let store = home.store().await?;
+        let origin = store.evidence_origin().await?;
+        let target = store.target().to_owned();
+        store.close().await;
+        anyhow::Ok((target, origin))
+    })?;
+    if args.json {
+        let out = json!({
+            "home": home, "config": config_path, "keys": made, "store": target,
+            "evidence_origin": origin,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("initialised {}", home.display());
+        println!("  config   {}", config_path.display());
+        for key in &made {
+            println!(
+                "  key      {} ({}, {})",
+                key["private_key"].as_str().unwrap_or(""),
+                key["algorithm"].as_str().unwrap_or(""),
+                key["key_id"].as_str().unwrap_or("")
+            );
+        }
+        println!("  store    {target}");
+        println!("  evidence {origin}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A config with one person who signs plugins and is an operator.
+fn starter(person: &str) -> String {
+    format!(
+        "# relo.toml: made by `relo init`. See docs/plugin-trust.md and docs/secrets.md.\n\
+         [ceilings]\nfuel = 2_000_000_000\nmemory = \"256MiB\"\ntimeout = \"5m\"\n\n\
+         [trust]\nauto_approve_within_previous = false\n\n\
+         [[trust.signers]]\nkey = \"keys/{person}-plugins.pub\"\nplugins = [\"*/*\"]\nperson = \"{person}\"\n\n\
+         [[people]]\nname = \"{person}\"\nkeys = [\"keys/{person}.pub\"]\nroles = [\"operator\", \"release-manager\"]\n\n\
+         [evidence]\nsigner = \"{DEFAULT_EVIDENCE_KEY}\"\n\n\
+         [store]\nurl = \"sqlite://relo.db\"\n"
+    )
+}
+
+fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
