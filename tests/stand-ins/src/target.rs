@@ -1,7 +1,9 @@
 //! The deploy-target stand-in: takes a deployment, reports what it runs.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -40,6 +42,10 @@ pub struct Target {
 struct State {
     deployed: Mutex<Option<Deployment>>,
     reported: Mutex<Option<String>>,
+    /// How long a deployment takes before it is answered.
+    delay: Mutex<Duration>,
+    /// Deployment requests that arrived, answered or not.
+    received: AtomicUsize,
 }
 
 impl Target {
@@ -80,6 +86,17 @@ impl Target {
         *lock(&self.state.reported) = digest;
     }
 
+    /// From now on, a deployment is answered only after `delay`, as a slow rollout
+    /// would be (for tests that stop a run in the middle of its deploy step).
+    pub fn delay_deployments(&self, delay: Duration) {
+        *lock(&self.state.delay) = delay;
+    }
+
+    /// Deployment requests that arrived so far, including ones not answered yet.
+    pub fn deployments_received(&self) -> usize {
+        self.state.received.load(Ordering::SeqCst)
+    }
+
     /// Every request answered so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.journal.entries()
@@ -92,21 +109,29 @@ impl Target {
 }
 
 impl State {
+    async fn deploy(&self, request: Request<Incoming>) -> Answer {
+        match read_json::<Deployment>(request).await {
+            Err(bad) => bad.answer(),
+            Ok(deployment) if deployment.digest.is_empty() => {
+                error_answer(StatusCode::BAD_REQUEST, "the digest is empty")
+            }
+            Ok(deployment) => {
+                let answer = json!({ "digest": deployment.digest, "version": deployment.version });
+                *lock(&self.deployed) = Some(deployment);
+                json_answer(StatusCode::OK, &answer)
+            }
+        }
+    }
+
     async fn answer(&self, request: Request<Incoming>) -> Answer {
         let path = request.uri().path().to_owned();
         match (request.method(), path.as_str()) {
-            (&Method::POST, DEPLOYMENTS) => match read_json::<Deployment>(request).await {
-                Err(bad) => bad.answer(),
-                Ok(deployment) if deployment.digest.is_empty() => {
-                    error_answer(StatusCode::BAD_REQUEST, "the digest is empty")
-                }
-                Ok(deployment) => {
-                    let answer =
-                        json!({ "digest": deployment.digest, "version": deployment.version });
-                    *lock(&self.deployed) = Some(deployment);
-                    json_answer(StatusCode::OK, &answer)
-                }
-            },
+            (&Method::POST, DEPLOYMENTS) => {
+                self.received.fetch_add(1, Ordering::SeqCst);
+                let delay = *lock(&self.delay);
+                tokio::time::sleep(delay).await;
+                self.deploy(request).await
+            }
             (&Method::GET, CURRENT) => {
                 let deployed = lock(&self.deployed).clone();
                 match deployed {
