@@ -345,11 +345,10 @@ impl Runner {
         let workflow_sha256 = sha256_hex(spec.workflow_text.as_bytes());
 
         let mut waiting: BTreeSet<String> = BTreeSet::new();
+        // Ends not stored yet: they go with the next wave's claims, in one transaction.
+        let mut unstored: Vec<Unstored> = Vec::new();
         let semaphore = Arc::new(tokio::sync::Semaphore::new(self.parallel.max(1)));
         loop {
-            if self.store.run_state(run_id).await?.as_deref() == Some("cancelled") {
-                return Ok(RunOutcome::Cancelled);
-            }
             let outputs: BTreeMap<String, Value> = ended
                 .iter()
                 .filter_map(|(id, end)| match end {
@@ -372,7 +371,7 @@ impl Runner {
                     .find(|n| !matches!(ended.get(n.as_str()), Some(Ended::Succeeded(_))))
                 {
                     let reason = format!("it needs `{need}`, which did not succeed");
-                    self.skip(run_id, &scope, id, &reason).await?;
+                    self.skip(&scope, id, &reason, &mut unstored);
                     ended.insert(id.to_owned(), Ended::Skipped(reason));
                     continue;
                 }
@@ -386,7 +385,7 @@ impl Runner {
                             "its condition `{}` is false",
                             step.condition.as_ref().map_or("", |c| c.as_str())
                         );
-                        self.skip(run_id, &scope, id, &reason).await?;
+                        self.skip(&scope, id, &reason, &mut unstored);
                         ended.insert(id.to_owned(), Ended::Skipped(reason));
                         continue;
                     }
@@ -407,18 +406,29 @@ impl Runner {
                     .map_err(|e| format!("its input: {e}"));
                 ready.push((step.clone(), input));
             }
+            // One transaction stores the last wave's ends and claims this wave.
+            let ids: Vec<&str> = ready.iter().map(|(step, _)| step.id.as_str()).collect();
+            let finished: Vec<Finished<'_>> = unstored.iter().map(Unstored::finished).collect();
+            let advanced = self
+                .store
+                .advance(
+                    run_id,
+                    &self.owner,
+                    &finished,
+                    &ids,
+                    self.lease,
+                    SystemTime::now(),
+                )
+                .await?;
+            drop(finished);
+            unstored.clear();
+            if advanced.cancelled {
+                return Ok(RunOutcome::Cancelled);
+            }
             if ready.is_empty() {
                 break;
             }
-            // One transaction claims the whole wave.
-            let ids: Vec<&str> = ready.iter().map(|(step, _)| step.id.as_str()).collect();
-            let claimed: Vec<String> = self
-                .store
-                .claim_steps(run_id, &ids, &self.owner, self.lease, SystemTime::now())
-                .await?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
+            let claimed = advanced.claimed;
             let mut running = JoinSet::new();
             for (step, input) in ready {
                 if !claimed.iter().any(|id| id == step.id.as_str()) {
@@ -451,7 +461,6 @@ impl Runner {
                 let (id, end) = joined.map_err(|e| RunError::Task(e.to_string()))?;
                 wave.push((id, end?));
             }
-            let mut stored: Vec<(&str, StepEnd, Option<String>, Option<String>)> = Vec::new();
             for (id, end) in &wave {
                 let (state, output, error) = match end {
                     Ended::Succeeded(output) => {
@@ -475,20 +484,13 @@ impl Runner {
                     state: state_name(state),
                     detail: error.clone(),
                 });
-                stored.push((id, state, output, error));
+                unstored.push(Unstored {
+                    step_id: id.clone(),
+                    end: state,
+                    output,
+                    error,
+                });
             }
-            let finished: Vec<Finished<'_>> = stored
-                .iter()
-                .map(|(id, end, output, error)| Finished {
-                    step_id: id,
-                    end: *end,
-                    output: output.as_deref(),
-                    error: error.as_deref(),
-                })
-                .collect();
-            self.store
-                .finish_steps(run_id, &self.owner, &finished, SystemTime::now())
-                .await?;
             ended.extend(
                 wave.into_iter()
                     .filter(|(_, end)| !matches!(end, Ended::Waiting)),
@@ -808,32 +810,8 @@ impl Runner {
             .await
     }
 
-    async fn skip(
-        &self,
-        run_id: &str,
-        scope: &Scope,
-        id: &str,
-        reason: &str,
-    ) -> Result<(), RunError> {
-        let now = SystemTime::now();
-        if self
-            .store
-            .claim_step(run_id, id, &self.owner, self.lease, now)
-            .await?
-            .is_some()
-        {
-            self.store
-                .finish_step(
-                    run_id,
-                    id,
-                    &self.owner,
-                    StepEnd::Skipped,
-                    None,
-                    Some(reason),
-                    now,
-                )
-                .await?;
-        }
+    /// Records that step `id` is skipped; its end is stored with the next claims.
+    fn skip(&self, scope: &Scope, id: &str, reason: &str, unstored: &mut Vec<Unstored>) {
         self.record(
             scope,
             Some(id),
@@ -846,7 +824,12 @@ impl Runner {
             state: "skipped",
             detail: Some(reason.to_owned()),
         });
-        Ok(())
+        unstored.push(Unstored {
+            step_id: id.to_owned(),
+            end: StepEnd::Skipped,
+            output: None,
+            error: Some(reason.to_owned()),
+        });
     }
 
     fn record(&self, scope: &Scope, step: Option<&str>, event: EvidenceEvent) {
@@ -869,6 +852,25 @@ impl Runner {
             .durable(ticket)
             .await
             .map_err(|e| RunError::Evidence(e.to_string()))
+    }
+}
+
+/// A step's end that is not in the store yet.
+struct Unstored {
+    step_id: String,
+    end: StepEnd,
+    output: Option<String>,
+    error: Option<String>,
+}
+
+impl Unstored {
+    fn finished(&self) -> Finished<'_> {
+        Finished {
+            step_id: &self.step_id,
+            end: self.end,
+            output: self.output.as_deref(),
+            error: self.error.as_deref(),
+        }
     }
 }
 

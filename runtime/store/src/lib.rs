@@ -84,7 +84,9 @@ pub use evidence::{
 pub use gates::GateApproval;
 pub use plugins::{Added, Block, NewApproval, NewPlugin, StoredApproval, StoredPlugin};
 pub use relo_evidence::rfc3339_utc;
-pub use runs::{CONTROL_SCOPE, Claim, Finished, NewRun, Placed, RunRow, StepEnd, StepRow};
+pub use runs::{
+    Advanced, CONTROL_SCOPE, Claim, Finished, NewRun, Placed, RunRow, StepEnd, StepRow,
+};
 pub use snapshots::StoredLogLine;
 pub use store::Store;
 pub use url::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, effective_database_url};

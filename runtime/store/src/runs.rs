@@ -27,6 +27,12 @@ const CLAIM_SQL: &str =
         OR (state IN ('claimed', 'running') AND lease_expires_at < $5))
  RETURNING CAST(attempt AS BIGINT)";
 
+/// Ends a step the owner holds. Binds: run id, step id, owner, state, output, error, now.
+const FINISH_SQL: &str = "UPDATE steps SET state = $4, output = $5, error = $6, finished_at = $7,
+        lease_owner = NULL, lease_expires_at = NULL
+ WHERE run_id = $1 AND step_id = $2 AND lease_owner = $3
+   AND state IN ('claimed', 'running') AND lease_expires_at >= $7";
+
 /// The id no run may have: the evidence scope of the control plane.
 pub const CONTROL_SCOPE: &str = "control";
 
@@ -510,22 +516,17 @@ impl Store {
         let mut locked = self.begin_locked().await?;
         for step in steps {
             let changed = on_backend!(&mut locked.tx, |tx| {
-                sqlx::query(
-                    "UPDATE steps SET state = $4, output = $5, error = $6, finished_at = $7,
-                            lease_owner = NULL, lease_expires_at = NULL
-                     WHERE run_id = $1 AND step_id = $2 AND lease_owner = $3
-                       AND state IN ('claimed', 'running') AND lease_expires_at >= $7",
-                )
-                .bind(run_id)
-                .bind(step.step_id)
-                .bind(owner)
-                .bind(step.end.as_str())
-                .bind(step.output)
-                .bind(step.error)
-                .bind(&now_text)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
+                sqlx::query(FINISH_SQL)
+                    .bind(run_id)
+                    .bind(step.step_id)
+                    .bind(owner)
+                    .bind(step.end.as_str())
+                    .bind(step.output)
+                    .bind(step.error)
+                    .bind(&now_text)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
             });
             lease_held(changed, run_id, step.step_id, owner)?;
         }
@@ -576,6 +577,94 @@ impl Store {
             .fetch_all(pool)
             .await?
         }))
+    }
+}
+
+/// What [`Store::advance`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advanced {
+    /// The steps `owner` now holds, of those it asked for.
+    pub claimed: Vec<String>,
+    /// The run was cancelled: nothing was claimed.
+    pub cancelled: bool,
+}
+
+impl Store {
+    /// Moves a run on in one transaction (one synced commit): stores the ends of
+    /// `owner`'s finished steps (a skipped step need not be held: it is claimed here
+    /// first, if it can be), then, unless the run was cancelled, claims `claim` as
+    /// [`Store::claim_steps`] does. A runner's wave boundary costs one commit this way.
+    /// [`StoreError::LeaseLost`] if `owner` no longer holds a step it ran; then nothing
+    /// is stored.
+    pub async fn advance(
+        &self,
+        run_id: &str,
+        owner: &str,
+        finished: &[Finished<'_>],
+        claim: &[&str],
+        lease: Duration,
+        now: SystemTime,
+    ) -> Result<Advanced> {
+        let now_text = rfc3339_utc(now);
+        let until = rfc3339_utc(now + lease);
+        let mut locked = self.begin_locked().await?;
+        for step in finished {
+            if step.end == StepEnd::Skipped {
+                on_backend!(&mut locked.tx, |tx| {
+                    sqlx::query(CLAIM_SQL)
+                        .bind(run_id)
+                        .bind(step.step_id)
+                        .bind(owner)
+                        .bind(&until)
+                        .bind(&now_text)
+                        .execute(&mut **tx)
+                        .await?;
+                });
+            }
+            let changed = on_backend!(&mut locked.tx, |tx| {
+                sqlx::query(FINISH_SQL)
+                    .bind(run_id)
+                    .bind(step.step_id)
+                    .bind(owner)
+                    .bind(step.end.as_str())
+                    .bind(step.output)
+                    .bind(step.error)
+                    .bind(&now_text)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+            });
+            if step.end != StepEnd::Skipped {
+                lease_held(changed, run_id, step.step_id, owner)?;
+            }
+        }
+        let state: Option<String> = on_backend!(&mut locked.tx, |tx| {
+            sqlx::query_scalar("SELECT state FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(&mut **tx)
+                .await?
+        });
+        let cancelled = state.as_deref() == Some("cancelled");
+        let mut claimed = Vec::new();
+        if !cancelled {
+            for step_id in claim {
+                let attempt: Option<i64> = on_backend!(&mut locked.tx, |tx| {
+                    sqlx::query_scalar(CLAIM_SQL)
+                        .bind(run_id)
+                        .bind(*step_id)
+                        .bind(owner)
+                        .bind(&until)
+                        .bind(&now_text)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                });
+                if attempt.is_some() {
+                    claimed.push((*step_id).to_owned());
+                }
+            }
+        }
+        locked.commit().await?;
+        Ok(Advanced { claimed, cancelled })
     }
 }
 

@@ -722,3 +722,45 @@ async fn the_workspace_is_restored_from_the_store_and_removed_at_the_end() {
         "the snapshot stays with the run"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_starts_no_further_step_and_frees_its_group() {
+    let setup = setup().await;
+    let header = "concurrency: { group: release, on_conflict: wait }\n";
+    let wf = workflow_with(header, GATED);
+    let params = params();
+    let spec = wf.spec("run-x", &params);
+    assert!(matches!(
+        setup.runner.run(&spec).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+    let next = wf.spec("run-y", &params);
+    assert!(matches!(
+        setup.runner.start(&next).await.unwrap(),
+        Placed::Queued { .. }
+    ));
+
+    setup
+        .store
+        .set_run_state("run-x", "cancelled", std::time::SystemTime::now())
+        .await
+        .unwrap();
+    approve(&setup, &wf, "run-x", "gate", "max", &setup.managers["max"]).await;
+    approve(&setup, &wf, "run-x", "gate", "sam", &setup.managers["sam"]).await;
+    assert_eq!(
+        setup.runner.drive(&spec).await.unwrap(),
+        RunOutcome::Cancelled
+    );
+    let deploy = setup.store.run_steps("run-x").await.unwrap();
+    assert!(
+        deploy
+            .iter()
+            .all(|s| s.step_id != "deploy" || s.state == "pending"),
+        "{deploy:?}"
+    );
+    // The next run of the group gets its turn, and waits at its own gate.
+    assert!(matches!(
+        setup.runner.drive(&next).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+}
