@@ -636,6 +636,24 @@ impl Runner {
             }
         }
         let count = u32::try_from(approved_by.len()).unwrap_or(u32::MAX);
+        if count < gate.quorum
+            && let Some(timeout) = &step.timeout
+            && let Some(since) = self
+                .store
+                .run_steps(run_id)
+                .await?
+                .into_iter()
+                .find(|row| row.step_id == id)
+                .and_then(|row| row.started_at)
+                .and_then(|at| relo_trust::parse_rfc3339(&at))
+            && SystemTime::now() > since + timeout.duration()
+        {
+            return Ok(Ended::Failed(format!(
+                "{count} of {} approvals within its timeout of {}",
+                gate.quorum,
+                humanize(timeout.duration())
+            )));
+        }
         if count >= gate.quorum {
             self.record(
                 &scope,
@@ -871,6 +889,17 @@ impl Unstored {
             output: self.output.as_deref(),
             error: self.error.as_deref(),
         }
+    }
+}
+
+/// `90s`, `5m`, `24h`: a duration as a workflow would write it.
+fn humanize(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s if s > 0 => format!("{s}s"),
+        _ => format!("{}ms", duration.as_millis()),
     }
 }
 

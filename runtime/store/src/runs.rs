@@ -21,7 +21,7 @@ use crate::{Result, Store, StoreError};
 /// owner, lease end, now.
 const CLAIM_SQL: &str =
     "UPDATE steps SET state = 'claimed', attempt = attempt + 1, lease_owner = $3,
-        lease_expires_at = $4, started_at = $5
+        lease_expires_at = $4, started_at = COALESCE(started_at, $5)
  WHERE run_id = $1 AND step_id = $2
    AND (state IN ('pending', 'waiting')
         OR (state IN ('claimed', 'running') AND lease_expires_at < $5))
@@ -159,6 +159,8 @@ pub struct StepRow {
     pub output: Option<String>,
     /// Why it failed or was skipped.
     pub error: Option<String>,
+    /// When it was first claimed (RFC 3339); a gate's wait is timed from here.
+    pub started_at: Option<String>,
 }
 
 /// A step an owner now holds.
@@ -365,7 +367,8 @@ impl Store {
     pub async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRow>> {
         let rows: Vec<StepTuple> = on_backend!(self.pools(), |pool| {
             sqlx::query_as(
-                "SELECT step_id, state, CAST(attempt AS BIGINT), lease_owner, lease_expires_at, output, error
+                "SELECT step_id, state, CAST(attempt AS BIGINT), lease_owner, lease_expires_at, output, error,
+                        started_at
                  FROM steps WHERE run_id = $1 ORDER BY step_id",
             )
             .bind(run_id)
@@ -701,11 +704,12 @@ type StepTuple = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 impl From<StepTuple> for StepRow {
     fn from(
-        (step_id, state, attempt, lease_owner, lease_expires_at, output, error): StepTuple,
+        (step_id, state, attempt, lease_owner, lease_expires_at, output, error, started_at): StepTuple,
     ) -> Self {
         Self {
             step_id,
@@ -715,6 +719,7 @@ impl From<StepTuple> for StepRow {
             lease_expires_at,
             output,
             error,
+            started_at,
         }
     }
 }

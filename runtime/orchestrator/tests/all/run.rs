@@ -764,3 +764,29 @@ async fn a_cancelled_run_starts_no_further_step_and_frees_its_group() {
         RunOutcome::Waiting { .. }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_without_its_quorum_by_its_timeout_fails_the_run() {
+    let setup = setup().await;
+    let wf = workflow(
+        "  - id: gate\n    approval: { roles: [release-manager], quorum: 1 }\n    timeout: 1s\n\
+         \x20 - id: deploy\n    needs: [gate]\n    uses: relo-test/echo@1.0.0\n",
+    );
+    let params = params();
+    let spec = wf.spec("run-late", &params);
+    assert!(matches!(
+        setup.runner.run(&spec).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+    // Only the order matters: the next decision comes after the gate's timeout.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let RunOutcome::Failed { root_cause } = setup.runner.drive(&spec).await.unwrap() else {
+        panic!("the gate should have timed out")
+    };
+    assert_eq!(
+        root_cause,
+        "gate: 0 of 1 approvals within its timeout of 1s"
+    );
+    let steps = setup.store.run_steps("run-late").await.unwrap();
+    assert_eq!(steps[0].state, "skipped", "{steps:?}");
+}
