@@ -307,6 +307,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "run-state",
         sql: include_str!("../migrations/sqlite/0003_run_state.sql"),
     },
+    Migration {
+        version: 4,
+        name: "auth",
+        sql: include_str!("../migrations/sqlite/0004_auth.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -324,6 +329,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "run-state",
         sql: include_str!("../migrations/postgres/0003_run_state.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "auth",
+        sql: include_str!("../migrations/postgres/0004_auth.sql"),
     },
 ];
 

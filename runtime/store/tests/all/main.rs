@@ -6,6 +6,7 @@
 mod support;
 
 mod append;
+mod auth;
 mod checkpoints;
 mod open;
 mod processes;

@@ -1,0 +1,217 @@
+//! Login, refresh, logout and the caller's identity.
+//!
+//! A login checks the password (argon2id) and answers a pair: an access token (an HS256
+//! JWT living 15 minutes) and a refresh token (opaque, 30 days, starting a new family in
+//! the store). A refresh exchanges a live refresh token for a new pair and marks it used;
+//! a used or revoked refresh token revokes its whole family. A logout revokes the family
+//! of the refresh token given.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use relo_store::{NewRefreshToken, Rotation, StoredUser};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Authenticated};
+use crate::state::AppState;
+use crate::tokens::{ACCESS_TOKEN_LIFETIME, REFRESH_TOKEN_LIFETIME, RefreshToken, random_id};
+use crate::users::{Role, verify_password};
+
+/// `POST /v1/auth/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginRequest {
+    name: String,
+    password: String,
+}
+
+/// `POST /v1/auth/refresh` and `POST /v1/auth/logout`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// The answer to a login or a refresh.
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenPair {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: String,
+}
+
+/// The answer of `GET /v1/me`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Me {
+    name: String,
+    roles: Vec<Role>,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid-credentials", "the name or the password is wrong")
+}
+
+fn invalid_refresh_token() -> ApiError {
+    ApiError::unauthorized(
+        "invalid-refresh-token",
+        "the refresh token is not valid; log in again",
+    )
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let user = state
+        .store()
+        .user(&request.name)
+        .await
+        .map_err(ApiError::internal)?
+        .filter(|user| !user.disabled);
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = verify_password(request.password, stored).await?;
+    let Some(user) = user.filter(|_| verified) else {
+        tracing::warn!(user = ?request.name, "login refused: unknown or disabled user, or wrong password");
+        return Err(invalid_credentials());
+    };
+    let roles = roles_of(&user)?;
+    let now = state.clock().now();
+    let refresh = RefreshToken::generate().map_err(ApiError::internal)?;
+    let family = random_id().map_err(ApiError::internal)?;
+    state
+        .store()
+        .add_refresh_token(&user.name, &family, &refresh_row(&refresh.hash(), now))
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(user = %user.name, family, "logged in");
+    token_pair(&state, &user.name, &roles, &refresh, now)
+}
+
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let presented =
+        RefreshToken::parse(&request.refresh_token).ok_or_else(invalid_refresh_token)?;
+    let next = RefreshToken::generate().map_err(ApiError::internal)?;
+    let now = state.clock().now();
+    let rotation = state
+        .store()
+        .rotate_refresh_token(&presented.hash(), &refresh_row(&next.hash(), now), now)
+        .await
+        .map_err(ApiError::internal)?;
+    match rotation {
+        Rotation::Rotated { user, family_id } => {
+            let live = state
+                .store()
+                .user(&user)
+                .await
+                .map_err(ApiError::internal)?
+                .filter(|u| !u.disabled);
+            let Some(user) = live else {
+                state
+                    .store()
+                    .revoke_refresh_family(&family_id, now)
+                    .await
+                    .map_err(ApiError::internal)?;
+                tracing::warn!(
+                    user,
+                    family = family_id,
+                    "refresh refused: the user is disabled or gone; family revoked"
+                );
+                return Err(invalid_refresh_token());
+            };
+            let roles = roles_of(&user)?;
+            tracing::info!(user = %user.name, family = family_id, "refreshed");
+            token_pair(&state, &user.name, &roles, &next, now)
+        }
+        Rotation::Reused { user, family_id } => {
+            tracing::warn!(
+                user,
+                family = family_id,
+                "refresh token reused: its whole family is revoked"
+            );
+            Err(ApiError::unauthorized(
+                "refresh-token-reused",
+                "this refresh token was already used or revoked, so every token of its login \
+                 is now revoked; log in again",
+            ))
+        }
+        Rotation::Expired => Err(ApiError::unauthorized(
+            "refresh-token-expired",
+            "the refresh token has expired; log in again",
+        )),
+        Rotation::Unknown => {
+            tracing::warn!("refresh refused: unknown refresh token");
+            Err(invalid_refresh_token())
+        }
+    }
+}
+
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    let presented =
+        RefreshToken::parse(&request.refresh_token).ok_or_else(invalid_refresh_token)?;
+    let stored = state
+        .store()
+        .refresh_token(&presented.hash())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(invalid_refresh_token)?;
+    let now = state.clock().now();
+    state
+        .store()
+        .revoke_refresh_family(&stored.family_id, now)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(user = stored.user, family = stored.family_id, "logged out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn me(Authenticated(claims): Authenticated) -> Json<Me> {
+    Json(Me {
+        name: claims.sub,
+        roles: claims.roles,
+    })
+}
+
+fn refresh_row(token_hash: &str, now: SystemTime) -> NewRefreshToken<'_> {
+    NewRefreshToken {
+        token_hash,
+        issued_at: now,
+        expires_at: now + REFRESH_TOKEN_LIFETIME,
+    }
+}
+
+fn roles_of(user: &StoredUser) -> Result<Vec<Role>, ApiError> {
+    user.roles
+        .iter()
+        .map(|name| name.parse::<Role>())
+        .collect::<Result<_, _>>()
+        .map_err(|err| ApiError::internal(format_args!("user {}: {err}", user.name)))
+}
+
+fn token_pair(
+    state: &AppState,
+    user: &str,
+    roles: &[Role],
+    refresh: &RefreshToken,
+    now: SystemTime,
+) -> Result<Json<TokenPair>, ApiError> {
+    let (access_token, _) = state
+        .access_tokens()
+        .issue(user, roles, now)
+        .map_err(ApiError::internal)?;
+    Ok(Json(TokenPair {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ACCESS_TOKEN_LIFETIME.as_secs(),
+        refresh_token: refresh.encode(),
+    }))
+}

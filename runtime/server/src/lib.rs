@@ -1,0 +1,91 @@
+//! relo's HTTP API server: authentication first (THREATS.md T2).
+//!
+//! [`app`] builds the axum [`Router`] over an [`AppState`] (the store, the access token
+//! secret, and a [`Clock`]); tests drive it with `tower::ServiceExt::oneshot` and no
+//! socket. Users log in with a name and a password (argon2id) and get an access
+//! token, an HS256 JWT that lives 15 minutes, and a refresh token, 32 random bytes kept in
+//! the store only as their sha256, that lives 30 days and rotates on every use: presenting
+//! a used or revoked refresh token revokes every token of its login. Every refusal is JSON
+//! with a stable code; internal failures are logged and never described to the client.
+//! `docs/server.md` describes the model and what is not built yet.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::SystemTime;
+//!
+//! use axum::body::Body;
+//! use axum::http::{Request, StatusCode};
+//! use relo_server::{AppState, JwtSecret, ManualClock, Role, app, create_user};
+//! use relo_store::Store;
+//! use tower::ServiceExt as _;
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let home = tempfile::tempdir()?;
+//! let store = Store::connect(home.path(), "sqlite://relo.db").await?;
+//! create_user(&store, "olga", "correct horse battery", &[Role::Operator]).await?;
+//!
+//! let clock = Arc::new(ManualClock::new(SystemTime::now()));
+//! let state = AppState::new(store, &JwtSecret::generate()?, clock);
+//! let login = Request::post("/v1/auth/login")
+//!     .header("content-type", "application/json")
+//!     .body(Body::from(r#"{"name": "olga", "password": "correct horse battery"}"#))?;
+//! let response = app(state).oneshot(login).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod auth;
+mod clock;
+mod error;
+mod extract;
+mod routes;
+mod state;
+mod tokens;
+mod users;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ApiError;
+pub use extract::{ApiJson, Authenticated, BODY_LIMIT};
+pub use routes::{HttpMethod, OPENAPI_JSON, ROUTES, Route};
+pub use state::AppState;
+pub use tokens::{
+    ACCESS_TOKEN_LIFETIME, AccessClaims, JwtSecret, REFRESH_TOKEN_LIFETIME, SecretError,
+};
+pub use users::{
+    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Role, UnknownRole, UserError, create_user,
+};
+
+/// The API over `state`: every route of [`ROUTES`], JSON 404 and 405 answers for anything
+/// else, and request bodies limited to [`BODY_LIMIT`] bytes.
+pub fn app(state: AppState) -> Router {
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.method_router())
+        })
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "no such route; /v1/openapi.json lists the API",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this route does not answer this method; /v1/openapi.json lists the API",
+    )
+}

@@ -1,0 +1,334 @@
+//! Users: their roles, creating one, and checking a password.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use axum::http::StatusCode;
+use rand_core::OsRng;
+use relo_store::{NewUser, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// The shortest password [`create_user`] accepts, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// The longest password [`create_user`] accepts, in bytes.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The longest user name, in bytes.
+const MAX_NAME_BYTES: usize = 64;
+
+/// A role a user holds (DESIGN §5, `[[people]] roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Manages users and the server.
+    Admin,
+    /// Approves plugins and runs the orchestrator.
+    Operator,
+    /// Starts release runs and approves their gates.
+    ReleaseManager,
+    /// Uploads plugins.
+    PluginAuthor,
+    /// Reads runs and evidence.
+    Auditor,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Operator,
+        Role::ReleaseManager,
+        Role::PluginAuthor,
+        Role::Auditor,
+    ];
+
+    /// The role's name: `admin`, `operator`, `release-manager`, `plugin-author`,
+    /// `auditor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::ReleaseManager => "release-manager",
+            Role::PluginAuthor => "plugin-author",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role name that is not one of [`Role::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown role `{0}`; the roles are admin, operator, release-manager, plugin-author and auditor"
+)]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(name: &str) -> Result<Role, UnknownRole> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == name)
+            .ok_or_else(|| UnknownRole(name.to_owned()))
+    }
+}
+
+/// Why [`create_user`] refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserError {
+    /// The name is empty, too long, or has characters other than ASCII letters, digits,
+    /// `-`, `_`, `.` and `@`.
+    #[error("invalid user name `{name}`: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The password is empty.
+    #[error("the password is empty")]
+    EmptyPassword,
+    /// The password is shorter than [`MIN_PASSWORD_CHARS`].
+    #[error("the password has {got} characters; it needs at least {min}")]
+    PasswordTooShort {
+        /// The characters needed.
+        min: usize,
+        /// The characters given.
+        got: usize,
+    },
+    /// The password is longer than [`MAX_PASSWORD_BYTES`].
+    #[error("the password is longer than {max} bytes")]
+    PasswordTooLong {
+        /// The bytes allowed.
+        max: usize,
+    },
+    /// A user with this name exists.
+    #[error("a user named `{0}` already exists")]
+    Exists(String),
+    /// Hashing the password failed.
+    #[error("hashing the password failed: {0}")]
+    Hash(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl UserError {
+    /// The stable code of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UserError::InvalidName { .. } => "invalid-user-name",
+            UserError::EmptyPassword => "password-empty",
+            UserError::PasswordTooShort { .. } => "password-too-short",
+            UserError::PasswordTooLong { .. } => "password-too-long",
+            UserError::Exists(_) => "user-exists",
+            UserError::Hash(_) | UserError::Store(_) => "internal",
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(err: UserError) -> ApiError {
+        let code = err.code();
+        match &err {
+            UserError::InvalidName { .. } => {
+                ApiError::bad_request(code, err.to_string()).with_field("name")
+            }
+            UserError::EmptyPassword
+            | UserError::PasswordTooShort { .. }
+            | UserError::PasswordTooLong { .. } => {
+                ApiError::bad_request(code, err.to_string()).with_field("password")
+            }
+            UserError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, code, err.to_string()).with_field("name")
+            }
+            UserError::Hash(_) | UserError::Store(_) => ApiError::internal(&err),
+        }
+    }
+}
+
+/// Creates the user `name` with `password` (hashed with argon2id, default parameters)
+/// and `roles`: the bootstrap of a server's first users, and later of `relo serve`.
+///
+/// Refuses a name that is empty, longer than 64 bytes, or has characters other than ASCII
+/// letters, digits, `-`, `_`, `.` and `@`; an empty password; a password shorter than 12
+/// characters or longer than 1024 bytes; and a name already taken. The creation time
+/// stored is the system clock's: it is a record, never checked.
+pub async fn create_user(
+    store: &Store,
+    name: &str,
+    password: &str,
+    roles: &[Role],
+) -> Result<(), UserError> {
+    check_name(name)?;
+    check_password(password)?;
+    let hash = hash_password(password.to_owned()).await?;
+    let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
+    let user = NewUser {
+        name,
+        password_hash: &hash,
+        roles: &roles,
+    };
+    match store.create_user(&user, SystemTime::now()).await {
+        Ok(()) => {
+            tracing::info!(user = name, roles = ?roles, "created a user");
+            Ok(())
+        }
+        Err(StoreError::Duplicate(_)) => Err(UserError::Exists(name.to_owned())),
+        Err(err) => Err(UserError::Store(err)),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), UserError> {
+    let invalid = |reason| UserError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(invalid("it is longer than 64 bytes"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+    {
+        return Err(invalid(
+            "only ASCII letters, digits, `-`, `_`, `.` and `@` are allowed",
+        ));
+    }
+    Ok(())
+}
+
+fn check_password(password: &str) -> Result<(), UserError> {
+    if password.is_empty() {
+        return Err(UserError::EmptyPassword);
+    }
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(UserError::PasswordTooShort {
+            min: MIN_PASSWORD_CHARS,
+            got: chars,
+        });
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(UserError::PasswordTooLong {
+            max: MAX_PASSWORD_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// The argon2id PHC string of `password`, with a random salt; hashed off the async
+/// threads.
+async fn hash_password(password: String) -> Result<String, UserError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|err| UserError::Hash(err.to_string()))
+    })
+    .await
+    .map_err(|err| UserError::Hash(err.to_string()))?
+}
+
+/// Whether `password` matches the PHC string `stored`. With no stored hash (an unknown
+/// or disabled user) a throwaway hash is checked instead, so the answer takes as long
+/// either way and does not tell which names exist.
+pub(crate) async fn verify_password(
+    password: String,
+    stored: Option<String>,
+) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let phc = match stored {
+            Some(phc) => phc,
+            None => throwaway_hash()?.to_owned(),
+        };
+        let hash = PasswordHash::new(&phc).map_err(|err| {
+            ApiError::internal(format_args!("a stored password hash does not parse: {err}"))
+        })?;
+        let matches = Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok();
+        Ok(known && matches)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// The hash checked for unknown users: of a random password, made once per process.
+fn throwaway_hash() -> Result<&'static str, ApiError> {
+    static HASH: OnceLock<String> = OnceLock::new();
+    if let Some(hash) = HASH.get() {
+        return Ok(hash);
+    }
+    let mut password = [0u8; 32];
+    rand_core::RngCore::try_fill_bytes(&mut OsRng, &mut password).map_err(ApiError::internal)?;
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = Argon2::default()
+        .hash_password(&password, &salt)
+        .map_err(ApiError::internal)?
+        .to_string();
+    Ok(HASH.get_or_init(|| hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+            assert_eq!(
+                serde_json::to_value(role).ok(),
+                Some(serde_json::Value::from(role.as_str()))
+            );
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn names_and_passwords_are_checked() {
+        assert!(check_name("olga").is_ok());
+        assert!(check_name("ivan.petrov@example.com").is_ok());
+        for bad in ["", "olga smith", "olga/admin", "ölga", &"a".repeat(65)] {
+            assert!(
+                matches!(check_name(bad), Err(UserError::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(check_password(""), Err(UserError::EmptyPassword)));
+        assert!(matches!(
+            check_password("elevenchars"),
+            Err(UserError::PasswordTooShort { min: 12, got: 11 })
+        ));
+        // Characters, not bytes: eleven two-byte characters are too short.
+        assert!(matches!(
+            check_password(&"é".repeat(11)),
+            Err(UserError::PasswordTooShort { got: 11, .. })
+        ));
+        assert!(check_password("twelve chars").is_ok());
+        assert!(matches!(
+            check_password(&"x".repeat(1025)),
+            Err(UserError::PasswordTooLong { max: 1024 })
+        ));
+    }
+}

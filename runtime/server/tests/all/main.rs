@@ -1,0 +1,18 @@
+//! Integration tests of relo-server, driving [`relo_server::app`] with `oneshot` and no
+//! socket. Every test runs on SQLite in a temporary relo home, and again on PostgreSQL in
+//! a fresh schema of the database named by `RELO_TEST_POSTGRES_URL` when that is set
+//! (skipped when it is not).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failure must fail loudly, with the value that caused it"
+)]
+
+mod support;
+
+mod access_tokens;
+mod input;
+mod login;
+mod openapi;
+mod refresh;
+mod users;

@@ -1,0 +1,303 @@
+//! A server over a test database, a clock the tests move, and request helpers.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use relo_server::{AppState, JwtSecret, ManualClock, Role, app, create_user};
+use relo_store::Store;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
+use tempfile::TempDir;
+use tower::ServiceExt as _;
+
+/// The variable naming the PostgreSQL database the tests may create schemas in.
+pub const POSTGRES_URL_ENV: &str = "RELO_TEST_POSTGRES_URL";
+
+/// The password of every test user.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The secret the test server signs access tokens with.
+pub const SECRET: [u8; 32] = *b"relo-server-tests-hs256-secret!!";
+
+/// Runs each named `async fn(TestServer)` of the calling module on both backends, as
+/// `sqlite::NAME` and `postgres::NAME`; the PostgreSQL half passes without running when
+/// `RELO_TEST_POSTGRES_URL` is unset.
+macro_rules! server_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::TestServer::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(server) = $crate::support::TestServer::postgres().await {
+                        super::$name(server).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use server_tests;
+
+/// The server under test, over a database of its own, with users `olga` (operator,
+/// auditor) and `ivan` (release-manager).
+pub struct TestServer {
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    router: Router,
+    _home: TempDir,
+    _schema: Option<PgSchema>,
+}
+
+/// A response: status, headers, and the body as JSON (`Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The error code of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error answer: {} {}", self.status, self.body))
+    }
+
+    /// Asserts the status and the error code, and that the error has exactly the
+    /// documented shape.
+    pub fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.code(), code, "{}", self.body);
+        let error = self.body["error"].as_object().unwrap();
+        let mut keys: Vec<_> = error.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["code", "field", "message"], "{}", self.body);
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(error["field"].is_null() || error["field"].is_string());
+        assert_eq!(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+        );
+    }
+
+    /// The `field` of an error answer.
+    pub fn field(&self) -> Option<&str> {
+        self.body["error"]["field"].as_str()
+    }
+}
+
+/// An access and a refresh token.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// The moment the test clock starts at: fixed, so runs are repeatable.
+pub fn start_time() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_900_000_000)
+}
+
+impl TestServer {
+    /// A server on SQLite in a new temporary home.
+    pub async fn sqlite() -> TestServer {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::connect(home.path(), "sqlite://relo.db")
+            .await
+            .unwrap();
+        TestServer::over(store, home, None).await
+    }
+
+    /// A server on a fresh schema of the `RELO_TEST_POSTGRES_URL` database, or `None`
+    /// when the variable is unset.
+    pub async fn postgres() -> Option<TestServer> {
+        let Some(base) = std::env::var(POSTGRES_URL_ENV)
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped: {POSTGRES_URL_ENV} is not set");
+            return None;
+        };
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "relo_server_test_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::connect(&base).await.unwrap();
+        admin
+            .execute(format!("CREATE SCHEMA {name}").as_str())
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::connect(home.path(), &url).await.unwrap();
+        Some(TestServer::over(store, home, Some(PgSchema { base, name })).await)
+    }
+
+    async fn over(store: Store, home: TempDir, schema: Option<PgSchema>) -> TestServer {
+        create_user(&store, "olga", PASSWORD, &[Role::Operator, Role::Auditor])
+            .await
+            .unwrap();
+        create_user(&store, "ivan", PASSWORD, &[Role::ReleaseManager])
+            .await
+            .unwrap();
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let state = AppState::new(
+            store.clone(),
+            &JwtSecret::from_bytes(&SECRET).unwrap(),
+            clock.clone(),
+        );
+        TestServer {
+            store,
+            clock,
+            router: app(state),
+            _home: home,
+            _schema: schema,
+        }
+    }
+
+    /// Sends one request.
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+                panic!(
+                    "{status}: the body is not JSON ({err}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// POSTs `body` as JSON.
+    pub async fn post(&self, path: &str, body: impl Into<Body>) -> Answer {
+        self.send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.into())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// GETs `path` with `token` as the bearer token, if any.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = Request::builder().method(Method::GET).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// `GET /v1/me` with `token`.
+    pub async fn me(&self, token: &str) -> Answer {
+        self.get("/v1/me", Some(token)).await
+    }
+
+    /// Logs in; the answer as is.
+    pub async fn try_login(&self, name: &str, password: &str) -> Answer {
+        self.post(
+            "/v1/auth/login",
+            json!({ "name": name, "password": password }).to_string(),
+        )
+        .await
+    }
+
+    /// Logs in as `name`, which must succeed.
+    pub async fn login(&self, name: &str) -> Pair {
+        let answer = self.try_login(name, PASSWORD).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        pair(&answer)
+    }
+
+    /// `POST /v1/auth/refresh` with `refresh`.
+    pub async fn refresh(&self, refresh: &str) -> Answer {
+        self.post(
+            "/v1/auth/refresh",
+            json!({ "refresh_token": refresh }).to_string(),
+        )
+        .await
+    }
+
+    /// `POST /v1/auth/logout` with `refresh`.
+    pub async fn logout(&self, refresh: &str) -> Answer {
+        self.post(
+            "/v1/auth/logout",
+            json!({ "refresh_token": refresh }).to_string(),
+        )
+        .await
+    }
+}
+
+/// The pair of a login or refresh answer, checking its shape.
+pub fn pair(answer: &Answer) -> Pair {
+    assert_eq!(answer.body["token_type"], "Bearer", "{}", answer.body);
+    assert_eq!(answer.body["expires_in"], 900, "{}", answer.body);
+    Pair {
+        access: answer.body["access_token"].as_str().unwrap().to_owned(),
+        refresh: answer.body["refresh_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+struct PgSchema {
+    base: String,
+    name: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let base = self.base.clone();
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        // Drop runs inside the test's runtime, so the cleanup gets a thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(options) = PgConnectOptions::from_str(&base)
+                    && let Ok(mut conn) = options.connect().await
+                {
+                    let _ = conn.execute(sql.as_str()).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
