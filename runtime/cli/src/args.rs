@@ -57,6 +57,9 @@ pub enum Command {
     /// Approve an approval gate of a run, signed with your key.
     #[command(after_help = APPROVE_HELP)]
     Approve(ApproveArgs),
+    /// Serve the HTTP API (TLS; plain HTTP on loopback only).
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
     /// List runs, or show one with its steps.
     #[command(after_help = RUNS_HELP)]
     Runs(RunsArgs),
@@ -139,6 +142,7 @@ const INIT_HELP: &str = "\
 Examples:
   relo init --person olga                       # a starter home in ./.relo
   relo init --home .relo-demo --from manifests/relo.toml
+  relo init --tls                                # and a development CA for `relo serve`
 
 With --from, the config is copied and every key it names that does not exist yet is
 generated (people: Ed25519; plugin signers and [signing.keys]: ECDSA P-256; the evidence
@@ -162,9 +166,47 @@ pub struct InitArgs {
     /// The person of a starter config (without --from).
     #[arg(long, default_value = "operator", value_name = "NAME")]
     pub person: String,
+    /// Also make a development CA and a server certificate for localhost (tls/).
+    #[arg(long)]
+    pub tls: bool,
     /// Print what was made as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+const SERVE_HELP: &str = "\
+Examples:
+  relo init --tls && RELO_ADMIN_PASSWORD=... relo serve --bootstrap-admin olga \\
+      --listen 0.0.0.0:8443 --tls-cert .relo/tls/server.pem --tls-key .relo/tls/server.key
+  relo serve --listen 127.0.0.1:8080          # plain HTTP, loopback only, with a warning
+
+Prints `relo serve: listening on URL` once it accepts connections. Plain HTTP on a
+non-loopback address is refused. The access token key is kept in server/jwt.secret in the
+home (0600). docs/server.md describes the API and its authentication.
+
+Exit codes:
+  0  stopped
+  1  cannot start (bad certificate or key, address in use, store)
+  2  bad usage (wrong arguments)";
+
+/// `relo serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// The server's certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Create this admin (password in RELO_ADMIN_PASSWORD) unless the user exists.
+    #[arg(long, value_name = "NAME")]
+    pub bootstrap_admin: Option<String>,
+    /// The relo home: relo.toml and the store.
+    #[arg(long, env = "RELO_HOME", default_value = ".relo", value_name = "DIR")]
+    pub home: PathBuf,
 }
 
 const RESUME_HELP: &str = "\

@@ -91,6 +91,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     write_new(&config_path, &text)?;
+    let tls = if args.tls { Some(dev_tls(home)?) } else { None };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -107,7 +108,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let out = json!({
             "home": home, "config": config_path, "keys": made, "store": target,
-            "evidence_origin": origin,
+            "evidence_origin": origin, "tls": tls,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -123,8 +124,66 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
         }
         println!("  store    {target}");
         println!("  evidence {origin}");
+        if let Some(tls) = &tls {
+            println!(
+                "  tls      {} (development CA: trust it in clients) and {} / {} for `relo serve --tls-cert --tls-key`",
+                tls["ca"].as_str().unwrap_or(""),
+                tls["cert"].as_str().unwrap_or(""),
+                tls["key"].as_str().unwrap_or("")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A development CA and a server certificate it signed for `localhost`, `127.0.0.1`
+/// and `::1` (ECDSA P-256), under `tls/` in the home; the keys are written 0600. For
+/// development only: a deployment uses its own CA.
+fn dev_tls(home: &Path) -> anyhow::Result<serde_json::Value> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let dir = home.join("tls");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ca_key = KeyPair::generate().context("cannot make the CA key")?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).context("the CA")?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name
+        .push(DnType::CommonName, "relo development CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).context("cannot sign the CA")?;
+    let server_key = KeyPair::generate().context("cannot make the server key")?;
+    let mut server = CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])
+    .context("the server certificate")?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "relo server (development)");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let issuer = Issuer::new(ca, ca_key);
+    let server_cert = server
+        .signed_by(&server_key, &issuer)
+        .context("cannot sign the server certificate")?;
+    let paths = [
+        ("ca.pem", ca_cert.pem(), false),
+        ("server.pem", server_cert.pem(), false),
+        ("server.key", server_key.serialize_pem(), true),
+    ];
+    for (name, pem, private) in &paths {
+        let path = dir.join(name);
+        if *private {
+            crate::serve::write_private(&path, pem.as_bytes())?;
+        } else {
+            write_new(&path, pem)?;
+        }
+    }
+    Ok(json!({
+        "ca": dir.join("ca.pem"), "cert": dir.join("server.pem"), "key": dir.join("server.key"),
+    }))
 }
 
 /// A config with one person who signs plugins and is an operator.

@@ -11,6 +11,7 @@ mod plugin;
 mod run;
 mod runs;
 mod schema;
+mod serve;
 mod validate;
 
 use std::process::ExitCode;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Command::Run(run) => run::run(&run),
         Command::Resume(resume) => run::resume(&resume),
         Command::Approve(approve) => approve::run(&approve),
+        Command::Serve(serve) => serve::run(&serve),
         Command::Runs(runs) => runs::run(&runs),
     };
     match outcome {

@@ -1,11 +1,13 @@
 //! Runs the built `relo` binary: exit codes, text and JSON output, kind detection,
 //! checks against a config, and the schema command; `evidence` runs `relo evidence` and
 //! `relo key` against logs written with relo-store's writer, on SQLite and PostgreSQL;
-//! `release` runs the reference release end to end with the official plugins.
+//! `release` runs the reference release end to end with the official plugins; `serve`
+//! runs `relo serve` over TLS and plain HTTP.
 
 mod evidence;
 mod plugin;
 mod release;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

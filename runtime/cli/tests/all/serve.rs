@@ -1,0 +1,204 @@
+//! `relo serve` as a process: TLS with the development CA of `relo init --tls`, the first
+//! admin logging in over it, plain HTTP refused off loopback and allowed (with a
+//! warning) on it.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+const PASSWORD: &str = "a long development password";
+
+/// A `relo serve` process, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(home: &Path, args: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relo"))
+        .arg("serve")
+        .args(args)
+        .env("RELO_HOME", home)
+        .env("RELO_ADMIN_PASSWORD", PASSWORD)
+        .env_remove("RELO_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relo serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the banner");
+    let url = line
+        .trim()
+        .strip_prefix("relo serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected banner: {line:?}"))
+        .to_owned();
+    Server { child, url }
+}
+
+/// Sends one HTTP/1.1 request over `stream` and returns the whole response as text.
+async fn exchange<S>(stream: &mut S, method: &str, path: &str, body: &str) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn port(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port")
+}
+
+#[test]
+fn the_api_is_served_over_tls_with_the_development_ca_and_the_admin_logs_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let init = Command::new(env!("CARGO_BIN_EXE_relo"))
+        .args(["init", "--tls", "--person", "olga", "--home"])
+        .arg(&home)
+        .output()
+        .expect("relo init");
+    assert!(init.status.success(), "{init:?}");
+    let tls = home.join("tls");
+    let server = serve(
+        &home,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            tls.join("server.pem").to_str().expect("utf-8"),
+            "--tls-key",
+            tls.join("server.key").to_str().expect("utf-8"),
+            "--bootstrap-admin",
+            "olga",
+        ],
+    );
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(tls.join("ca.pem")).expect("ca.pem") {
+        roots.add(cert.expect("a certificate")).expect("a CA");
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let address = ("127.0.0.1", port(&server.url));
+        for (method, path, body, expected) in [
+            ("GET", "/healthz", "", "200"),
+            (
+                "POST",
+                "/v1/auth/login",
+                &format!(r#"{{"name": "olga", "password": "{PASSWORD}"}}"#) as &str,
+                "200",
+            ),
+            (
+                "POST",
+                "/v1/auth/login",
+                r#"{"name": "olga", "password": "not the password at all"}"#,
+                "401",
+            ),
+        ] {
+            let tcp = tokio::net::TcpStream::connect(address)
+                .await
+                .expect("connect");
+            let name = ServerName::try_from("localhost").expect("name");
+            let mut tls = connector
+                .connect(name, tcp)
+                .await
+                .expect("the handshake verifies");
+            let response = exchange(&mut tls, method, path, body).await;
+            assert!(
+                response.starts_with(&format!("HTTP/1.1 {expected}")),
+                "{method} {path}: {response}"
+            );
+            if path == "/v1/auth/login" && expected == "200" {
+                assert!(response.contains("\"access_token\""), "{response}");
+            }
+        }
+        // Plain HTTP to the TLS port gets no API answer.
+        let mut tcp = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let response = exchange(&mut tcp, "GET", "/healthz", "").await;
+        assert!(!response.starts_with("HTTP/1.1 200"), "{response}");
+    });
+}
+
+#[test]
+fn plain_http_is_refused_off_loopback_and_served_on_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let init = Command::new(env!("CARGO_BIN_EXE_relo"))
+        .args(["init", "--person", "olga", "--home"])
+        .arg(&home)
+        .output()
+        .expect("relo init");
+    assert!(init.status.success(), "{init:?}");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_relo"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env("RELO_HOME", &home)
+        .output()
+        .expect("relo serve");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("refusing to serve plain HTTP"),
+        "{refused:?}"
+    );
+
+    let server = serve(&home, &["--listen", "127.0.0.1:0"]);
+    assert!(
+        server.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port(&server.url)))
+            .await
+            .expect("connect");
+        let response = exchange(&mut tcp, "GET", "/healthz", "").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    });
+}
