@@ -397,6 +397,35 @@ pub enum EvidenceEvent {
         /// The retired key's id.
         key_id: String,
     },
+    /// The server refused to authenticate or authorise a request (bad credentials, a
+    /// bad or expired token, a missing permission, a rate limit). Never holds a password
+    /// or a token.
+    #[serde(rename = "auth.refused")]
+    AuthRefused {
+        /// The user (or the login name tried), when known.
+        who: Option<String>,
+        /// The refusal's stable code: `invalid-credentials`, `token-expired`,
+        /// `forbidden`, `rate-limited`, ...
+        code: String,
+        /// The operation, as `METHOD /path/template`.
+        route: String,
+        /// The client's address, or `unknown`.
+        client: String,
+        /// The missing permission of a `forbidden` refusal, or the limit of a
+        /// `rate-limited` one.
+        detail: Option<String>,
+    },
+    /// A refresh token that was already used or revoked was presented again: its whole
+    /// family was revoked.
+    #[serde(rename = "auth.token-reused")]
+    AuthTokenReused {
+        /// The user the family belongs to.
+        user: String,
+        /// The family id.
+        family: String,
+        /// The client's address, or `unknown`.
+        client: String,
+    },
 }
 
 impl EvidenceEvent {
@@ -433,6 +462,8 @@ impl EvidenceEvent {
             EvidenceEvent::RunResumed { .. } => "run.resumed",
             EvidenceEvent::WorkspaceSnapshot { .. } => "workspace.snapshot",
             EvidenceEvent::WorkspaceRestored { .. } => "workspace.restored",
+            EvidenceEvent::AuthRefused { .. } => "auth.refused",
+            EvidenceEvent::AuthTokenReused { .. } => "auth.token-reused",
         }
     }
 }
@@ -483,6 +514,18 @@ mod tests {
                 digest: "00".into(),
                 code: "forbidden-import".into(),
                 reason: "x".into(),
+            },
+            EvidenceEvent::AuthRefused {
+                who: Some("olga".into()),
+                code: "forbidden".into(),
+                route: "GET /v1/users".into(),
+                client: "192.0.2.7".into(),
+                detail: Some("users.read".into()),
+            },
+            EvidenceEvent::AuthTokenReused {
+                user: "olga".into(),
+                family: "f1".into(),
+                client: "unknown".into(),
             },
         ];
         for event in events {

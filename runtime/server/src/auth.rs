@@ -11,11 +11,13 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use relo_store::{NewRefreshToken, Rotation, StoredUser};
+use relo_evidence::EvidenceEvent;
+use relo_store::{NewRefreshToken, Rotation};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Origin, Principal, rate_limit, record, refused, roles};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Authenticated};
+use crate::extract::ApiJson;
 use crate::state::AppState;
 use crate::tokens::{ACCESS_TOKEN_LIFETIME, REFRESH_TOKEN_LIFETIME, RefreshToken, random_id};
 use crate::users::{Role, verify_password};
@@ -64,8 +66,28 @@ fn invalid_refresh_token() -> ApiError {
 
 pub(crate) async fn login(
     State(state): State<AppState>,
+    origin: Origin,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    let site = origin.site();
+    let limits = state.limits();
+    let name = Some(request.name.as_str());
+    let client_bucket = format!("login-client:{}", origin.client.0);
+    let name_bucket = format!("login-name:{}", request.name);
+    rate_limit(
+        &state,
+        site,
+        name,
+        ("login-client", &client_bucket, limits.login_per_client),
+    )
+    .await?;
+    rate_limit(
+        &state,
+        site,
+        name,
+        ("login-name", &name_bucket, limits.login_per_name),
+    )
+    .await?;
     let user = state
         .store()
         .user(&request.name)
@@ -76,9 +98,9 @@ pub(crate) async fn login(
     let verified = verify_password(request.password, stored).await?;
     let Some(user) = user.filter(|_| verified) else {
         tracing::warn!(user = ?request.name, "login refused: unknown or disabled user, or wrong password");
-        return Err(invalid_credentials());
+        return Err(refused(&state, site, name, None, invalid_credentials()).await);
     };
-    let roles = roles_of(&user)?;
+    let roles = roles(&user)?;
     let now = state.clock().now();
     let refresh = RefreshToken::generate().map_err(ApiError::internal)?;
     let family = random_id().map_err(ApiError::internal)?;
@@ -93,10 +115,13 @@ pub(crate) async fn login(
 
 pub(crate) async fn refresh(
     State(state): State<AppState>,
+    origin: Origin,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let presented =
-        RefreshToken::parse(&request.refresh_token).ok_or_else(invalid_refresh_token)?;
+    let site = origin.site();
+    let Some(presented) = RefreshToken::parse(&request.refresh_token) else {
+        return Err(refused(&state, site, None, None, invalid_refresh_token()).await);
+    };
     let next = RefreshToken::generate().map_err(ApiError::internal)?;
     let now = state.clock().now();
     let rotation = state
@@ -123,9 +148,11 @@ pub(crate) async fn refresh(
                     family = family_id,
                     "refresh refused: the user is disabled or gone; family revoked"
                 );
-                return Err(invalid_refresh_token());
+                return Err(
+                    refused(&state, site, Some(&user), None, invalid_refresh_token()).await,
+                );
             };
-            let roles = roles_of(&user)?;
+            let roles = roles(&user)?;
             tracing::info!(user = %user.name, family = family_id, "refreshed");
             token_pair(&state, &user.name, &roles, &next, now)
         }
@@ -135,35 +162,54 @@ pub(crate) async fn refresh(
                 family = family_id,
                 "refresh token reused: its whole family is revoked"
             );
-            Err(ApiError::unauthorized(
+            let err = ApiError::unauthorized(
                 "refresh-token-reused",
                 "this refresh token was already used or revoked, so every token of its login \
                  is now revoked; log in again",
-            ))
+            );
+            state.metrics().refusal(err.code);
+            record(
+                &state,
+                EvidenceEvent::AuthTokenReused {
+                    user,
+                    family: family_id,
+                    client: origin.client.0.clone(),
+                },
+            )
+            .await?;
+            Err(err)
         }
-        Rotation::Expired => Err(ApiError::unauthorized(
-            "refresh-token-expired",
-            "the refresh token has expired; log in again",
-        )),
+        Rotation::Expired => {
+            let err = ApiError::unauthorized(
+                "refresh-token-expired",
+                "the refresh token has expired; log in again",
+            );
+            Err(refused(&state, site, None, None, err).await)
+        }
         Rotation::Unknown => {
             tracing::warn!("refresh refused: unknown refresh token");
-            Err(invalid_refresh_token())
+            Err(refused(&state, site, None, None, invalid_refresh_token()).await)
         }
     }
 }
 
 pub(crate) async fn logout(
     State(state): State<AppState>,
+    origin: Origin,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let presented =
-        RefreshToken::parse(&request.refresh_token).ok_or_else(invalid_refresh_token)?;
-    let stored = state
-        .store()
-        .refresh_token(&presented.hash())
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(invalid_refresh_token)?;
+    let site = origin.site();
+    let stored = match RefreshToken::parse(&request.refresh_token) {
+        Some(presented) => state
+            .store()
+            .refresh_token(&presented.hash())
+            .await
+            .map_err(ApiError::internal)?,
+        None => None,
+    };
+    let Some(stored) = stored else {
+        return Err(refused(&state, site, None, None, invalid_refresh_token()).await);
+    };
     let now = state.clock().now();
     state
         .store()
@@ -174,10 +220,10 @@ pub(crate) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(crate) async fn me(Authenticated(claims): Authenticated) -> Json<Me> {
+pub(crate) async fn me(principal: Principal) -> Json<Me> {
     Json(Me {
-        name: claims.sub,
-        roles: claims.roles,
+        name: principal.user,
+        roles: principal.roles,
     })
 }
 
@@ -187,14 +233,6 @@ fn refresh_row(token_hash: &str, now: SystemTime) -> NewRefreshToken<'_> {
         issued_at: now,
         expires_at: now + REFRESH_TOKEN_LIFETIME,
     }
-}
-
-fn roles_of(user: &StoredUser) -> Result<Vec<Role>, ApiError> {
-    user.roles
-        .iter()
-        .map(|name| name.parse::<Role>())
-        .collect::<Result<_, _>>()
-        .map_err(|err| ApiError::internal(format_args!("user {}: {err}", user.name)))
 }
 
 fn token_pair(

@@ -24,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     /// The path of the offending input field (`name`, `items[2].digest`), if any.
     pub field: Option<String>,
+    /// Seconds to wait before trying again (429 only), sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +48,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -58,6 +61,26 @@ impl ApiError {
     /// 401 with `code`: the caller is not (or no longer) authenticated.
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// 403 `forbidden`: the caller lacks `permission` (named in the message).
+    pub fn forbidden(permission: impl Display) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs the permission `{permission}`, which the caller does not hold"),
+        )
+    }
+
+    /// 429 `rate-limited`, telling the client to wait `retry_after` seconds.
+    pub fn rate_limited(retry_after: u64) -> ApiError {
+        let mut err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!("too many requests; try again in {retry_after} s"),
+        );
+        err.retry_after = Some(retry_after);
+        err
     }
 
     /// 400 with `code`: the request is invalid.
@@ -90,6 +113,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

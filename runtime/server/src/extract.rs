@@ -1,17 +1,14 @@
-//! Request extractors whose refusals are [`ApiError`]s: a JSON body whose errors name the
-//! field path, and the authenticated caller.
+//! The JSON body extractor, whose refusals are [`ApiError`]s naming the field path. (The
+//! caller is [`Principal`](crate::Principal), set by the access guard.)
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::error::Category;
 use serde_path_to_error::Segment;
 
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::tokens::{AccessClaims, AccessTokenError};
 
 /// The largest request body the server reads, in bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -174,52 +171,6 @@ impl ApiError {
             self
         } else {
             self.with_field(path)
-        }
-    }
-}
-
-/// The caller, proven by a valid access token in `Authorization: Bearer TOKEN`.
-///
-/// Refusals (401): `unauthenticated` without a bearer token, `token-expired` past its
-/// `exp` by the server's clock, `invalid-token` for anything else wrong with it.
-#[derive(Debug, Clone)]
-pub struct Authenticated(pub AccessClaims);
-
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "unauthenticated",
-                    "this endpoint needs an access token: `Authorization: Bearer TOKEN`",
-                )
-            })?;
-        match state.access_tokens().check(token, state.clock().now()) {
-            Ok(claims) => Ok(Authenticated(claims)),
-            Err(AccessTokenError::Expired) => {
-                tracing::info!("refused an expired access token");
-                Err(ApiError::unauthorized(
-                    "token-expired",
-                    "the access token has expired; get a new one with the refresh token",
-                ))
-            }
-            Err(AccessTokenError::Invalid(reason)) => {
-                tracing::warn!(%reason, "refused an invalid access token");
-                Err(ApiError::unauthorized(
-                    "invalid-token",
-                    "the access token is not valid",
-                ))
-            }
         }
     }
 }

@@ -35,10 +35,15 @@
 //! # }).unwrap();
 //! ```
 
+mod access;
+mod admin;
 mod auth;
 mod clock;
 mod error;
 mod extract;
+mod metrics;
+mod permissions;
+mod ratelimit;
 mod routes;
 mod state;
 mod tokens;
@@ -48,9 +53,15 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 
+pub use access::{ClientAddr, Credential, Principal};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ApiError;
-pub use extract::{ApiJson, Authenticated, BODY_LIMIT};
+pub use extract::{ApiJson, BODY_LIMIT};
+pub use permissions::{
+    Access, Grant, PERMISSIONS, Permission, UnknownPermission, allows, permissions_markdown,
+    roles_allow,
+};
+pub use ratelimit::{Limit, RateLimits};
 pub use routes::{HttpMethod, OPENAPI_JSON, ROUTES, Route};
 pub use state::AppState;
 pub use tokens::{
@@ -60,13 +71,15 @@ pub use users::{
     MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Role, UnknownRole, UserError, create_user,
 };
 
-/// The API over `state`: every route of [`ROUTES`], JSON 404 and 405 answers for anything
-/// else, and request bodies limited to [`BODY_LIMIT`] bytes.
+/// The API over `state`: every route of [`ROUTES`] behind the access guard (its
+/// [`Access`] checked against the permission table, rate limits, refusals audited and
+/// counted), JSON 404 and 405 answers for anything else, and request bodies limited to
+/// [`BODY_LIMIT`] bytes.
 pub fn app(state: AppState) -> Router {
     ROUTES
         .iter()
         .fold(Router::new(), |router, route| {
-            router.route(route.path, route.method_router())
+            router.route(route.path, route.method_router(&state))
         })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -74,7 +87,8 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+async fn not_found(axum::extract::State(state): axum::extract::State<AppState>) -> ApiError {
+    state.metrics().request("*", "unmatched", 404);
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not-found",

@@ -2,12 +2,15 @@
 //! OpenAPI document against it, so the two cannot drift apart.
 
 use axum::Json;
+use axum::extract::State;
 use axum::http::header;
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use crate::auth;
+use crate::permissions::{Access, Permission};
 use crate::state::AppState;
+use crate::{access, admin, auth};
 
 /// An HTTP method the API serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -16,14 +19,20 @@ pub enum HttpMethod {
     Get,
     /// POST.
     Post,
+    /// PUT.
+    Put,
+    /// DELETE.
+    Delete,
 }
 
 impl HttpMethod {
-    /// `GET` or `POST`.
+    /// `GET`, `POST`, `PUT` or `DELETE`.
     pub fn as_str(self) -> &'static str {
         match self {
             HttpMethod::Get => "GET",
             HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
         }
     }
 
@@ -31,6 +40,8 @@ impl HttpMethod {
         match self {
             HttpMethod::Get => MethodFilter::GET,
             HttpMethod::Post => MethodFilter::POST,
+            HttpMethod::Put => MethodFilter::PUT,
+            HttpMethod::Delete => MethodFilter::DELETE,
         }
     }
 }
@@ -44,6 +55,8 @@ pub struct Route {
     pub path: &'static str,
     /// The operation's `operationId` in the OpenAPI document.
     pub operation_id: &'static str,
+    /// Who may call it; enforced in front of the handler.
+    pub access: Access,
     endpoint: Endpoint,
 }
 
@@ -55,6 +68,15 @@ enum Endpoint {
     Refresh,
     Logout,
     Me,
+    Metrics,
+    ListUsers,
+    CreateUser,
+    SetRoles,
+    DisableUser,
+    CreateToken,
+    ListTokens,
+    RevokeToken,
+    Audit,
 }
 
 /// Every operation the server serves, and nothing else.
@@ -63,52 +85,131 @@ pub static ROUTES: &[Route] = &[
         method: HttpMethod::Get,
         path: "/healthz",
         operation_id: "healthz",
+        access: Access::Public,
         endpoint: Endpoint::Healthz,
     },
     Route {
         method: HttpMethod::Get,
         path: "/v1/openapi.json",
         operation_id: "openapi",
+        access: Access::Public,
         endpoint: Endpoint::OpenApi,
     },
     Route {
         method: HttpMethod::Post,
         path: "/v1/auth/login",
         operation_id: "login",
+        access: Access::Public,
         endpoint: Endpoint::Login,
     },
     Route {
         method: HttpMethod::Post,
         path: "/v1/auth/refresh",
         operation_id: "refresh",
+        access: Access::Public,
         endpoint: Endpoint::Refresh,
     },
     Route {
         method: HttpMethod::Post,
         path: "/v1/auth/logout",
         operation_id: "logout",
+        access: Access::Public,
         endpoint: Endpoint::Logout,
     },
     Route {
         method: HttpMethod::Get,
         path: "/v1/me",
         operation_id: "me",
+        access: Access::Authenticated,
         endpoint: Endpoint::Me,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/metrics",
+        operation_id: "metrics",
+        access: Access::Public,
+        endpoint: Endpoint::Metrics,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/users",
+        operation_id: "listUsers",
+        access: Access::Requires(Permission::ReadUsers),
+        endpoint: Endpoint::ListUsers,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/users",
+        operation_id: "createUser",
+        access: Access::Requires(Permission::ManageUsers),
+        endpoint: Endpoint::CreateUser,
+    },
+    Route {
+        method: HttpMethod::Put,
+        path: "/v1/users/{name}/roles",
+        operation_id: "setUserRoles",
+        access: Access::Requires(Permission::ManageUsers),
+        endpoint: Endpoint::SetRoles,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/users/{name}/disable",
+        operation_id: "disableUser",
+        access: Access::Requires(Permission::ManageUsers),
+        endpoint: Endpoint::DisableUser,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/tokens",
+        operation_id: "createToken",
+        access: Access::Requires(Permission::ManageOwnTokens),
+        endpoint: Endpoint::CreateToken,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/tokens",
+        operation_id: "listTokens",
+        access: Access::Requires(Permission::ManageOwnTokens),
+        endpoint: Endpoint::ListTokens,
+    },
+    Route {
+        method: HttpMethod::Delete,
+        path: "/v1/tokens/{id}",
+        operation_id: "revokeToken",
+        access: Access::Requires(Permission::ManageOwnTokens),
+        endpoint: Endpoint::RevokeToken,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/audit",
+        operation_id: "audit",
+        access: Access::Requires(Permission::ReadAudit),
+        endpoint: Endpoint::Audit,
     },
 ];
 
 impl Route {
-    /// The route's handler, answering only the route's method.
-    pub(crate) fn method_router(&self) -> MethodRouter<AppState> {
+    /// The route's handler behind the access guard, answering only the route's method.
+    pub(crate) fn method_router(&'static self, state: &AppState) -> MethodRouter<AppState> {
         let filter = self.method.filter();
-        match self.endpoint {
+        let handler = match self.endpoint {
             Endpoint::Healthz => on(filter, healthz),
             Endpoint::OpenApi => on(filter, openapi),
             Endpoint::Login => on(filter, auth::login),
             Endpoint::Refresh => on(filter, auth::refresh),
             Endpoint::Logout => on(filter, auth::logout),
             Endpoint::Me => on(filter, auth::me),
-        }
+            Endpoint::Metrics => on(filter, metrics),
+            Endpoint::ListUsers => on(filter, admin::list_users),
+            Endpoint::CreateUser => on(filter, admin::create_user),
+            Endpoint::SetRoles => on(filter, admin::set_roles),
+            Endpoint::DisableUser => on(filter, admin::disable_user),
+            Endpoint::CreateToken => on(filter, admin::create_token),
+            Endpoint::ListTokens => on(filter, admin::list_tokens),
+            Endpoint::RevokeToken => on(filter, admin::revoke_token),
+            Endpoint::Audit => on(filter, admin::audit),
+        };
+        handler.route_layer(from_fn_with_state((state.clone(), self), access::guard))
     }
 }
 
@@ -121,4 +222,11 @@ async fn healthz() -> impl IntoResponse {
 
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(),
+    )
 }

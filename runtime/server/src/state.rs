@@ -5,10 +5,12 @@ use std::sync::Arc;
 use relo_store::Store;
 
 use crate::clock::{Clock, SystemClock};
+use crate::metrics::Metrics;
+use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::tokens::{AccessTokens, JwtSecret, SecretError};
 
-/// The server's shared state: the store, the access token key, and the clock. Cheap to
-/// clone.
+/// The server's shared state: the store, the access token key, the clock, the rate
+/// limits and their buckets, and the metrics. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Shared>,
@@ -19,16 +21,33 @@ struct Shared {
     store: Store,
     access_tokens: AccessTokens,
     clock: Arc<dyn Clock>,
+    limits: RateLimits,
+    limiter: RateLimiter,
+    metrics: Metrics,
 }
 
 impl AppState {
-    /// State signing access tokens with `secret` and reading the time from `clock`.
+    /// State signing access tokens with `secret`, reading the time from `clock`, with
+    /// the default [`RateLimits`].
     pub fn new(store: Store, secret: &JwtSecret, clock: Arc<dyn Clock>) -> AppState {
+        AppState::with_limits(store, secret, clock, RateLimits::default())
+    }
+
+    /// [`AppState::new`] with the rate limits `limits`.
+    pub fn with_limits(
+        store: Store,
+        secret: &JwtSecret,
+        clock: Arc<dyn Clock>,
+        limits: RateLimits,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Shared {
                 store,
                 access_tokens: AccessTokens::new(secret),
                 clock,
+                limits,
+                limiter: RateLimiter::default(),
+                metrics: Metrics::default(),
             }),
         }
     }
@@ -53,7 +72,20 @@ impl AppState {
         &*self.inner.clock
     }
 
+    /// The rate limits in force.
+    pub fn limits(&self) -> RateLimits {
+        self.inner.limits
+    }
+
     pub(crate) fn access_tokens(&self) -> &AccessTokens {
         &self.inner.access_tokens
+    }
+
+    pub(crate) fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 }

@@ -19,6 +19,9 @@ pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// How long a refresh token is accepted after it was issued (unless used or revoked).
 pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
+/// What every API token starts with, so a leaked one is recognisable (and scannable).
+pub(crate) const API_TOKEN_PREFIX: &str = "relo_at_";
+
 /// The `iss` of every access token.
 const ISSUER: &str = "relo";
 
@@ -191,7 +194,8 @@ pub(crate) enum IssueError {
     Sign(#[from] jsonwebtoken::errors::Error),
 }
 
-/// A refresh token: 32 random bytes, handed out as unpadded base64url.
+/// A refresh token, or the secret part of an API token: 32 random bytes, handed out as
+/// unpadded base64url.
 pub(crate) struct RefreshToken {
     bytes: Zeroizing<[u8; RANDOM_LEN]>,
 }

@@ -1,4 +1,4 @@
-//! The server's users and refresh tokens.
+//! The server's users and refresh tokens (API tokens are in `api_tokens.rs`).
 //!
 //! A user has a name, an argon2id password hash (a PHC string the server made), role
 //! names, and a disabled flag. A refresh token is stored only as the sha256 of its bytes
@@ -98,6 +98,22 @@ pub enum Rotation {
     Unknown,
 }
 
+type UserTuple = (String, String, String, String, bool);
+
+fn user_from_row(
+    (name, password_hash, roles, created_at, disabled): UserTuple,
+) -> Result<StoredUser> {
+    let roles = serde_json::from_str(&roles)
+        .map_err(|err| StoreError::Inconsistent(format!("the roles of user {name}: {err}")))?;
+    Ok(StoredUser {
+        name,
+        password_hash,
+        roles,
+        created_at,
+        disabled,
+    })
+}
+
 /// The columns of a [`StoredRefreshToken`], in order.
 const TOKEN_COLUMNS: &str =
     "token_hash, family_id, user_name, issued_at, expires_at, used_at, revoked_at";
@@ -165,33 +181,50 @@ impl Store {
 
     /// The user named `name`.
     pub async fn user(&self, name: &str) -> Result<Option<StoredUser>> {
-        let row: Option<(String, String, String, String, bool)> =
-            on_backend!(self.pools(), |pool| {
-                sqlx::query_as(
-                    "SELECT name, password_hash, roles, created_at, disabled
-                     FROM users WHERE name = $1",
-                )
+        let row: Option<UserTuple> = on_backend!(self.pools(), |pool| {
+            sqlx::query_as(
+                "SELECT name, password_hash, roles, created_at, disabled
+                 FROM users WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(user_from_row).transpose()
+    }
+
+    /// Every user, by name.
+    pub async fn users(&self) -> Result<Vec<StoredUser>> {
+        let rows: Vec<UserTuple> = on_backend!(self.pools(), |pool| {
+            sqlx::query_as(
+                "SELECT name, password_hash, roles, created_at, disabled
+                 FROM users ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(user_from_row).collect()
+    }
+
+    /// Replaces the roles of the user `name`. Returns whether the user exists.
+    pub async fn set_user_roles(&self, name: &str, roles: &[String]) -> Result<bool> {
+        let roles = serde_json::to_string(roles)
+            .map_err(|err| StoreError::Inconsistent(format!("roles as JSON: {err}")))?;
+        let mut locked = self.begin_locked().await?;
+        let changed = on_backend!(&mut locked.tx, |tx| {
+            sqlx::query("UPDATE users SET roles = $2 WHERE name = $1")
                 .bind(name)
-                .fetch_optional(pool)
+                .bind(&roles)
+                .execute(&mut **tx)
                 .await?
-            });
-        row.map(|(name, password_hash, roles, created_at, disabled)| {
-            let roles = serde_json::from_str(&roles).map_err(|err| {
-                StoreError::Inconsistent(format!("the roles of user {name}: {err}"))
-            })?;
-            Ok(StoredUser {
-                name,
-                password_hash,
-                roles,
-                created_at,
-                disabled,
-            })
-        })
-        .transpose()
+                .rows_affected()
+        });
+        locked.commit().await?;
+        Ok(changed > 0)
     }
 
     /// Disables or enables the user `name`; disabling also revokes every refresh token
-    /// family of the user. Returns whether the user exists.
+    /// family and every API token of the user. Returns whether the user exists.
     pub async fn set_user_disabled(
         &self,
         name: &str,
@@ -210,6 +243,14 @@ impl Store {
             if disabled {
                 sqlx::query(
                     "UPDATE refresh_tokens SET revoked_at = $2
+                     WHERE user_name = $1 AND revoked_at IS NULL",
+                )
+                .bind(name)
+                .bind(&now)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $2
                      WHERE user_name = $1 AND revoked_at IS NULL",
                 )
                 .bind(name)

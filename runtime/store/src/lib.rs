@@ -2,9 +2,9 @@
 //!
 //! A [`Store`] owns everything relo keeps: plugins (bytes content-addressed by sha256,
 //! with their attestations), approvals, blocks and revocations, runs and steps, evidence
-//! entries and checkpoints, and the server's users and refresh tokens. It opens a SQLite
-//! file in the relo home (the default) or a PostgreSQL database, from one URL, and brings
-//! the schema up to date with migrations embedded per backend.
+//! entries and checkpoints, and the server's users, refresh tokens and API tokens. It
+//! opens a SQLite file in the relo home (the default) or a PostgreSQL database, from one
+//! URL, and brings the schema up to date with migrations embedded per backend.
 //!
 //! Evidence is appended with [`Store::append`]: under one database-wide lock, in one
 //! transaction, each entry gets the next gapless global `seq`, the next gapless
@@ -66,6 +66,7 @@
 //! # }).unwrap();
 //! ```
 
+mod api_tokens;
 mod auth;
 mod error;
 mod evidence;
@@ -77,6 +78,7 @@ mod store;
 mod url;
 mod writer;
 
+pub use api_tokens::{NewApiToken, StoredApiToken};
 pub use auth::{NewRefreshToken, NewUser, Rotation, StoredRefreshToken, StoredUser};
 pub use error::{Result, StoreError};
 pub use evidence::{

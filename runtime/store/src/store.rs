@@ -312,6 +312,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "auth",
         sql: include_str!("../migrations/sqlite/0004_auth.sql"),
     },
+    Migration {
+        version: 5,
+        name: "api-tokens",
+        sql: include_str!("../migrations/sqlite/0005_api_tokens.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -334,6 +339,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "auth",
         sql: include_str!("../migrations/postgres/0004_auth.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "api-tokens",
+        sql: include_str!("../migrations/postgres/0005_api_tokens.sql"),
     },
 ];
 

@@ -11,8 +11,13 @@
 mod support;
 
 mod access_tokens;
+mod api_tokens;
+mod audit;
 mod input;
+mod limits;
 mod login;
 mod openapi;
+mod rbac;
 mod refresh;
+mod user_admin;
 mod users;

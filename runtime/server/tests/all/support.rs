@@ -7,13 +7,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
-use relo_server::{AppState, JwtSecret, ManualClock, Role, app, create_user};
+use relo_server::{AppState, JwtSecret, Limit, ManualClock, RateLimits, Role, app, create_user};
 use relo_store::Store;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
+use std::net::SocketAddr;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
@@ -53,8 +55,17 @@ macro_rules! server_tests {
 }
 pub(crate) use server_tests;
 
+/// Limits high enough that no ordinary test meets them.
+pub fn generous() -> RateLimits {
+    RateLimits {
+        login_per_client: Limit::per_minute(10_000),
+        login_per_name: Limit::per_minute(10_000),
+        per_principal: Limit::per_minute(10_000),
+    }
+}
+
 /// The server under test, over a database of its own, with users `olga` (operator,
-/// auditor) and `ivan` (release-manager).
+/// auditor), `ivan` (release-manager) and `ada` (admin).
 pub struct TestServer {
     pub store: Store,
     pub clock: Arc<ManualClock>,
@@ -63,7 +74,8 @@ pub struct TestServer {
     _schema: Option<PgSchema>,
 }
 
-/// A response: status, headers, and the body as JSON (`Null` when empty).
+/// A response: status, headers, and the body as JSON (`Null` when empty, a string for
+/// `text/plain`).
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
@@ -119,16 +131,26 @@ pub fn start_time() -> SystemTime {
 impl TestServer {
     /// A server on SQLite in a new temporary home.
     pub async fn sqlite() -> TestServer {
+        TestServer::sqlite_with(generous()).await
+    }
+
+    /// A server on SQLite with the rate limits `limits`.
+    pub async fn sqlite_with(limits: RateLimits) -> TestServer {
         let home = tempfile::tempdir().unwrap();
         let store = Store::connect(home.path(), "sqlite://relo.db")
             .await
             .unwrap();
-        TestServer::over(store, home, None).await
+        TestServer::over(store, home, None, limits).await
+    }
+
+    /// A server on PostgreSQL (when configured) with generous rate limits.
+    pub async fn postgres() -> Option<TestServer> {
+        TestServer::postgres_with(generous()).await
     }
 
     /// A server on a fresh schema of the `RELO_TEST_POSTGRES_URL` database, or `None`
     /// when the variable is unset.
-    pub async fn postgres() -> Option<TestServer> {
+    pub async fn postgres_with(limits: RateLimits) -> Option<TestServer> {
         let Some(base) = std::env::var(POSTGRES_URL_ENV)
             .ok()
             .filter(|u| !u.is_empty())
@@ -155,21 +177,30 @@ impl TestServer {
         let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
         let home = tempfile::tempdir().unwrap();
         let store = Store::connect(home.path(), &url).await.unwrap();
-        Some(TestServer::over(store, home, Some(PgSchema { base, name })).await)
+        Some(TestServer::over(store, home, Some(PgSchema { base, name }), limits).await)
     }
 
-    async fn over(store: Store, home: TempDir, schema: Option<PgSchema>) -> TestServer {
+    async fn over(
+        store: Store,
+        home: TempDir,
+        schema: Option<PgSchema>,
+        limits: RateLimits,
+    ) -> TestServer {
         create_user(&store, "olga", PASSWORD, &[Role::Operator, Role::Auditor])
             .await
             .unwrap();
         create_user(&store, "ivan", PASSWORD, &[Role::ReleaseManager])
             .await
             .unwrap();
+        create_user(&store, "ada", PASSWORD, &[Role::Admin])
+            .await
+            .unwrap();
         let clock = Arc::new(ManualClock::new(start_time()));
-        let state = AppState::new(
+        let state = AppState::with_limits(
             store.clone(),
             &JwtSecret::from_bytes(&SECRET).unwrap(),
             clock.clone(),
+            limits,
         );
         TestServer {
             store,
@@ -186,8 +217,14 @@ impl TestServer {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let is_text = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"));
         let body = if bytes.is_empty() {
             Value::Null
+        } else if is_text {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|err| {
                 panic!(
@@ -201,6 +238,16 @@ impl TestServer {
             headers,
             body,
         }
+    }
+
+    /// GETs `path` and answers the status, headers and body as text.
+    pub async fn get_text(&self, path: &str) -> (StatusCode, HeaderMap, String) {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
     /// POSTs `body` as JSON.
@@ -223,6 +270,65 @@ impl TestServer {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// `method path` with `token` as the bearer token, a JSON `body` (none when `None`)
+    /// and `client` as the connection's address (none when `None`).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        client: Option<SocketAddr>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(value) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(value.to_string())
+            }
+            None => Body::empty(),
+        };
+        let mut request = request.body(body).unwrap();
+        if let Some(address) = client {
+            request.extensions_mut().insert(ConnectInfo(address));
+        }
+        self.send(request).await
+    }
+
+    /// The control chain's entries of `kind`, as JSON bodies.
+    pub async fn audit_bodies(&self, kind: &str) -> Vec<Value> {
+        self.store
+            .scope_entries("control", 0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| serde_json::from_str(&e.body).unwrap())
+            .collect()
+    }
+
+    /// Asserts that the control chain verifies and holds no secret of `secrets`.
+    pub async fn assert_audit_sound(&self, secrets: &[&str]) {
+        let entries: Vec<_> = self
+            .store
+            .scope_entries("control", 0, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(relo_store::StoredEntry::to_evidence_entry)
+            .collect();
+        relo_evidence::verify_scope(&entries, None).unwrap();
+        for entry in &entries {
+            let text = entry.body.to_string();
+            for secret in secrets {
+                assert!(!text.contains(secret), "{text} holds a secret");
+            }
+        }
     }
 
     /// `GET /v1/me` with `token`.

@@ -1,0 +1,386 @@
+//! The guard in front of every route: who the caller is (an access token or an API
+//! token), whether they are over their rate limit, and whether the permission table lets
+//! them call the route. Every refusal is answered as JSON, counted in the metrics, and
+//! appended to the control-plane audit chain (THREATS.md T6), naming the user when known
+//! and never a password or a token.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
+use relo_store::StoredUser;
+
+use crate::error::ApiError;
+use crate::permissions::{Access, Permission, roles_allow};
+use crate::ratelimit::Limit;
+use crate::routes::Route;
+use crate::state::AppState;
+use crate::tokens::{API_TOKEN_PREFIX, AccessTokenError, RefreshToken};
+use crate::users::Role;
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token (a login session).
+    Session,
+    /// An API token, by id, limited to its scopes.
+    ApiToken {
+        /// The token's id.
+        id: String,
+        /// The permissions it was made for.
+        scopes: Vec<Permission>,
+    },
+}
+
+/// The authenticated caller of a request: the user, the user's current roles (read from
+/// the store on every request, so a role taken away takes effect at once), and the
+/// credential used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user's name.
+    pub user: String,
+    /// The user's roles now.
+    pub roles: Vec<Role>,
+    /// The credential.
+    pub credential: Credential,
+}
+
+impl Principal {
+    /// Whether the caller may use `permission`: one of the user's roles grants it and,
+    /// for an API token, it is one of the token's scopes.
+    pub fn allows(&self, permission: Permission) -> bool {
+        roles_allow(&self.roles, permission)
+            && match &self.credential {
+                Credential::Session => true,
+                Credential::ApiToken { scopes, .. } => scopes.contains(&permission),
+            }
+    }
+
+    /// The key of the principal's rate-limit bucket.
+    fn bucket(&self) -> String {
+        match &self.credential {
+            Credential::Session => format!("user:{}", self.user),
+            Credential::ApiToken { id, .. } => format!("token:{id}"),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("a handler needing a caller is on a public route"))
+    }
+}
+
+/// The client's address as text (`ConnectInfo`'s IP), or `unknown`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddr(pub String);
+
+impl ClientAddr {
+    fn of(extensions: &Extensions) -> ClientAddr {
+        ClientAddr(
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string()),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientAddr>()
+            .cloned()
+            .unwrap_or_else(|| ClientAddr::of(&parts.extensions)))
+    }
+}
+
+/// The route and client of a request, for handlers that audit refusals themselves.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub(crate) route: &'static Route,
+    pub(crate) client: ClientAddr,
+}
+
+impl Origin {
+    pub(crate) fn site(&self) -> Site<'_> {
+        Site {
+            route: self.route,
+            client: &self.client,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Origin>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("a request reached a handler without its guard"))
+    }
+}
+
+/// Where a refusal happened, for the audit chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Site<'a> {
+    pub(crate) route: &'a Route,
+    pub(crate) client: &'a ClientAddr,
+}
+
+impl Site<'_> {
+    fn route_name(&self) -> String {
+        format!("{} {}", self.route.method.as_str(), self.route.path)
+    }
+}
+
+/// Counts `err`, appends its `auth.refused` entry, and returns it (or `internal` when
+/// the entry could not be written: a refusal is never answered unrecorded).
+pub(crate) async fn refused(
+    state: &AppState,
+    site: Site<'_>,
+    who: Option<&str>,
+    detail: Option<String>,
+    err: ApiError,
+) -> ApiError {
+    state.metrics().refusal(err.code);
+    let event = EvidenceEvent::AuthRefused {
+        who: who.map(str::to_owned),
+        code: err.code.to_owned(),
+        route: site.route_name(),
+        client: site.client.0.clone(),
+        detail,
+    };
+    tracing::warn!(who, code = err.code, route = %site.route_name(), client = %site.client.0, "refused");
+    match record(state, event).await {
+        Ok(()) => err,
+        Err(failure) => failure,
+    }
+}
+
+/// Appends `event` to the control chain, timestamped by the server's clock.
+pub(crate) async fn record(state: &AppState, event: EvidenceEvent) -> Result<(), ApiError> {
+    let mut record = EvidenceRecord::new(Scope::Control, None, event);
+    record.time = state.clock().now();
+    state
+        .store()
+        .record(&record)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// Takes one request from bucket `key`; over the limit, the 429 (counted, and audited
+/// for the first refusal of each burst).
+pub(crate) async fn rate_limit(
+    state: &AppState,
+    site: Site<'_>,
+    who: Option<&str>,
+    (name, key, limit): (&str, &str, Limit),
+) -> Result<(), ApiError> {
+    let Err(limited) = state.limiter().take(key, limit, state.clock().now()) else {
+        return Ok(());
+    };
+    state.metrics().rate_limited(name);
+    let err = ApiError::rate_limited(limited.retry_after_secs);
+    if limited.first {
+        Err(refused(state, site, who, Some(name.to_owned()), err).await)
+    } else {
+        state.metrics().refusal(err.code);
+        Err(err)
+    }
+}
+
+/// The middleware of every route: enforces `route.access`, puts the [`ClientAddr`] and
+/// the [`Principal`] into the request, and counts the answer.
+pub(crate) async fn guard(
+    State((state, route)): State<(AppState, &'static Route)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let client = ClientAddr::of(request.extensions());
+    request.extensions_mut().insert(client.clone());
+    request.extensions_mut().insert(Origin {
+        route,
+        client: client.clone(),
+    });
+    let site = Site {
+        route,
+        client: &client,
+    };
+    let response = match admit(&state, site, request.headers()).await {
+        Ok(principal) => {
+            if let Some(principal) = principal {
+                request.extensions_mut().insert(principal);
+            }
+            next.run(request).await
+        }
+        Err(err) => err.into_response(),
+    };
+    state.metrics().request(
+        route.method.as_str(),
+        route.path,
+        response.status().as_u16(),
+    );
+    response
+}
+
+async fn admit(
+    state: &AppState,
+    site: Site<'_>,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, ApiError> {
+    let needed = match site.route.access {
+        Access::Public => return Ok(None),
+        Access::Authenticated => None,
+        Access::Requires(permission) => Some(permission),
+    };
+    let principal = match authenticate(state, headers).await {
+        Ok(principal) => principal,
+        Err((who, err)) => return Err(refused(state, site, who.as_deref(), None, err).await),
+    };
+    let bucket = principal.bucket();
+    let limit = state.limits().per_principal;
+    rate_limit(
+        state,
+        site,
+        Some(&principal.user),
+        ("principal", &bucket, limit),
+    )
+    .await?;
+    if let Some(permission) = needed
+        && !principal.allows(permission)
+    {
+        let err = ApiError::forbidden(permission);
+        let detail = Some(permission.as_str().to_owned());
+        return Err(refused(state, site, Some(&principal.user), detail, err).await);
+    }
+    Ok(Some(principal))
+}
+
+/// The bearer token of `Authorization: Bearer TOKEN`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|token| !token.is_empty())
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::unauthorized("invalid-token", "the token is not valid")
+}
+
+/// The caller proven by the bearer token, or the refusal with the user if known.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, (Option<String>, ApiError)> {
+    let token = bearer(headers).ok_or_else(|| {
+        (
+            None,
+            ApiError::unauthorized(
+                "unauthenticated",
+                "this endpoint needs a token: `Authorization: Bearer TOKEN`",
+            ),
+        )
+    })?;
+    let now = state.clock().now();
+    let internal = |err: relo_store::StoreError| (None, ApiError::internal(err));
+    if let Some(secret) = token.strip_prefix(API_TOKEN_PREFIX) {
+        let hash = RefreshToken::parse(secret)
+            .ok_or((None, invalid_token()))?
+            .hash();
+        let stored = state
+            .store()
+            .api_token_by_hash(&hash)
+            .await
+            .map_err(internal)?
+            .ok_or((None, invalid_token()))?;
+        let who = Some(stored.user.clone());
+        if stored.revoked_at.is_some() {
+            return Err((
+                who,
+                ApiError::unauthorized("token-revoked", "the API token was revoked"),
+            ));
+        }
+        if !stored.is_live(now) {
+            return Err((
+                who,
+                ApiError::unauthorized("token-expired", "the API token has expired"),
+            ));
+        }
+        let user = live_user(state, &stored.user).await?;
+        let scopes = stored
+            .scopes
+            .iter()
+            .filter_map(|name| name.parse::<Permission>().ok())
+            .collect();
+        return Ok(Principal {
+            roles: roles(&user).map_err(|err| (who, err))?,
+            user: user.name,
+            credential: Credential::ApiToken {
+                id: stored.id,
+                scopes,
+            },
+        });
+    }
+    let claims = match state.access_tokens().check(token, now) {
+        Ok(claims) => claims,
+        Err(AccessTokenError::Expired) => {
+            return Err((
+                None,
+                ApiError::unauthorized(
+                    "token-expired",
+                    "the access token has expired; get a new one with the refresh token",
+                ),
+            ));
+        }
+        Err(AccessTokenError::Invalid(reason)) => {
+            tracing::warn!(%reason, "refused an invalid access token");
+            return Err((None, invalid_token()));
+        }
+    };
+    let user = live_user(state, &claims.sub).await?;
+    Ok(Principal {
+        roles: roles(&user).map_err(|err| (Some(claims.sub.clone()), err))?,
+        user: user.name,
+        credential: Credential::Session,
+    })
+}
+
+/// The user `name` if it exists and is not disabled; else `invalid-token`.
+async fn live_user(state: &AppState, name: &str) -> Result<StoredUser, (Option<String>, ApiError)> {
+    state
+        .store()
+        .user(name)
+        .await
+        .map_err(|err| (Some(name.to_owned()), ApiError::internal(err)))?
+        .filter(|user| !user.disabled)
+        .ok_or_else(|| (Some(name.to_owned()), invalid_token()))
+}
+
+/// The parsed roles of a stored user.
+pub(crate) fn roles(user: &StoredUser) -> Result<Vec<Role>, ApiError> {
+    user.roles
+        .iter()
+        .map(|name| name.parse::<Role>())
+        .collect::<Result<_, _>>()
+        .map_err(|err| ApiError::internal(format_args!("user {}: {err}", user.name)))
+}

@@ -1,0 +1,152 @@
+//! User management by an admin: create, list, change roles, disable (which revokes the
+//! user's refresh and API tokens); an admin cannot lock themselves out.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::support::{PASSWORD, TestServer, server_tests};
+
+async fn an_admin_creates_lists_changes_and_disables_users(server: TestServer) {
+    let ada = server.login("ada").await.access;
+    let created = server
+        .call(
+            "POST",
+            "/v1/users",
+            Some(&ada),
+            Some(json!({"name": "rita", "password": PASSWORD, "roles": ["plugin-author", "plugin-author"]})),
+            None,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["roles"], json!(["plugin-author"]));
+    assert!(created.body.get("password_hash").is_none());
+    let again = server
+        .call(
+            "POST",
+            "/v1/users",
+            Some(&ada),
+            Some(json!({"name": "rita", "password": PASSWORD, "roles": []})),
+            None,
+        )
+        .await;
+    again.assert_error(StatusCode::CONFLICT, "user-exists");
+    let bad_role = server
+        .call(
+            "POST",
+            "/v1/users",
+            Some(&ada),
+            Some(json!({"name": "sam", "password": PASSWORD, "roles": ["root"]})),
+            None,
+        )
+        .await;
+    bad_role.assert_error(StatusCode::BAD_REQUEST, "invalid-field");
+    assert_eq!(bad_role.field(), Some("roles[0]"));
+
+    let list = server
+        .call("GET", "/v1/users", Some(&ada), None, None)
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    let names: Vec<_> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ada", "ivan", "olga", "rita"]);
+    assert!(!list.body.to_string().contains("argon2"));
+
+    let rita = server.login("rita").await;
+    let changed = server
+        .call(
+            "PUT",
+            "/v1/users/rita/roles",
+            Some(&ada),
+            Some(json!({"roles": ["auditor"]})),
+            None,
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    // Roles are read on every request: the change shows at once.
+    assert_eq!(
+        server.me(&rita.access).await.body["roles"],
+        json!(["auditor"])
+    );
+    let missing = server
+        .call(
+            "PUT",
+            "/v1/users/nobody/roles",
+            Some(&ada),
+            Some(json!({"roles": []})),
+            None,
+        )
+        .await;
+    missing.assert_error(StatusCode::NOT_FOUND, "user-not-found");
+
+    let disabled = server
+        .call("POST", "/v1/users/rita/disable", Some(&ada), None, None)
+        .await;
+    assert_eq!(disabled.status, StatusCode::NO_CONTENT, "{}", disabled.body);
+    server
+        .me(&rita.access)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid-token");
+    server
+        .refresh(&rita.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "refresh-token-reused");
+    server
+        .try_login("rita", PASSWORD)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid-credentials");
+}
+
+async fn an_admin_cannot_lock_themselves_out(server: TestServer) {
+    let ada = server.login("ada").await.access;
+    let demote = server
+        .call(
+            "PUT",
+            "/v1/users/ada/roles",
+            Some(&ada),
+            Some(json!({"roles": ["auditor"]})),
+            None,
+        )
+        .await;
+    demote.assert_error(StatusCode::CONFLICT, "self-lockout");
+    let disable = server
+        .call("POST", "/v1/users/ada/disable", Some(&ada), None, None)
+        .await;
+    disable.assert_error(StatusCode::CONFLICT, "self-lockout");
+    // Keeping admin while adding a role is fine.
+    let keep = server
+        .call(
+            "PUT",
+            "/v1/users/ada/roles",
+            Some(&ada),
+            Some(json!({"roles": ["admin", "auditor"]})),
+            None,
+        )
+        .await;
+    assert_eq!(keep.status, StatusCode::OK, "{}", keep.body);
+    assert_eq!(
+        server.me(&ada).await.body["roles"],
+        json!(["admin", "auditor"])
+    );
+    // A non-admin is refused before any of this, naming the permission.
+    let olga = server.login("olga").await.access;
+    let refused = server
+        .call("POST", "/v1/users/ada/disable", Some(&olga), None, None)
+        .await;
+    refused.assert_error(StatusCode::FORBIDDEN, "forbidden");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("users.manage")
+    );
+}
+
+server_tests!(
+    an_admin_creates_lists_changes_and_disables_users,
+    an_admin_cannot_lock_themselves_out
+);
