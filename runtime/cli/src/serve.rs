@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use axum::serve::ListenerExt as _;
-use relo_server::{AppState, JwtSecret, Role, SystemClock, app, create_user};
+use relo_server::{AppState, JwtSecret, Limit, RateLimits, Role, SystemClock, app, create_user};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -69,7 +69,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let store = home.store().await?;
         bootstrap(&store, args.bootstrap_admin.as_deref()).await?;
         let secret = jwt_secret(&home.path)?;
-        let state = AppState::new(store, &secret, Arc::new(SystemClock));
+        let limits = RateLimits {
+            login_per_client: Limit::per_minute(args.logins_per_minute.max(1)),
+            login_per_name: Limit::per_minute(args.logins_per_minute.max(1)),
+            per_principal: Limit::per_minute(args.requests_per_minute.max(1)),
+        };
+        let state = AppState::with_limits(store, &secret, Arc::new(SystemClock), limits);
         let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
         let listener = TcpListener::bind(args.listen)
             .await

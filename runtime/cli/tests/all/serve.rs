@@ -202,3 +202,64 @@ fn plain_http_is_refused_off_loopback_and_served_on_it() {
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     });
 }
+
+/// schemathesis (PyPI), pointed at the served OpenAPI document with the admin's token,
+/// finds no 5xx answer. `scripts/test.sh` installs it and sets `RELO_SCHEMATHESIS`;
+/// without it the test says so and passes.
+#[test]
+fn schemathesis_finds_no_server_error_in_the_openapi_document() {
+    let Ok(schemathesis) = std::env::var("RELO_SCHEMATHESIS") else {
+        eprintln!("RELO_SCHEMATHESIS is not set (scripts/test.sh sets it): skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let init = Command::new(env!("CARGO_BIN_EXE_relo"))
+        .args(["init", "--person", "olga", "--home"])
+        .arg(&home)
+        .output()
+        .expect("relo init");
+    assert!(init.status.success(), "{init:?}");
+    // Limits high enough that the fuzzer reaches the handlers instead of 429s.
+    let server = serve(
+        &home,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--bootstrap-admin",
+            "olga",
+            "--requests-per-minute",
+            "100000",
+            "--logins-per-minute",
+            "100000",
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let login = runtime.block_on(async {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port(&server.url)))
+            .await
+            .expect("connect");
+        let body = format!(r#"{{"name": "olga", "password": "{PASSWORD}"}}"#);
+        exchange(&mut tcp, "POST", "/v1/auth/login", &body).await
+    });
+    let json = login.split("\r\n\r\n").nth(1).expect("a body");
+    let token: serde_json::Value = serde_json::from_str(json).expect("JSON");
+    let token = token["access_token"].as_str().expect("an access token");
+    let output = Command::new(schemathesis)
+        .args(["run", &format!("{}/v1/openapi.json", server.url)])
+        .args(["--checks", "not_a_server_error", "--max-examples", "50"])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("schemathesis runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!report.contains("Server error"), "{report}");
+}
