@@ -87,18 +87,40 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 // (`ConnectInfo`) for a listener of our own.
                 let listener = TlsListener::start(listener, local, TlsAcceptor::from(config))
                     .tap_io(|_| {});
-                axum::serve(listener, router).await?;
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown())
+                    .await?;
             }
             None => {
                 eprintln!(
                     "warning: serving plain HTTP on loopback ({local}); use --tls-cert and --tls-key for anything else"
                 );
                 println!("relo serve: listening on http://{local}");
-                axum::serve(listener, router).await?;
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown())
+                    .await?;
             }
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Resolves on SIGINT or SIGTERM: requests in flight finish, new ones are not taken.
+async fn shutdown() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!("cannot watch for SIGTERM: {error}");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("relo serve: stopping");
 }
 
 /// Creates the admin `name`, with the password in `RELO_ADMIN_PASSWORD`, unless that

@@ -201,6 +201,15 @@ fn plain_http_is_refused_off_loopback_and_served_on_it() {
         let response = exchange(&mut tcp, "GET", "/healthz", "").await;
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     });
+    // SIGTERM stops it cleanly.
+    let mut server = server;
+    let term = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let status = server.child.wait().expect("relo serve ends");
+    assert!(status.success(), "{status:?}");
 }
 
 /// schemathesis (PyPI), pointed at the served OpenAPI document with the admin's token,
