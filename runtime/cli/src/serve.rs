@@ -74,7 +74,13 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             login_per_name: Limit::per_minute(args.logins_per_minute.max(1)),
             per_principal: Limit::per_minute(args.requests_per_minute.max(1)),
         };
-        let state = AppState::with_limits(store, &secret, Arc::new(SystemClock), limits);
+        let mut state = AppState::with_limits(store, &secret, Arc::new(SystemClock), limits);
+        // The trust policy of relo.toml: plugin uploads and approvals are verified with it.
+        if let Some(config) = home.config.clone() {
+            state = state
+                .with_trust(config, &home.path)
+                .context("cannot load relo.toml's trust policy")?;
+        }
         let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
         let listener = TcpListener::bind(args.listen)
             .await

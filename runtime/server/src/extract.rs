@@ -9,6 +9,7 @@ use serde_json::error::Category;
 use serde_path_to_error::Segment;
 
 use crate::error::ApiError;
+use crate::plugins::PLUGIN_BODY_LIMIT;
 
 /// The largest request body the server reads, in bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -16,7 +17,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// A JSON request body of type `T`.
 ///
 /// Refusals: 415 `unsupported-media-type` without a JSON content type; 413
-/// `body-too-large` over [`BODY_LIMIT`]; 400 `malformed-json` for text that is not JSON;
+/// `body-too-large` over [`BODY_LIMIT`] ([`PLUGIN_BODY_LIMIT`] on the upload route); 400
+/// `malformed-json` for text that is not JSON;
 /// 400 `invalid-field` for JSON that is not an object;
 /// 400 `missing-field`, `unknown-field` or `invalid-field` (a wrong type or value), each
 /// naming the field path (`name`, `items[2].digest`).
@@ -43,7 +45,10 @@ where
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "body-too-large",
-                    format!("the request body is larger than {BODY_LIMIT} bytes"),
+                    format!(
+                        "the request body is larger than this route reads ({BODY_LIMIT} bytes; \
+                         {PLUGIN_BODY_LIMIT} for a plugin upload)"
+                    ),
                 )
             } else {
                 ApiError::bad_request(

@@ -43,6 +43,7 @@ mod error;
 mod extract;
 mod metrics;
 mod permissions;
+mod plugins;
 mod ratelimit;
 mod routes;
 mod state;
@@ -61,6 +62,7 @@ pub use permissions::{
     Access, Grant, PERMISSIONS, Permission, UnknownPermission, allows, permissions_markdown,
     roles_allow,
 };
+pub use plugins::PLUGIN_BODY_LIMIT;
 pub use ratelimit::{Limit, RateLimits};
 pub use routes::{HttpMethod, OPENAPI_JSON, ROUTES, Route};
 pub use state::AppState;

@@ -27,6 +27,9 @@ pub enum Permission {
     /// Read the control-plane audit chain.
     #[serde(rename = "audit.read")]
     ReadAudit,
+    /// List and inspect stored plugins and their approvals.
+    #[serde(rename = "plugins.read")]
+    ReadPlugins,
     /// Upload a signed plugin.
     #[serde(rename = "plugins.upload")]
     UploadPlugins,
@@ -85,14 +88,25 @@ pub static PERMISSIONS: &[Grant] = &[
         endpoints: "`GET /v1/audit`",
     },
     Grant {
+        permission: Permission::ReadPlugins,
+        roles: &[
+            Role::Admin,
+            Role::Operator,
+            Role::ReleaseManager,
+            Role::PluginAuthor,
+            Role::Auditor,
+        ],
+        endpoints: "`GET /v1/plugins`, `GET /v1/plugins/{digest}`, `GET /v1/plugins/{digest}/approvals`",
+    },
+    Grant {
         permission: Permission::UploadPlugins,
         roles: &[Role::PluginAuthor],
-        endpoints: "plugin upload (not built yet)",
+        endpoints: "`POST /v1/plugins`",
     },
     Grant {
         permission: Permission::ApprovePlugins,
         roles: &[Role::Operator],
-        endpoints: "plugin approval (not built yet)",
+        endpoints: "`POST /v1/plugins/{digest}/approvals`",
     },
     Grant {
         permission: Permission::StartRuns,
@@ -113,11 +127,12 @@ pub static PERMISSIONS: &[Grant] = &[
 
 impl Permission {
     /// Every permission, in the table's order.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::ManageUsers,
         Permission::ReadUsers,
         Permission::ManageOwnTokens,
         Permission::ReadAudit,
+        Permission::ReadPlugins,
         Permission::UploadPlugins,
         Permission::ApprovePlugins,
         Permission::StartRuns,
@@ -132,6 +147,7 @@ impl Permission {
             Permission::ReadUsers => "users.read",
             Permission::ManageOwnTokens => "tokens.manage-own",
             Permission::ReadAudit => "audit.read",
+            Permission::ReadPlugins => "plugins.read",
             Permission::UploadPlugins => "plugins.upload",
             Permission::ApprovePlugins => "plugins.approve",
             Permission::StartRuns => "runs.start",

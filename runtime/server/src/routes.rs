@@ -2,15 +2,16 @@
 //! OpenAPI document against it, so the two cannot drift apart.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::permissions::{Access, Permission};
+use crate::plugins::PLUGIN_BODY_LIMIT;
 use crate::state::AppState;
-use crate::{access, admin, auth};
+use crate::{access, admin, auth, plugins};
 
 /// An HTTP method the API serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +78,11 @@ enum Endpoint {
     ListTokens,
     RevokeToken,
     Audit,
+    UploadPlugin,
+    ListPlugins,
+    ShowPlugin,
+    ApprovePlugin,
+    ListApprovals,
 }
 
 /// Every operation the server serves, and nothing else.
@@ -186,6 +192,41 @@ pub static ROUTES: &[Route] = &[
         access: Access::Requires(Permission::ReadAudit),
         endpoint: Endpoint::Audit,
     },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/plugins",
+        operation_id: "uploadPlugin",
+        access: Access::Requires(Permission::UploadPlugins),
+        endpoint: Endpoint::UploadPlugin,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/plugins",
+        operation_id: "listPlugins",
+        access: Access::Requires(Permission::ReadPlugins),
+        endpoint: Endpoint::ListPlugins,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/plugins/{digest}",
+        operation_id: "showPlugin",
+        access: Access::Requires(Permission::ReadPlugins),
+        endpoint: Endpoint::ShowPlugin,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/plugins/{digest}/approvals",
+        operation_id: "approvePlugin",
+        access: Access::Requires(Permission::ApprovePlugins),
+        endpoint: Endpoint::ApprovePlugin,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/plugins/{digest}/approvals",
+        operation_id: "listApprovals",
+        access: Access::Requires(Permission::ReadPlugins),
+        endpoint: Endpoint::ListApprovals,
+    },
 ];
 
 impl Route {
@@ -208,6 +249,14 @@ impl Route {
             Endpoint::ListTokens => on(filter, admin::list_tokens),
             Endpoint::RevokeToken => on(filter, admin::revoke_token),
             Endpoint::Audit => on(filter, admin::audit),
+            // A component is larger than any other body: only this route reads more.
+            Endpoint::UploadPlugin => {
+                on(filter, plugins::upload).layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT))
+            }
+            Endpoint::ListPlugins => on(filter, plugins::list),
+            Endpoint::ShowPlugin => on(filter, plugins::show),
+            Endpoint::ApprovePlugin => on(filter, plugins::approve),
+            Endpoint::ListApprovals => on(filter, plugins::list_approvals),
         };
         handler.route_layer(from_fn_with_state((state.clone(), self), access::guard))
     }

@@ -1,8 +1,11 @@
 //! What every request handler shares.
 
+use std::path::Path;
 use std::sync::Arc;
 
+use relo_manifest::OperatorConfig;
 use relo_store::Store;
+use relo_trust::{TrustError, TrustPolicy};
 
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
@@ -10,10 +13,20 @@ use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::tokens::{AccessTokens, JwtSecret, SecretError};
 
 /// The server's shared state: the store, the access token key, the clock, the rate
-/// limits and their buckets, and the metrics. Cheap to clone.
+/// limits and their buckets, the metrics, and (for the plugin routes) the operator's
+/// trust policy. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Shared>,
+    trust: Option<Arc<Trust>>,
+}
+
+/// The operator config and the trust policy loaded from it: what the plugin routes verify
+/// uploads and approvals against.
+#[derive(Debug)]
+pub(crate) struct Trust {
+    pub(crate) config: OperatorConfig,
+    pub(crate) policy: TrustPolicy,
 }
 
 #[derive(Debug)]
@@ -49,7 +62,22 @@ impl AppState {
                 limiter: RateLimiter::default(),
                 metrics: Metrics::default(),
             }),
+            trust: None,
         }
+    }
+
+    /// The same state, verifying plugins and approvals with the trust policy of `config`
+    /// (`[[trust.signers]]`, `[[people]]`), whose key files are read now, relative to the
+    /// relo home `home`. Without it the plugin routes that verify answer 409
+    /// `no-trust-policy`. A changed `relo.toml` takes effect when the server restarts.
+    pub fn with_trust(
+        mut self,
+        config: OperatorConfig,
+        home: &Path,
+    ) -> Result<AppState, TrustError> {
+        let policy = TrustPolicy::load(&config, home)?;
+        self.trust = Some(Arc::new(Trust { config, policy }));
+        Ok(self)
     }
 
     /// State with a fresh random secret and the system clock: one instance, whose access
@@ -75,6 +103,15 @@ impl AppState {
     /// The rate limits in force.
     pub fn limits(&self) -> RateLimits {
         self.inner.limits
+    }
+
+    /// Whether plugins and approvals can be verified ([`AppState::with_trust`]).
+    pub fn has_trust(&self) -> bool {
+        self.trust.is_some()
+    }
+
+    pub(crate) fn trust(&self) -> Option<&Trust> {
+        self.trust.as_deref()
     }
 
     pub(crate) fn access_tokens(&self) -> &AccessTokens {

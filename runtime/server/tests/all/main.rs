@@ -17,6 +17,7 @@ mod input;
 mod limits;
 mod login;
 mod openapi;
+mod plugins;
 mod rbac;
 mod refresh;
 mod user_admin;

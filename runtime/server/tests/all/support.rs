@@ -10,8 +10,10 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
+use relo_manifest::{OperatorConfig, parse_operator};
 use relo_server::{AppState, JwtSecret, Limit, ManualClock, RateLimits, Role, app, create_user};
 use relo_store::Store;
+use relo_trust::{KeyAlgorithm, PrivateKey, TrustPolicy};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
@@ -64,11 +66,82 @@ pub fn generous() -> RateLimits {
     }
 }
 
+/// The trust policy of every test server's relo home: plugins named `relo-test/*` are
+/// signed by `keys/author.pub` (attributed to paul) or `keys/olga-signing.pub`
+/// (attributed to olga); olga and oscar are operators who approve with their own keys.
+pub const TRUST_CONFIG: &str = r#"
+[[trust.signers]]
+key = "keys/author.pub"
+plugins = ["relo-test/*"]
+person = "paul"
+
+[[trust.signers]]
+key = "keys/olga-signing.pub"
+plugins = ["relo-test/*"]
+person = "olga"
+
+[[people]]
+name = "olga"
+keys = ["keys/olga.pub"]
+roles = ["operator"]
+
+[[people]]
+name = "oscar"
+keys = ["keys/oscar.pub"]
+roles = ["operator"]
+
+[[people]]
+name = "paul"
+keys = ["keys/author.pub"]
+roles = ["plugin-author"]
+"#;
+
+/// The private keys of the test home's trust policy, generated for each server.
+pub struct TrustKeys {
+    /// Signs plugins; `[[trust.signers]]` attributes it to paul.
+    pub author: PrivateKey,
+    /// Signs plugins; `[[trust.signers]]` attributes it to olga.
+    pub olga_signing: PrivateKey,
+    /// olga's approval key (`[[people]]`).
+    pub olga: PrivateKey,
+    /// oscar's approval key (`[[people]]`).
+    pub oscar: PrivateKey,
+}
+
+impl TrustKeys {
+    /// New keys, their public halves written under `home/keys`.
+    fn generate(home: &std::path::Path) -> TrustKeys {
+        std::fs::create_dir_all(home.join("keys")).unwrap();
+        let keys = TrustKeys {
+            author: PrivateKey::generate(KeyAlgorithm::EcdsaP256),
+            olga_signing: PrivateKey::generate(KeyAlgorithm::Ed25519),
+            olga: PrivateKey::generate(KeyAlgorithm::Ed25519),
+            oscar: PrivateKey::generate(KeyAlgorithm::Ed25519),
+        };
+        for (name, key) in [
+            ("author", &keys.author),
+            ("olga-signing", &keys.olga_signing),
+            ("olga", &keys.olga),
+            ("oscar", &keys.oscar),
+        ] {
+            std::fs::write(
+                home.join(format!("keys/{name}.pub")),
+                key.public_key().to_pem(),
+            )
+            .unwrap();
+        }
+        keys
+    }
+}
+
 /// The server under test, over a database of its own, with users `olga` (operator,
-/// auditor), `ivan` (release-manager) and `ada` (admin).
+/// auditor), `ivan` (release-manager) and `ada` (admin), and the trust policy
+/// [`TRUST_CONFIG`].
 pub struct TestServer {
     pub store: Store,
     pub clock: Arc<ManualClock>,
+    pub keys: TrustKeys,
+    pub config: OperatorConfig,
     router: Router,
     _home: TempDir,
     _schema: Option<PgSchema>,
@@ -196,19 +269,30 @@ impl TestServer {
             .await
             .unwrap();
         let clock = Arc::new(ManualClock::new(start_time()));
+        let keys = TrustKeys::generate(home.path());
+        let config = parse_operator("relo.toml", TRUST_CONFIG.as_bytes()).unwrap();
         let state = AppState::with_limits(
             store.clone(),
             &JwtSecret::from_bytes(&SECRET).unwrap(),
             clock.clone(),
             limits,
-        );
+        )
+        .with_trust(config.clone(), home.path())
+        .unwrap();
         TestServer {
             store,
             clock,
+            keys,
+            config,
             router: app(state),
             _home: home,
             _schema: schema,
         }
+    }
+
+    /// The trust policy the server verifies with.
+    pub fn policy(&self) -> TrustPolicy {
+        TrustPolicy::load(&self.config, self._home.path()).unwrap()
     }
 
     /// Sends one request.
