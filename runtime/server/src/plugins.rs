@@ -280,6 +280,12 @@ pub(crate) async fn upload(
         }
         Err(other) => return Err(ApiError::internal(other)),
     };
+    // Kept for separation of duties: the uploader never approves what they uploaded.
+    state
+        .store()
+        .record_upload(&verified.digest, &principal.user, state.clock().now())
+        .await
+        .map_err(ApiError::internal)?;
     tracing::info!(
         uploader = %principal.user,
         plugin = %verified.reference(),
@@ -360,7 +366,8 @@ pub(crate) async fn list_approvals(
 /// approve --out` writes it (a DSSE envelope, or a Sigstore bundle around one).
 ///
 /// In order: the plugin is stored and still verifies; a person of `[[people]]` signed
-/// the approval, and that person is the caller (403 `approver-mismatch`); the trust
+/// the approval, and that person is the caller (403 `approver-mismatch`) and did not
+/// upload the plugin (403 `separation-of-duties`); the trust
 /// policy accepts it for this plugin (role, separation of duties as 403, digest, expiry,
 /// capabilities no wider than declared, each else 422). The same approval again is 200.
 pub(crate) async fn approve(
@@ -391,6 +398,26 @@ pub(crate) async fn approve(
             ),
         );
         let detail = Some(format!("approval of {digest} signed by {person}"));
+        return Err(refused(&state, origin.site(), Some(&principal.user), detail, err).await);
+    }
+    // Nobody approves a plugin they uploaded.
+    if state
+        .store()
+        .plugin_uploader(&digest)
+        .await
+        .map_err(ApiError::internal)?
+        .as_deref()
+        == Some(principal.user.as_str())
+    {
+        let err = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "separation-of-duties",
+            format!(
+                "{} uploaded this plugin and cannot approve it",
+                principal.user
+            ),
+        );
+        let detail = Some(format!("approval of {digest} by its uploader"));
         return Err(refused(&state, origin.site(), Some(&principal.user), detail, err).await);
     }
     let declared =

@@ -344,6 +344,33 @@ impl Store {
         Ok(true)
     }
 
+    /// Records that `by` uploaded the plugin `digest` through the server, unless an
+    /// upload of it is recorded already (the first uploader is kept).
+    pub async fn record_upload(&self, digest: &str, by: &str, now: SystemTime) -> Result<()> {
+        on_backend!(self.pools(), |pool| {
+            sqlx::query(
+                "INSERT INTO plugin_uploads (digest, uploaded_by, uploaded_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (digest) DO NOTHING",
+            )
+            .bind(digest)
+            .bind(by)
+            .bind(rfc3339_utc(now))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Who first uploaded the plugin `digest` through the server, if anyone did.
+    pub async fn plugin_uploader(&self, digest: &str) -> Result<Option<String>> {
+        Ok(on_backend!(self.pools(), |pool| {
+            sqlx::query_scalar("SELECT uploaded_by FROM plugin_uploads WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
     /// The block of `digest`, if it is blocked.
     pub async fn block_of(&self, digest: &str) -> Result<Option<Block>> {
         let row: Option<(String, String, String, String)> = on_backend!(self.pools(), |pool| {

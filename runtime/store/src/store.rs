@@ -317,6 +317,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "api-tokens",
         sql: include_str!("../migrations/sqlite/0005_api_tokens.sql"),
     },
+    Migration {
+        version: 6,
+        name: "plugin-uploads",
+        sql: include_str!("../migrations/sqlite/0006_plugin_uploads.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -344,6 +349,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "api-tokens",
         sql: include_str!("../migrations/postgres/0005_api_tokens.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "plugin-uploads",
+        sql: include_str!("../migrations/postgres/0006_plugin_uploads.sql"),
     },
 ];
 

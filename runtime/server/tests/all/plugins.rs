@@ -322,7 +322,66 @@ async fn the_signer_of_a_plugin_cannot_approve_it(server: TestServer) {
     server.assert_audit_sound(&[PASSWORD]).await;
 }
 
+async fn the_uploader_of_a_plugin_cannot_approve_it(server: TestServer) {
+    let (paul, _, oscar) = people(&server).await;
+    // oscar is an operator who also publishes plugins.
+    let ada = server.login("ada").await.access;
+    let roles = server
+        .call(
+            "PUT",
+            "/v1/users/oscar/roles",
+            Some(&ada),
+            Some(json!({"roles": ["operator", "plugin-author"]})),
+            None,
+        )
+        .await;
+    assert_eq!(roles.status, StatusCode::OK, "{}", roles.body);
+    let wasm = echo();
+    let attestation = attest(&wasm, "1.0.0", &server.keys.author);
+    let uploaded = server
+        .call(
+            "POST",
+            "/v1/plugins",
+            Some(&oscar),
+            Some(upload_body(&wasm, &attestation)),
+            None,
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    // paul uploading the same digest later does not make him its uploader.
+    let again = server
+        .call(
+            "POST",
+            "/v1/plugins",
+            Some(&paul),
+            Some(upload_body(&wasm, &attestation)),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let plugin = verified(&server, &wasm, &attestation);
+    let own = approval(&server, &plugin, "oscar", &server.keys.oscar);
+    let answer = server
+        .call(
+            "POST",
+            &approvals_path(&plugin.digest),
+            Some(&oscar),
+            Some(own),
+            None,
+        )
+        .await;
+    answer.assert_error(StatusCode::FORBIDDEN, "separation-of-duties");
+    assert!(server.audit_bodies("approval.granted").await.is_empty());
+    let refused = server.audit_bodies("auth.refused").await;
+    assert!(
+        refused.iter().any(|b| b["code"] == "separation-of-duties"),
+        "{refused:?}"
+    );
+    server.assert_audit_sound(&[PASSWORD]).await;
+}
+
 server_tests!(
+    the_uploader_of_a_plugin_cannot_approve_it,
     an_upload_is_verified_stored_and_idempotent,
     a_tampered_or_untrusted_upload_is_refused_and_recorded,
     approvals_are_checked_for_role_signer_and_separation_of_duties,
