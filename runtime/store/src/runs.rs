@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use relo_evidence::rfc3339_utc;
 
-use crate::store::on_backend;
+use crate::store::{LockedTx, on_backend};
 use crate::{Result, Store, StoreError};
 
 /// Claims one step: pending, or held under an expired lease. Binds: run id, step id,
@@ -421,28 +421,17 @@ impl Store {
         let now_text = rfc3339_utc(now);
         let until = rfc3339_utc(now + lease);
         let mut locked = self.begin_locked().await?;
-        let mut claimed = Vec::new();
-        for step_id in step_ids {
-            let attempt: Option<i64> = on_backend!(&mut locked.tx, |tx| {
-                sqlx::query_scalar(CLAIM_SQL)
-                    .bind(run_id)
-                    .bind(*step_id)
-                    .bind(owner)
-                    .bind(&until)
-                    .bind(&now_text)
-                    .fetch_optional(&mut **tx)
-                    .await?
-            });
-            if let Some(attempt) = attempt {
-                claimed.push((
-                    (*step_id).to_owned(),
-                    Claim {
-                        attempt,
-                        lease_expires_at: until.clone(),
-                    },
-                ));
-            }
-        }
+        let claimed = claim_in(&mut locked, run_id, step_ids, owner, &until, &now_text)
+            .await?
+            .into_iter()
+            .map(|(step_id, attempt)| {
+                let claim = Claim {
+                    attempt,
+                    lease_expires_at: until.clone(),
+                };
+                (step_id, claim)
+            })
+            .collect();
         locked.commit().await?;
         Ok(claimed)
     }
@@ -613,16 +602,15 @@ impl Store {
         let mut locked = self.begin_locked().await?;
         for step in finished {
             if step.end == StepEnd::Skipped {
-                on_backend!(&mut locked.tx, |tx| {
-                    sqlx::query(CLAIM_SQL)
-                        .bind(run_id)
-                        .bind(step.step_id)
-                        .bind(owner)
-                        .bind(&until)
-                        .bind(&now_text)
-                        .execute(&mut **tx)
-                        .await?;
-                });
+                claim_in(
+                    &mut locked,
+                    run_id,
+                    &[step.step_id],
+                    owner,
+                    &until,
+                    &now_text,
+                )
+                .await?;
             }
             let changed = on_backend!(&mut locked.tx, |tx| {
                 sqlx::query(FINISH_SQL)
@@ -648,24 +636,15 @@ impl Store {
                 .await?
         });
         let cancelled = state.as_deref() == Some("cancelled");
-        let mut claimed = Vec::new();
-        if !cancelled {
-            for step_id in claim {
-                let attempt: Option<i64> = on_backend!(&mut locked.tx, |tx| {
-                    sqlx::query_scalar(CLAIM_SQL)
-                        .bind(run_id)
-                        .bind(*step_id)
-                        .bind(owner)
-                        .bind(&until)
-                        .bind(&now_text)
-                        .fetch_optional(&mut **tx)
-                        .await?
-                });
-                if attempt.is_some() {
-                    claimed.push((*step_id).to_owned());
-                }
-            }
-        }
+        let claimed = if cancelled {
+            Vec::new()
+        } else {
+            claim_in(&mut locked, run_id, claim, owner, &until, &now_text)
+                .await?
+                .into_iter()
+                .map(|(step_id, _)| step_id)
+                .collect()
+        };
         locked.commit().await?;
         Ok(Advanced { claimed, cancelled })
     }
@@ -682,6 +661,35 @@ pub struct Finished<'a> {
     pub output: Option<&'a str>,
     /// Why it failed or was skipped.
     pub error: Option<&'a str>,
+}
+
+/// Claims each of `step_ids` that can be claimed ([`CLAIM_SQL`]) inside `locked`;
+/// returns the steps claimed with their attempt numbers.
+async fn claim_in(
+    locked: &mut LockedTx,
+    run_id: &str,
+    step_ids: &[&str],
+    owner: &str,
+    until: &str,
+    now: &str,
+) -> Result<Vec<(String, i64)>> {
+    let mut claimed = Vec::new();
+    for step_id in step_ids {
+        let attempt: Option<i64> = on_backend!(&mut locked.tx, |tx| {
+            sqlx::query_scalar(CLAIM_SQL)
+                .bind(run_id)
+                .bind(*step_id)
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .fetch_optional(&mut **tx)
+                .await?
+        });
+        if let Some(attempt) = attempt {
+            claimed.push(((*step_id).to_owned(), attempt));
+        }
+    }
+    Ok(claimed)
 }
 
 fn lease_held(changed: u64, run_id: &str, step_id: &str, owner: &str) -> Result<()> {
