@@ -22,6 +22,15 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "relo", version, about, after_help = EXIT_CODES)]
 pub struct Args {
+    /// Work on this relo server instead of this machine (https://, or http:// to 127.0.0.1,
+    /// ::1 or localhost): login, logout, run, approve, runs, evidence export and verify,
+    /// plugin add.
+    #[arg(long, global = true, env = "RELO_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: also trust the CA certificates of this PEM file (such as the
+    /// development CA of `relo init --tls`, tls/ca.pem in the home).
+    #[arg(long, global = true, env = "RELO_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -66,6 +75,52 @@ pub enum Command {
     /// Show what a workflow would run, without running anything.
     #[command(after_help = PLAN_HELP)]
     Plan(PlanArgs),
+    /// Log in to a relo server (--server URL) and keep the login for the commands sent
+    /// to it.
+    #[command(after_help = LOGIN_HELP)]
+    Login(LoginArgs),
+    /// Log out of a relo server (--server URL): end the login there and forget it here.
+    #[command(after_help = LOGOUT_HELP)]
+    Logout,
+}
+
+const LOGIN_HELP: &str = "\
+Examples:
+  relo --server https://relo.example.com login --name olga          # asks for the password
+  RELO_PASSWORD=... relo --server http://127.0.0.1:8080 login --name olga
+  relo --server https://localhost:8443 --ca-cert .relo/tls/ca.pem login --name olga
+
+The password is taken from RELO_PASSWORD if it is set, else asked on the terminal (not
+echoed). The login's tokens are kept in credentials.json in $RELO_CONFIG_DIR, else
+$XDG_CONFIG_HOME/relo, else ~/.config/relo (mode 0600), one login per server; the access
+token is refreshed when it is about to expire. Instead of a login, RELO_API_TOKEN can
+hold an API token (`POST /v1/tokens`); it is sent as it is and never stored. Plain
+http:// is refused for any host but 127.0.0.1, ::1 and localhost.
+
+Exit codes:
+  0  logged in
+  1  refused (invalid-credentials, rate-limited, ...), or the server cannot be reached
+  2  bad usage (wrong arguments)";
+
+const LOGOUT_HELP: &str = "\
+Examples:
+  relo --server https://relo.example.com logout
+
+Ends the login on the server (its refresh token and every token refreshed from it) and
+deletes it from credentials.json. When the server cannot be reached the login is kept,
+so that the logout can be tried again.
+
+Exit codes:
+  0  logged out (or was not logged in)
+  1  the server cannot be reached or refused
+  2  bad usage (wrong arguments)";
+
+/// `relo login`.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The user name on the server.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
 }
 
 const RUNS_HELP: &str = "\
@@ -74,6 +129,9 @@ Examples:
   relo runs show run-1795472000-3fa1b2c4 --json
   relo runs logs run-1795472000-3fa1b2c4 --step deploy
   relo runs cancel run-1795472000-3fa1b2c4 --as olga
+  relo --server https://relo.example.com runs cancel run-1795472000-3fa1b2c4
+
+With --server the runs are the server's, and the login says who cancels (no --as).
 
 Exit codes:
   0  done
@@ -132,8 +190,14 @@ pub enum RunsCommand {
     Cancel {
         /// The run id.
         id: String,
-        /// Who cancels: an operator or the requester, by name (recorded).
-        #[arg(long = "as", value_name = "NAME")]
+        /// Who cancels: an operator or the requester, by name (recorded). Not with
+        /// --server, where the login says who. Empty when not given.
+        #[arg(
+            long = "as",
+            value_name = "NAME",
+            default_value = "",
+            hide_default_value = true
+        )]
         as_person: String,
     },
 }
@@ -210,6 +274,19 @@ pub struct ServeArgs {
     /// Login attempts a minute per client address and per login name.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub logins_per_minute: u32,
+    /// Steps of one run run at once at most.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub parallel: usize,
+    /// How long this instance's claim on a run or a step lasts without renewal; another
+    /// instance takes over a dead instance's runs after it.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub lease_seconds: u64,
+    /// How often this instance looks for runs nobody drives (their instance died).
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub sweep_seconds: u64,
+    /// Runs one requester may have that have not ended, at most.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub max_active_runs: u32,
     /// The relo home: relo.toml and the store.
     #[arg(long, env = "RELO_HOME", default_value = ".relo", value_name = "DIR")]
     pub home: PathBuf,
@@ -251,12 +328,15 @@ const APPROVE_HELP: &str = "\
 Examples:
   relo approve --run run-1795472000-3fa1b2c4 --step approve-release --as rita
   relo approve --run run-1795472000-3fa1b2c4 --step approve-release --key ~/rita.key
+  relo --server https://relo.example.com approve --run run-1795472000-3fa1b2c4 \\
+      --step approve-release --as rita
 
 The approval (run, gate, workflow sha256, approver, time) is signed with the approver's
 key. It is refused, and the refusal recorded in the run's evidence, when the key is not
 the person's in [[people]] (missing-role if they hold none of the gate's roles,
 separation-of-duties if they requested the run). The gate passes when a quorum of
-distinct people approved; `relo resume RUN` continues the run.
+distinct people approved; `relo resume RUN` continues the run. With --server the
+approval is signed here, with the key of the local home, and the server checks it.
 
 Exit codes:
   0  approved
@@ -290,6 +370,7 @@ const RUN_HELP: &str = "\
 Examples:
   relo run manifests/release.yaml --param image_digest=sha256:... --as ivan
   relo run release.yaml --param public_key=@keys/release.pub --as ivan --json
+  relo --server https://relo.example.com run release.yaml --param image_digest=sha256:... --as ivan
 
 The request (workflow, its sha256, parameters, requester, time) is signed with the
 requester's key, which must be theirs in [[people]] (default keys/NAME.key in the home),
@@ -302,6 +383,12 @@ persisted as waiting: approve it with `relo approve`, continue it with `relo res
 Each step's evidence, and the run's start and end, go to the evidence log; a checkpoint
 is signed with the evidence key when the run ends or waits. At the end a table shows per
 step: status, fuel, peak memory, milliseconds, egress allowed and denied, secrets used.
+
+With --server the request is signed here, with the requester's key of the local home,
+and sent with the workflow and its workspace (a tar archive) to the server, which runs
+it; the run is followed until it ends or waits for approval, each step's change shown,
+and a table (step, state, attempt, error) printed. --no-follow returns once the server
+has accepted the run.
 
 Exit codes:
   0  the run succeeded
@@ -323,7 +410,7 @@ pub struct RunArgs {
     /// The requester's private key (default keys/NAME.key in the home).
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// Steps run at once at most.
+    /// Steps run at once at most (on this machine; a server has its own setting).
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
     /// The relo home: relo.toml, keys and the store.
@@ -332,6 +419,9 @@ pub struct RunArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With --server: return once the server has accepted the run, without following it.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 const PLAN_HELP: &str = "\
@@ -421,7 +511,11 @@ STEM.sigstore.json (the same envelope as a Sigstore bundle v0.3). No relo home i
 
 Checks, in order: the attestation's shape, a signature by a [[trust.signers]] key, the key
 not retired, the plugin name allowed for it, the component's digest, the signed manifest
-(and, with --manifest, that the file is the signed one), the component's imports.")]
+(and, with --manifest, that the file is the signed one), the component's imports.
+
+With --server (`relo --server URL plugin add step.wasm step.attestation.json`) the
+component and its attestation are uploaded and the server checks them against its
+relo.toml; --manifest is for local imports only.")]
     Add(PluginAddArgs),
     /// Show what a plugin is and asks for: name, version, digest, signer, imports, capabilities.
     #[command(after_help = "Examples:
@@ -639,6 +733,10 @@ Examples:
   relo evidence checkpoint --save ~/relo-checkpoint.txt
   relo evidence verify --trusted-checkpoint ~/relo-checkpoint.txt
   relo evidence export --run run-2026-11-03-1
+  relo --server https://relo.example.com evidence verify
+
+With --server, `verify` reports the server's verdict on its log and `export` writes the
+envelopes the server signed; the other evidence commands work on this machine only.
 
 Exit codes:
   0  done (verify: the log verifies)

@@ -1,7 +1,9 @@
-//! `relo`: the command line. Wiring only: each command lives in its own module.
+//! `relo`: the command line. Wiring only: each command lives in its own module; with
+//! `--server URL` the commands that have a server form go to [`client`].
 
 mod approve;
 mod args;
+mod client;
 mod evidence;
 mod home;
 mod init;
@@ -16,14 +18,36 @@ mod validate;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 use crate::args::{Args, Command};
+use crate::client::Route;
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let args = Args::parse();
-    let outcome = match args.command {
+    let mut command = Args::command();
+    let matches = command.get_matches_mut();
+    let args =
+        Args::from_arg_matches(&matches).unwrap_or_else(|error| error.format(&mut command).exit());
+    let server_from_env = matches.value_source("server") == Some(ValueSource::EnvVariable);
+    let outcome = match client::route(&args, server_from_env) {
+        Ok(Route::Local) => local(args.command),
+        Ok(Route::Remote(server)) => client::run(server, args.ca_cert.as_deref(), &args.command),
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(args::EXIT_FAILED)
+        }
+    }
+}
+
+/// Runs a command on this machine.
+fn local(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Validate(validate) => validate::run(&validate),
         Command::Schema(schema) => schema::run(&schema),
         Command::Key(key) => key::run(&key),
@@ -36,12 +60,8 @@ fn main() -> ExitCode {
         Command::Approve(approve) => approve::run(&approve),
         Command::Serve(serve) => serve::run(&serve),
         Command::Runs(runs) => runs::run(&runs),
-    };
-    match outcome {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(args::EXIT_FAILED)
+        Command::Login(_) | Command::Logout => {
+            unreachable!("client::route sends these to the server or refuses them")
         }
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use relo_orchestrator::{
-    CredentialSource, PluginCatalog, Progress, RunOutcome, RunRequest, RunSpec, Runner, Workspaces,
-    params,
+    CredentialSource, PluginCatalog, Progress, RunOutcome, RunRequest, RunSpec, Runner, StoredRun,
+    StoredRunError, Workspaces, params,
 };
 use relo_sandbox::{Sandbox, SandboxConfig};
 use relo_store::{CheckpointPolicy, EvidenceWriter, Placed, Store, WriterOptions};
@@ -87,7 +87,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let display = Display { json: args.json };
     runtime()?.block_on(async {
         let store = home.store().await?;
-        let (runner, progress) = runner(&home, &store, args.parallel).await?;
+        let (runner, progress) = runner(&home, &store, RunnerOptions::local(args.parallel)).await?;
         display.line(format!(
             "run {run_id} of {} requested by {person}",
             workflow.name
@@ -130,7 +130,7 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<ExitCode> {
             request: &row.request,
             workspace: None,
         };
-        let (runner, progress) = runner(&home, &store, args.parallel).await?;
+        let (runner, progress) = runner(&home, &store, RunnerOptions::local(args.parallel)).await?;
         display.line(format!(
             "resuming run {} of {} requested by {}",
             row.id, workflow.name, request.requested_by
@@ -172,19 +172,6 @@ pub fn signing_person(
     Ok((signer, owner))
 }
 
-/// A run that has not ended, with its request verified again (the requester's
-/// signature, and that the stored workflow is the one signed) and its workflow parsed.
-pub struct StoredRun {
-    /// The row.
-    pub row: relo_store::RunRow,
-    /// The verified request.
-    pub request: RunRequest,
-    /// The workflow the run runs.
-    pub workflow: relo_manifest::Workflow,
-    /// Its text.
-    pub text: String,
-}
-
 /// Loads the run `id` for `resume` or `approve`; an ended, unknown or tampered run is an
 /// error.
 pub async fn stored_run(
@@ -192,36 +179,14 @@ pub async fn stored_run(
     policy: &TrustPolicy,
     id: &str,
 ) -> anyhow::Result<StoredRun> {
-    let Some(row) = store.run(id).await? else {
-        bail!("there is no run {id} (see `relo runs list`)");
-    };
-    if matches!(row.state.as_str(), "succeeded" | "failed" | "cancelled") {
-        bail!("run {id} has ended ({})", row.state);
-    }
-    let Some(text) = row.workflow_text.clone() else {
-        bail!("run {id} was made by an older relo that did not keep its workflow");
-    };
-    let request = RunRequest::verify(&row.request, policy, &text).map_err(|refusal| {
-        anyhow::anyhow!(
-            "refused ({}): the stored run request does not verify: {}",
-            refusal.code,
-            refusal.reason
-        )
-    })?;
-    if request.run_id != row.id {
-        bail!(
-            "refused (wrong-run): the stored request is for run {}, not {id}",
-            request.run_id
-        );
-    }
-    let workflow = relo_manifest::parse_workflow(&format!("run {id} workflow"), text.as_bytes())
-        .map_err(|d| anyhow::anyhow!("the stored workflow is invalid:\n{}", d.render()))?;
-    Ok(StoredRun {
-        row,
-        request,
-        workflow,
-        text,
-    })
+    StoredRun::load(store, policy, id)
+        .await
+        .map_err(|error| match error {
+            StoredRunError::NoRun(id) => {
+                anyhow::anyhow!("there is no run {id} (see `relo runs list`)")
+            }
+            other => anyhow::Error::new(other),
+        })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -237,7 +202,8 @@ fn owner() -> String {
     format!("cli@{}:{}", hostname(), std::process::id())
 }
 
-fn hostname() -> String {
+/// This machine's name.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .unwrap_or_else(|_| "localhost".to_owned())
@@ -248,28 +214,57 @@ fn hostname() -> String {
 async fn take_over_dead_local_owners(store: &Store, run_id: &str) -> anyhow::Result<Vec<String>> {
     let prefix = format!("cli@{}:", hostname());
     let mut released = Vec::new();
-    let owners: std::collections::BTreeSet<String> = store
+    let mut owners: std::collections::BTreeSet<String> = store
         .run_steps(run_id)
         .await?
         .into_iter()
         .filter_map(|step| step.lease_owner)
         .collect();
+    owners.extend(store.run(run_id).await?.and_then(|run| run.driver));
     for owner in owners {
         let Some(pid) = owner.strip_prefix(&prefix) else {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
             released.extend(store.release_leases(run_id, &owner).await?);
+            store.release_run_driver(run_id, &owner).await?;
         }
     }
     Ok(released)
 }
 
+/// How a runner of this home drives runs: as whom, how many steps at once, with which
+/// lease, and how many unended runs one requester may have.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// The instance's name in leases.
+    pub owner: String,
+    /// Steps run at once at most.
+    pub parallel: usize,
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// At most this many unended runs per requester (`None`: no limit).
+    pub max_active_runs: Option<u32>,
+}
+
+impl RunnerOptions {
+    /// The options of `relo run` and `relo resume`: this process's owner name, the
+    /// default lease, no limit.
+    fn local(parallel: usize) -> RunnerOptions {
+        RunnerOptions {
+            owner: owner(),
+            parallel,
+            lease: LEASE,
+            max_active_runs: None,
+        }
+    }
+}
+
 /// The runner of this home, and where it reports progress.
-async fn runner(
+pub async fn runner(
     home: &Home,
     store: &Store,
-    parallel: usize,
+    options: RunnerOptions,
 ) -> anyhow::Result<(Arc<Runner>, tokio::sync::mpsc::UnboundedReceiver<Progress>)> {
     let config = config(home)?.clone();
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
@@ -311,9 +306,10 @@ async fn runner(
         people: Arc::new(policy(home)?),
         workspaces: Workspaces::new(home.path.join("workspaces")),
         progress: Some(sender),
-        owner: owner(),
-        lease: LEASE,
-        parallel,
+        owner: options.owner,
+        lease: options.lease,
+        parallel: options.parallel,
+        max_active_runs: options.max_active_runs,
     });
     Ok((runner, receiver))
 }
@@ -405,7 +401,7 @@ pub async fn summary(store: &Store, run_id: &str) -> anyhow::Result<Vec<Value>> 
                     ms += usage["wall_ms"].as_u64().unwrap_or(0);
                 }
                 "egress.allowed" => allowed += 1,
-                "egress.denied" => denied += 1,
+                "egress.denied" | "egress.circuit-refused" => denied += 1,
                 "secret.read" | "secret.injected" | "secret.revealed" => {
                     if let Some(name) = body["name"].as_str()
                         && !secrets.iter().any(|s| s == name)

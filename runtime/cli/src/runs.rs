@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
-use relo_orchestrator::Workspaces;
+use relo_orchestrator::{Workspaces, cancel_run};
 
 use crate::args::{EXIT_FAILED, RunsArgs, RunsCommand};
 use crate::home::Home;
@@ -115,19 +114,7 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<ExitCode> {
                     store.close().await;
                     return Ok(ExitCode::from(EXIT_FAILED));
                 }
-                store
-                    .set_run_state(id, "cancelled", std::time::SystemTime::now())
-                    .await?;
-                store
-                    .record(&EvidenceRecord::new(
-                        Scope::Run(id.clone()),
-                        None,
-                        EvidenceEvent::RunFinished {
-                            outcome: "cancelled".into(),
-                            root_cause: Some(format!("cancelled by {as_person}")),
-                        },
-                    ))
-                    .await?;
+                cancel_run(&store, id, as_person).await?;
                 Workspaces::new(home.path.join("workspaces")).remove(id)?;
                 println!("run {id} cancelled by {as_person}; no further step starts");
             }

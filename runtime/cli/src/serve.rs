@@ -26,7 +26,9 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
 
 use crate::args::ServeArgs;
+use crate::evidence::HomeEvidence;
 use crate::home::Home;
+use crate::run::{RunnerOptions, hostname, runner};
 
 /// The environment variable holding the first admin's password.
 pub const ADMIN_PASSWORD_ENV: &str = "RELO_ADMIN_PASSWORD";
@@ -60,7 +62,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let home = Home::load(&args.home)?;
+    let home = Arc::new(Home::load(&args.home)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,12 +76,29 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             login_per_name: Limit::per_minute(args.logins_per_minute.max(1)),
             per_principal: Limit::per_minute(args.requests_per_minute.max(1)),
         };
-        let mut state = AppState::with_limits(store, &secret, Arc::new(SystemClock), limits);
-        // The trust policy of relo.toml: plugin uploads and approvals are verified with it.
+        let mut state =
+            AppState::with_limits(store.clone(), &secret, Arc::new(SystemClock), limits);
+        let mut sweeper = None;
+        // The trust policy of relo.toml: plugin uploads, approvals, run requests and gate
+        // approvals are verified with it, and runs run with its sandbox and secrets.
         if let Some(config) = home.config.clone() {
             state = state
                 .with_trust(config, &home.path)
                 .context("cannot load relo.toml's trust policy")?;
+            let options = RunnerOptions {
+                owner: format!("serve@{}:{}", hostname(), std::process::id()),
+                parallel: args.parallel.max(1),
+                lease: Duration::from_secs(args.lease_seconds.max(1)),
+                max_active_runs: Some(args.max_active_runs.max(1)),
+            };
+            let (runner, progress) = runner(&home, &store, options).await?;
+            state = state
+                .with_runner(runner, Some(progress))
+                .with_evidence_service(Arc::new(HomeEvidence::new(
+                    Arc::clone(&home),
+                    store.clone(),
+                )));
+            sweeper = state.spawn_sweeper(Duration::from_secs(args.sweep_seconds.max(1)));
         }
         let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
         let listener = TcpListener::bind(args.listen)
@@ -106,6 +125,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                     .with_graceful_shutdown(shutdown())
                     .await?;
             }
+        }
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })

@@ -157,6 +157,49 @@ pub enum EvidenceEvent {
         /// Response or failure.
         outcome: EgressOutcome,
     },
+    /// Egress to a destination was paused: its circuit breaker opened after consecutive
+    /// failed requests (transport errors or 5xx answers), for every step the sandbox runs.
+    #[serde(rename = "egress.circuit-opened")]
+    EgressCircuitOpened {
+        /// URL scheme.
+        scheme: String,
+        /// Host as requested (lowercase).
+        host: String,
+        /// Port.
+        port: u16,
+        /// The consecutive failures that opened it.
+        consecutive_failures: u32,
+        /// How long requests to it are refused before one trial request is let through.
+        cooldown_ms: u64,
+    },
+    /// An outgoing request that passed the grant was refused without connecting, because
+    /// its destination's circuit breaker is open.
+    #[serde(rename = "egress.circuit-refused")]
+    EgressCircuitRefused {
+        /// Request method.
+        method: String,
+        /// URL scheme.
+        scheme: String,
+        /// Host as requested.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Path, without the query.
+        path: String,
+        /// Milliseconds until a trial request is let through; 0 while one is under way.
+        reopens_in_ms: u64,
+    },
+    /// A trial request to a destination whose circuit breaker was open succeeded: egress
+    /// to it flows again.
+    #[serde(rename = "egress.circuit-closed")]
+    EgressCircuitClosed {
+        /// URL scheme.
+        scheme: String,
+        /// Host as requested (lowercase).
+        host: String,
+        /// Port.
+        port: u16,
+    },
     /// The host read a granted secret from its provider for the step (`secrets.get`);
     /// the step holds an opaque handle.
     #[serde(rename = "secret.read")]
@@ -438,6 +481,9 @@ impl EvidenceEvent {
             EvidenceEvent::EgressAllowed { .. } => "egress.allowed",
             EvidenceEvent::EgressDenied { .. } => "egress.denied",
             EvidenceEvent::EgressCompleted { .. } => "egress.completed",
+            EvidenceEvent::EgressCircuitOpened { .. } => "egress.circuit-opened",
+            EvidenceEvent::EgressCircuitRefused { .. } => "egress.circuit-refused",
+            EvidenceEvent::EgressCircuitClosed { .. } => "egress.circuit-closed",
             EvidenceEvent::SecretRead { .. } => "secret.read",
             EvidenceEvent::SecretRevealed { .. } => "secret.revealed",
             EvidenceEvent::SecretInjected { .. } => "secret.injected",
@@ -527,10 +573,32 @@ mod tests {
                 family: "f1".into(),
                 client: "unknown".into(),
             },
+            EvidenceEvent::EgressCircuitOpened {
+                scheme: "https".into(),
+                host: "forge.example.com".into(),
+                port: 443,
+                consecutive_failures: 5,
+                cooldown_ms: 30_000,
+            },
+            EvidenceEvent::EgressCircuitRefused {
+                method: "GET".into(),
+                scheme: "https".into(),
+                host: "forge.example.com".into(),
+                port: 443,
+                path: "/api/tags".into(),
+                reopens_in_ms: 12_000,
+            },
+            EvidenceEvent::EgressCircuitClosed {
+                scheme: "https".into(),
+                host: "forge.example.com".into(),
+                port: 443,
+            },
         ];
         for event in events {
             let json = serde_json::to_value(&event).expect("serialises");
             assert_eq!(json["kind"], event.kind());
+            let parsed: EvidenceEvent = serde_json::from_value(json).expect("parses back");
+            assert_eq!(parsed, event);
         }
     }
 }

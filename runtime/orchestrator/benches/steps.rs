@@ -128,6 +128,7 @@ async fn runner(
         owner: "bench".into(),
         lease: Duration::from_secs(600),
         parallel: 16,
+        max_active_runs: None,
     });
     (runner, sandbox, writer, bytes)
 }

@@ -18,6 +18,7 @@ pub mod params;
 pub mod plan;
 mod request;
 mod run;
+mod stored;
 mod workspace;
 
 pub use catalog::{AdmittedPlugin, CatalogError, PluginCatalog, Review};
@@ -28,4 +29,5 @@ pub use request::{
     Approver, GATE_APPROVAL_TYPE, GateApprovalPayload, RUN_REQUEST_TYPE, RunRequest, SignedRefusal,
 };
 pub use run::{Progress, RunError, RunOutcome, RunSpec, Runner};
+pub use stored::{StoredRun, StoredRunError, cancel_run};
 pub use workspace::{Snapshot, WorkspaceError, Workspaces};

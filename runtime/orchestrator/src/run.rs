@@ -20,7 +20,9 @@ use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
 use relo_manifest::{Approval, Step, Workflow};
 use relo_policy::WorkspaceAccess;
 use relo_sandbox::{LogSource, Sandbox, StepContext, StepOutcome, StepRequest};
-use relo_store::{EvidenceWriter, Finished, NewRun, Placed, StepEnd, Store, StoreError};
+use relo_store::{
+    DriverClaim, EvidenceWriter, Finished, NewRun, Placed, StepEnd, Store, StoreError,
+};
 use relo_trust::{TrustPolicy, sha256_hex};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
@@ -60,6 +62,16 @@ pub enum RunError {
     /// The concurrency group's name could not be worked out from the parameters.
     #[error("the concurrency group: {0}")]
     Group(String),
+    /// Another runner drives the run (its lease on the run is live).
+    #[error("run {run_id} is driven by {by} (its lease runs until {until})")]
+    Driven {
+        /// The run.
+        run_id: String,
+        /// The runner driving it.
+        by: String,
+        /// When its lease runs out unless renewed.
+        until: String,
+    },
     /// The store names a workspace snapshot it does not hold.
     #[error("the run's workspace snapshot {0} is missing from the store")]
     SnapshotMissing(String),
@@ -168,6 +180,8 @@ pub struct Runner {
     pub lease: Duration,
     /// Steps run at once at most.
     pub parallel: usize,
+    /// At most this many runs of one requester may not have ended; `None`: no limit.
+    pub max_active_runs: Option<u32>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -222,6 +236,8 @@ impl Runner {
                     steps: &ids,
                     workflow_text: spec.workflow_text,
                     concurrency: group.as_ref().map(|(g, wait)| (g.as_str(), *wait)),
+                    driver: Some((&self.owner, self.lease)),
+                    active_limit: self.max_active_runs,
                 },
                 SystemTime::now(),
             )
@@ -263,7 +279,44 @@ impl Runner {
     /// concurrency group's turn, restores its workspace from the store if this machine
     /// does not hold its newest state, rebuilds finished steps' results from the store
     /// (they are not run again), and runs the rest.
+    ///
+    /// The runner drives the run under a lease on it (renewed while it drives, released
+    /// when it stops); while another runner's lease is live, [`RunError::Driven`].
     pub async fn drive(self: &Arc<Self>, spec: &RunSpec<'_>) -> Result<RunOutcome, RunError> {
+        let run_id = spec.run_id;
+        match self
+            .store
+            .claim_run_driver(run_id, &self.owner, self.lease, SystemTime::now())
+            .await?
+        {
+            DriverClaim::Claimed | DriverClaim::Ended => {}
+            DriverClaim::Held { by, until } => {
+                return Err(RunError::Driven {
+                    run_id: run_id.to_owned(),
+                    by,
+                    until,
+                });
+            }
+            DriverClaim::NoRun => return Err(RunError::NoRun(run_id.to_owned())),
+        }
+        let renewal = LeaseRenewal::start(
+            self.store.clone(),
+            run_id.to_owned(),
+            None,
+            self.owner.clone(),
+            self.lease,
+        );
+        let outcome = self.drive_held(spec).await;
+        drop(renewal);
+        if let Err(error) = self.store.release_run_driver(run_id, &self.owner).await {
+            // The lease runs out by itself; nothing is lost.
+            tracing::warn!(run_id, "could not release the run: {error}");
+        }
+        outcome
+    }
+
+    /// [`Runner::drive`], once the run is held.
+    async fn drive_held(self: &Arc<Self>, spec: &RunSpec<'_>) -> Result<RunOutcome, RunError> {
         let run_id = spec.run_id;
         let workflow = spec.workflow;
         let scope = Scope::Run(run_id.to_owned());
@@ -695,7 +748,7 @@ impl Runner {
         let _renewal = LeaseRenewal::start(
             self.store.clone(),
             run_id.to_owned(),
-            id.to_owned(),
+            Some(id.to_owned()),
             self.owner.clone(),
             self.lease,
         );
@@ -919,26 +972,39 @@ fn snapshot_event(snapshot: &crate::workspace::Snapshot) -> EvidenceEvent {
     }
 }
 
-/// Renews a step's lease every third of its length until dropped.
+/// Renews a step's lease (or, without a step, the run's driver lease) every third of its
+/// length until dropped.
 struct LeaseRenewal(tokio::task::JoinHandle<()>);
 
 impl LeaseRenewal {
     fn start(
         store: Store,
         run_id: String,
-        step_id: String,
+        step_id: Option<String>,
         owner: String,
         lease: Duration,
     ) -> Self {
         Self(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                if let Err(error) = store
-                    .renew_lease(&run_id, &step_id, &owner, lease, SystemTime::now())
-                    .await
-                {
-                    tracing::warn!(run_id, step_id, "lease renewal stopped: {error}");
-                    return;
+                let now = SystemTime::now();
+                let renewed = match &step_id {
+                    Some(step_id) => store
+                        .renew_lease(&run_id, step_id, &owner, lease, now)
+                        .await
+                        .map(|()| true),
+                    None => store.renew_run_driver(&run_id, &owner, lease, now).await,
+                };
+                match renewed {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(run_id, "another runner took the run over");
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(run_id, ?step_id, "lease renewal stopped: {error}");
+                        return;
+                    }
                 }
             }
         }))

@@ -13,6 +13,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllo
 
 use crate::bindings::{Plugin as PluginBindings, PluginPre};
 use crate::cache::PrecompiledCache;
+use crate::circuit::{CircuitBreakerConfig, CircuitBreakers};
 use crate::error::LoadError;
 use crate::imports::check_imports;
 use crate::network::{AddressFilter, AnyAddress, Resolver, SystemResolver};
@@ -36,6 +37,9 @@ pub struct SandboxConfig {
     pub resolver: Arc<dyn Resolver>,
     /// How often the epoch advances: the granularity of wall-clock limits.
     pub epoch_tick: Duration,
+    /// When egress to a destination that keeps failing is paused, for every step this
+    /// sandbox runs; `failures: 0` turns the breaker off. Default: 5 failures, 30 s.
+    pub circuit_breaker: CircuitBreakerConfig,
 }
 
 impl Default for SandboxConfig {
@@ -47,6 +51,7 @@ impl Default for SandboxConfig {
             address_filter: Arc::new(AnyAddress),
             resolver: Arc::new(SystemResolver),
             epoch_tick: Duration::from_millis(5),
+            circuit_breaker: CircuitBreakerConfig::default(),
         }
     }
 }
@@ -58,6 +63,8 @@ pub struct Sandbox {
     plugins: Mutex<HashMap<Digest, Arc<Plugin>>>,
     cache: Option<PrecompiledCache>,
     pub(crate) config: SandboxConfig,
+    /// The egress circuit breakers, shared by every step.
+    pub(crate) circuits: Arc<CircuitBreakers>,
     _epoch_ticker: EpochTicker,
 }
 
@@ -98,6 +105,7 @@ impl Sandbox {
             linker,
             plugins: Mutex::new(HashMap::new()),
             cache,
+            circuits: Arc::new(CircuitBreakers::new(config.circuit_breaker)),
             config,
             _epoch_ticker: epoch_ticker,
         })

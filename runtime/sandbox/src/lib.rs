@@ -6,7 +6,9 @@
 //! component's imports against the allowlist of DESIGN §4 *before* compiling it, and
 //! [`Sandbox::run`] runs one step in a fresh store: every host decision is sent to an
 //! [`EvidenceSink`](relo_evidence::EvidenceSink), and the step's outcome is returned only
-//! once that evidence is durable.
+//! once that evidence is durable. Egress to a destination that keeps failing is paused
+//! by a circuit breaker that every step of the sandbox shares
+//! ([`SandboxConfig::circuit_breaker`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -37,6 +39,7 @@
 mod bindings;
 mod cache;
 mod capture;
+mod circuit;
 mod engine;
 mod error;
 mod host;
@@ -50,6 +53,7 @@ mod run;
 mod state;
 
 pub use capture::{LogLine, LogSource};
+pub use circuit::CircuitBreakerConfig;
 pub use engine::{Sandbox, SandboxConfig, SandboxError};
 pub use error::{LimitExceeded, LoadError, StepFailure};
 pub use imports::{ALLOWED_INTERFACES, check_imports, component_imports};

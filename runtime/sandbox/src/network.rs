@@ -120,6 +120,14 @@ pub(crate) struct ConnectFailure {
     pub(crate) address: Option<IpAddr>,
 }
 
+impl ConnectFailure {
+    /// Whether the destination failed (its name did not resolve, it did not accept the
+    /// connection or TLS), as opposed to the host refusing the address it resolved to.
+    pub(crate) fn is_destination_failure(&self) -> bool {
+        !matches!(self.error, HttpError::DestinationIpProhibited)
+    }
+}
+
 /// A stream to the checked address: plain TCP or TLS over it.
 pub(crate) type Stream = TokioIo<Box<dyn IoStream>>;
 

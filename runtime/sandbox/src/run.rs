@@ -185,6 +185,7 @@ impl Sandbox {
                         log: log.clone(),
                         guard: Arc::clone(&self.config.address_filter),
                         resolver: Arc::clone(&self.config.resolver),
+                        circuits: Arc::clone(&self.circuits),
                         counters: Arc::clone(&counters),
                         in_flight: in_flight.clone(),
                         secrets: secrets.clone(),

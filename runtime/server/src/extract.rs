@@ -257,3 +257,34 @@ mod tests {
         assert!(!has_json_content_type(&HeaderMap::new()));
     }
 }
+
+/// A query string of type `T`; a refusal is 400 `invalid-query` naming the parameter.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|error| {
+                let field = error.path().to_string();
+                ApiError::bad_request(
+                    "invalid-query",
+                    format!("the query string: {}", error.inner()),
+                )
+                .with_field(field)
+            })
+    }
+}

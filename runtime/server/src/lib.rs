@@ -39,13 +39,16 @@ mod access;
 mod admin;
 mod auth;
 mod clock;
+mod engine;
 mod error;
+mod evidence;
 mod extract;
 mod metrics;
 mod permissions;
 mod plugins;
 mod ratelimit;
 mod routes;
+mod runs;
 mod state;
 mod tokens;
 mod users;
@@ -57,6 +60,7 @@ use axum::http::StatusCode;
 pub use access::{ClientAddr, Credential, Principal};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ApiError;
+pub use evidence::{EvidenceService, EvidenceServiceError, ExportedRun, ServiceFuture, Verdict};
 pub use extract::{ApiJson, BODY_LIMIT};
 pub use permissions::{
     Access, Grant, PERMISSIONS, Permission, UnknownPermission, allows, permissions_markdown,
@@ -65,6 +69,7 @@ pub use permissions::{
 pub use plugins::PLUGIN_BODY_LIMIT;
 pub use ratelimit::{Limit, RateLimits};
 pub use routes::{HttpMethod, OPENAPI_JSON, ROUTES, Route};
+pub use runs::RUN_BODY_LIMIT;
 pub use state::AppState;
 pub use tokens::{
     ACCESS_TOKEN_LIFETIME, AccessClaims, JwtSecret, REFRESH_TOKEN_LIFETIME, SecretError,

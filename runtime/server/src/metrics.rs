@@ -1,10 +1,14 @@
 //! A small registry of counters, rendered in the Prometheus text format at `/metrics`:
-//! requests by route and status, authentication and authorisation refusals by code, and
-//! rate-limit hits by limit.
+//! requests by route and status, authentication and authorisation refusals by code,
+//! rate-limit hits by limit, and the runs this instance drove: started, taken over, how
+//! each drive stopped and how long it took, steps started and ended, gates waiting.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use relo_orchestrator::{Progress, RunOutcome};
 
 /// The server's counters.
 #[derive(Debug, Default)]
@@ -12,6 +16,11 @@ pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     refusals: Mutex<BTreeMap<String, u64>>,
     rate_limited: Mutex<BTreeMap<String, u64>>,
+    /// Run counters without labels, by metric name.
+    runs: Mutex<BTreeMap<&'static str, u64>>,
+    drives: Mutex<BTreeMap<&'static str, u64>>,
+    drive_seconds: Mutex<(f64, u64)>,
+    steps_ended: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -38,6 +47,44 @@ impl Metrics {
     /// One request over `limit`.
     pub(crate) fn rate_limited(&self, limit: &str) {
         bump(&self.rate_limited, limit.to_owned());
+    }
+
+    /// One run started through the API.
+    pub(crate) fn run_started(&self) {
+        bump(&self.runs, "relo_runs_started_total");
+    }
+
+    /// One run taken up from a runner that stopped driving it.
+    pub(crate) fn run_taken_over(&self) {
+        bump(&self.runs, "relo_runs_taken_over_total");
+    }
+
+    /// One drive of a run stopped with `outcome` (`None`: an error) after `took`.
+    pub(crate) fn run_driven(&self, outcome: Option<&RunOutcome>, took: Duration) {
+        let name = match outcome {
+            Some(RunOutcome::Succeeded) => "succeeded",
+            Some(RunOutcome::Failed { .. }) => "failed",
+            Some(RunOutcome::Waiting { .. }) => "waiting",
+            Some(RunOutcome::Cancelled) => "cancelled",
+            None => "error",
+        };
+        bump(&self.drives, name);
+        let mut seconds = self
+            .drive_seconds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seconds.0 += took.as_secs_f64();
+        seconds.1 += 1;
+    }
+
+    /// A runner's progress report.
+    pub(crate) fn progress(&self, report: &Progress) {
+        match report {
+            Progress::StepStarted { .. } => bump(&self.runs, "relo_step_attempts_total"),
+            Progress::StepEnded { state, .. } => bump(&self.steps_ended, *state),
+            Progress::GateWaiting { .. } => bump(&self.runs, "relo_gates_waiting_total"),
+            _ => {}
+        }
     }
 
     /// The counters in the Prometheus text exposition format (0.0.4).
@@ -91,6 +138,64 @@ impl Metrics {
                 "relo_rate_limited_total{{limit=\"{}\"}} {n}",
                 escape(limit)
             );
+        }
+        for (name, help) in [
+            ("relo_runs_started_total", "Runs started through the API."),
+            (
+                "relo_runs_taken_over_total",
+                "Runs taken up after their runner stopped driving them.",
+            ),
+            ("relo_step_attempts_total", "Step attempts begun."),
+            (
+                "relo_gates_waiting_total",
+                "Times a run stopped at a gate short of its quorum.",
+            ),
+        ] {
+            let n = self
+                .runs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(name)
+                .copied()
+                .unwrap_or(0);
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}\n"
+            );
+        }
+        out.push_str(
+            "# HELP relo_run_drives_total Drives of a run that stopped, by how.\n\
+             # TYPE relo_run_drives_total counter\n",
+        );
+        for (outcome, n) in self
+            .drives
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(out, "relo_run_drives_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        let (sum, count) = *self
+            .drive_seconds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _ = write!(
+            out,
+            "# HELP relo_run_drive_seconds Time spent driving runs until they ended or waited.\n\
+             # TYPE relo_run_drive_seconds summary\n\
+             relo_run_drive_seconds_sum {sum}\nrelo_run_drive_seconds_count {count}\n"
+        );
+        out.push_str(
+            "# HELP relo_steps_ended_total Steps ended, by state.\n\
+             # TYPE relo_steps_ended_total counter\n",
+        );
+        for (state, n) in self
+            .steps_ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(out, "relo_steps_ended_total{{state=\"{state}\"}} {n}");
         }
         out
     }

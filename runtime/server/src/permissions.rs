@@ -36,7 +36,13 @@ pub enum Permission {
     /// Approve a plugin digest.
     #[serde(rename = "plugins.approve")]
     ApprovePlugins,
-    /// Start a run.
+    /// Register workflows with the server.
+    #[serde(rename = "workflows.register")]
+    RegisterWorkflows,
+    /// List and read runs, their steps and logs, and registered workflows.
+    #[serde(rename = "runs.read")]
+    ReadRuns,
+    /// Start a run (and cancel one's own).
     #[serde(rename = "runs.start")]
     StartRuns,
     /// Approve a run's gate.
@@ -109,25 +115,35 @@ pub static PERMISSIONS: &[Grant] = &[
         endpoints: "`POST /v1/plugins/{digest}/approvals`",
     },
     Grant {
+        permission: Permission::RegisterWorkflows,
+        roles: &[Role::Operator, Role::ReleaseManager],
+        endpoints: "`POST /v1/workflows`",
+    },
+    Grant {
+        permission: Permission::ReadRuns,
+        roles: &[Role::Operator, Role::ReleaseManager, Role::Auditor],
+        endpoints: "`GET /v1/workflows`, `GET /v1/workflows/{sha256}`, `GET /v1/runs`, `GET /v1/runs/{id}`, `GET /v1/runs/{id}/logs`",
+    },
+    Grant {
         permission: Permission::StartRuns,
         roles: &[Role::Operator, Role::ReleaseManager],
-        endpoints: "starting a run (not built yet)",
+        endpoints: "`POST /v1/runs`, `POST /v1/runs/{id}/cancel` (an operator cancels any run, anyone else only their own)",
     },
     Grant {
         permission: Permission::ApproveGates,
-        roles: &[Role::ReleaseManager],
-        endpoints: "approving a gate (not built yet)",
+        roles: &[Role::Operator, Role::ReleaseManager],
+        endpoints: "`POST /v1/runs/{id}/gates/{step}/approvals` (the gate's `roles:` and separation of duties are checked too)",
     },
     Grant {
         permission: Permission::ReadEvidence,
         roles: &[Role::Operator, Role::Auditor],
-        endpoints: "reading, exporting and verifying evidence (not built yet)",
+        endpoints: "`GET /v1/runs/{id}/evidence`, `GET /v1/evidence/verify`, `GET /v1/evidence/checkpoints`",
     },
 ];
 
 impl Permission {
     /// Every permission, in the table's order.
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 12] = [
         Permission::ManageUsers,
         Permission::ReadUsers,
         Permission::ManageOwnTokens,
@@ -135,6 +151,8 @@ impl Permission {
         Permission::ReadPlugins,
         Permission::UploadPlugins,
         Permission::ApprovePlugins,
+        Permission::RegisterWorkflows,
+        Permission::ReadRuns,
         Permission::StartRuns,
         Permission::ApproveGates,
         Permission::ReadEvidence,
@@ -150,6 +168,8 @@ impl Permission {
             Permission::ReadPlugins => "plugins.read",
             Permission::UploadPlugins => "plugins.upload",
             Permission::ApprovePlugins => "plugins.approve",
+            Permission::RegisterWorkflows => "workflows.register",
+            Permission::ReadRuns => "runs.read",
             Permission::StartRuns => "runs.start",
             Permission::ApproveGates => "gates.approve",
             Permission::ReadEvidence => "evidence.read",

@@ -10,8 +10,9 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::permissions::{Access, Permission};
 use crate::plugins::PLUGIN_BODY_LIMIT;
+use crate::runs::RUN_BODY_LIMIT;
 use crate::state::AppState;
-use crate::{access, admin, auth, plugins};
+use crate::{access, admin, auth, evidence, plugins, runs};
 
 /// An HTTP method the API serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,6 +84,19 @@ enum Endpoint {
     ShowPlugin,
     ApprovePlugin,
     ListApprovals,
+    ValidateWorkflow,
+    RegisterWorkflow,
+    ListWorkflows,
+    ShowWorkflow,
+    StartRun,
+    ListRuns,
+    ShowRun,
+    RunLogs,
+    CancelRun,
+    ApproveGate,
+    RunEvidence,
+    VerifyEvidence,
+    Checkpoints,
 }
 
 /// Every operation the server serves, and nothing else.
@@ -227,6 +241,97 @@ pub static ROUTES: &[Route] = &[
         access: Access::Requires(Permission::ReadPlugins),
         endpoint: Endpoint::ListApprovals,
     },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/workflows/validate",
+        operation_id: "validateWorkflow",
+        access: Access::Authenticated,
+        endpoint: Endpoint::ValidateWorkflow,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/workflows",
+        operation_id: "registerWorkflow",
+        access: Access::Requires(Permission::RegisterWorkflows),
+        endpoint: Endpoint::RegisterWorkflow,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/workflows",
+        operation_id: "listWorkflows",
+        access: Access::Requires(Permission::ReadRuns),
+        endpoint: Endpoint::ListWorkflows,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/workflows/{sha256}",
+        operation_id: "showWorkflow",
+        access: Access::Requires(Permission::ReadRuns),
+        endpoint: Endpoint::ShowWorkflow,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/runs",
+        operation_id: "startRun",
+        access: Access::Requires(Permission::StartRuns),
+        endpoint: Endpoint::StartRun,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/runs",
+        operation_id: "listRuns",
+        access: Access::Requires(Permission::ReadRuns),
+        endpoint: Endpoint::ListRuns,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/runs/{id}",
+        operation_id: "showRun",
+        access: Access::Requires(Permission::ReadRuns),
+        endpoint: Endpoint::ShowRun,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/runs/{id}/logs",
+        operation_id: "runLogs",
+        access: Access::Requires(Permission::ReadRuns),
+        endpoint: Endpoint::RunLogs,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/runs/{id}/cancel",
+        operation_id: "cancelRun",
+        access: Access::Requires(Permission::StartRuns),
+        endpoint: Endpoint::CancelRun,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/runs/{id}/gates/{step}/approvals",
+        operation_id: "approveGate",
+        access: Access::Requires(Permission::ApproveGates),
+        endpoint: Endpoint::ApproveGate,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/runs/{id}/evidence",
+        operation_id: "exportRunEvidence",
+        access: Access::Requires(Permission::ReadEvidence),
+        endpoint: Endpoint::RunEvidence,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/evidence/verify",
+        operation_id: "verifyEvidence",
+        access: Access::Requires(Permission::ReadEvidence),
+        endpoint: Endpoint::VerifyEvidence,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/evidence/checkpoints",
+        operation_id: "listCheckpoints",
+        access: Access::Requires(Permission::ReadEvidence),
+        endpoint: Endpoint::Checkpoints,
+    },
 ];
 
 impl Route {
@@ -257,6 +362,22 @@ impl Route {
             Endpoint::ShowPlugin => on(filter, plugins::show),
             Endpoint::ApprovePlugin => on(filter, plugins::approve),
             Endpoint::ListApprovals => on(filter, plugins::list_approvals),
+            Endpoint::ValidateWorkflow => on(filter, runs::validate),
+            Endpoint::RegisterWorkflow => on(filter, runs::register),
+            Endpoint::ListWorkflows => on(filter, runs::list_workflows),
+            Endpoint::ShowWorkflow => on(filter, runs::show_workflow),
+            // A run may carry its workspace: this route reads more too.
+            Endpoint::StartRun => {
+                on(filter, runs::start).layer(DefaultBodyLimit::max(RUN_BODY_LIMIT))
+            }
+            Endpoint::ListRuns => on(filter, runs::list),
+            Endpoint::ShowRun => on(filter, runs::show),
+            Endpoint::RunLogs => on(filter, runs::logs),
+            Endpoint::CancelRun => on(filter, runs::cancel),
+            Endpoint::ApproveGate => on(filter, runs::approve_gate),
+            Endpoint::RunEvidence => on(filter, evidence::export),
+            Endpoint::VerifyEvidence => on(filter, evidence::verify),
+            Endpoint::Checkpoints => on(filter, evidence::checkpoints),
         };
         handler.route_layer(from_fn_with_state((state.clone(), self), access::guard))
     }

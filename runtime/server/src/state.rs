@@ -2,12 +2,19 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use relo_manifest::OperatorConfig;
+use relo_orchestrator::{Progress, Runner};
 use relo_store::Store;
 use relo_trust::{TrustError, TrustPolicy};
 
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
+
 use crate::clock::{Clock, SystemClock};
+use crate::engine::{RunEngine, count_progress};
+use crate::evidence::EvidenceService;
 use crate::metrics::Metrics;
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::tokens::{AccessTokens, JwtSecret, SecretError};
@@ -19,6 +26,8 @@ use crate::tokens::{AccessTokens, JwtSecret, SecretError};
 pub struct AppState {
     inner: Arc<Shared>,
     trust: Option<Arc<Trust>>,
+    engine: Option<Arc<RunEngine>>,
+    evidence: Option<Arc<dyn EvidenceService>>,
 }
 
 /// The operator config and the trust policy loaded from it: what the plugin routes verify
@@ -36,7 +45,7 @@ struct Shared {
     clock: Arc<dyn Clock>,
     limits: RateLimits,
     limiter: RateLimiter,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -60,9 +69,11 @@ impl AppState {
                 clock,
                 limits,
                 limiter: RateLimiter::default(),
-                metrics: Metrics::default(),
+                metrics: Arc::new(Metrics::default()),
             }),
             trust: None,
+            engine: None,
+            evidence: None,
         }
     }
 
@@ -78,6 +89,37 @@ impl AppState {
         let policy = TrustPolicy::load(&config, home)?;
         self.trust = Some(Arc::new(Trust { config, policy }));
         Ok(self)
+    }
+
+    /// The same state, starting runs and carrying them on with `runner` (whose `people`
+    /// verify run requests and gate approvals), counting what `progress` reports (the
+    /// receiving end of the runner's progress channel, if it has one). Without it the run
+    /// routes answer 409 `no-runner`. Call within a Tokio runtime.
+    pub fn with_runner(
+        mut self,
+        runner: Arc<Runner>,
+        progress: Option<UnboundedReceiver<Progress>>,
+    ) -> AppState {
+        if let Some(progress) = progress {
+            count_progress(progress, Arc::clone(&self.inner.metrics));
+        }
+        self.engine = Some(Arc::new(RunEngine::new(runner)));
+        self
+    }
+
+    /// The same state, exporting and verifying evidence with `service` (the relo home's
+    /// keys). Without it those routes answer 409 `no-evidence-key`.
+    pub fn with_evidence_service(mut self, service: Arc<dyn EvidenceService>) -> AppState {
+        self.evidence = Some(service);
+        self
+    }
+
+    /// Starts the sweep that, every `every`, takes up the runs nobody drives (their
+    /// runner's instance died and its lease ran out) and drives them here. `None`
+    /// without a runner. Abort the task to stop it.
+    pub fn spawn_sweeper(&self, every: Duration) -> Option<JoinHandle<()>> {
+        let engine = self.engine.as_ref()?;
+        Some(engine.spawn_sweeper(every, Arc::clone(&self.inner.metrics)))
     }
 
     /// State with a fresh random secret and the system clock: one instance, whose access
@@ -122,7 +164,15 @@ impl AppState {
         &self.inner.limiter
     }
 
-    pub(crate) fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    pub(crate) fn evidence_service(&self) -> Option<&Arc<dyn EvidenceService>> {
+        self.evidence.as_ref()
+    }
+
+    pub(crate) fn engine(&self) -> Option<&Arc<RunEngine>> {
+        self.engine.as_ref()
     }
 }

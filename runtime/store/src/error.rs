@@ -93,6 +93,18 @@ pub enum StoreError {
         /// The run holding it.
         run_id: String,
     },
+    /// The requester already has as many runs that have not ended as they may.
+    #[error(
+        "{requester} already has {active} runs that have not ended, the most allowed at once ({limit}); wait for one to end"
+    )]
+    RunQuota {
+        /// Who asked.
+        requester: String,
+        /// Their runs that have not ended.
+        active: u64,
+        /// The limit.
+        limit: u32,
+    },
     /// A row would be stored twice (for example a second approval of a gate by one person).
     #[error("{0}")]
     Duplicate(String),

@@ -68,6 +68,7 @@
 
 mod api_tokens;
 mod auth;
+mod drivers;
 mod error;
 mod evidence;
 mod gates;
@@ -76,10 +77,12 @@ mod runs;
 mod snapshots;
 mod store;
 mod url;
+mod workflows;
 mod writer;
 
 pub use api_tokens::{NewApiToken, StoredApiToken};
 pub use auth::{NewRefreshToken, NewUser, Rotation, StoredRefreshToken, StoredUser};
+pub use drivers::DriverClaim;
 pub use error::{Result, StoreError};
 pub use evidence::{
     Checkpoint, CheckpointBasis, CheckpointDraft, CheckpointError, EntryDraft, EntryToHash,
@@ -94,4 +97,5 @@ pub use runs::{
 pub use snapshots::StoredLogLine;
 pub use store::Store;
 pub use url::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, effective_database_url};
+pub use workflows::StoredWorkflow;
 pub use writer::{CheckpointPolicy, EntryHasher, EvidenceWriter, WriterOptions};

@@ -33,6 +33,9 @@ const FINISH_SQL: &str = "UPDATE steps SET state = $4, output = $5, error = $6, 
  WHERE run_id = $1 AND step_id = $2 AND lease_owner = $3
    AND state IN ('claimed', 'running') AND lease_expires_at >= $7";
 
+/// The states of a run that has not ended, as an SQL list.
+pub(crate) const ACTIVE_STATES: &str = "'pending', 'queued', 'running', 'waiting-approval'";
+
 /// The id no run may have: the evidence scope of the control plane.
 pub const CONTROL_SCOPE: &str = "control";
 
@@ -54,6 +57,12 @@ pub struct NewRun<'a> {
     /// The concurrency group, and whether a busy group queues the run (`true`) or
     /// refuses it.
     pub concurrency: Option<(&'a str, bool)>,
+    /// The runner that will drive the run and its lease: the run is created held, so no
+    /// other instance takes it up before its creator starts driving it.
+    pub driver: Option<(&'a str, Duration)>,
+    /// At most this many runs of the requester may not have ended (counting this one);
+    /// beyond it the run is refused with [`StoreError::RunQuota`].
+    pub active_limit: Option<u32>,
 }
 
 /// How [`Store::create_run`] placed a new run.
@@ -92,11 +101,15 @@ pub struct RunRow {
     pub concurrency_group: Option<String>,
     /// sha256 of its newest workspace snapshot.
     pub workspace_digest: Option<String>,
+    /// The runner driving the run, while one does.
+    pub driver: Option<String>,
+    /// When the driver's lease runs out unless renewed (RFC 3339).
+    pub driver_expires_at: Option<String>,
 }
 
 /// The columns of a [`RunRow`], in order.
 const RUN_COLUMNS: &str = "id, workflow, state, requested_by, request, created_at, finished_at,
-     workflow_text, concurrency_group, workspace_digest";
+     workflow_text, concurrency_group, workspace_digest, driver, driver_expires_at";
 
 type RunTuple = (
     String,
@@ -105,6 +118,8 @@ type RunTuple = (
     String,
     String,
     String,
+    Option<String>,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -124,6 +139,8 @@ impl From<RunTuple> for RunRow {
             workflow_text,
             concurrency_group,
             workspace_digest,
+            driver,
+            driver_expires_at,
         ): RunTuple,
     ) -> Self {
         Self {
@@ -137,6 +154,8 @@ impl From<RunTuple> for RunRow {
             workflow_text,
             concurrency_group,
             workspace_digest,
+            driver,
+            driver_expires_at,
         }
     }
 }
@@ -222,6 +241,23 @@ impl Store {
                 .await?
             }),
         };
+        if let Some(limit) = run.active_limit {
+            let active: i64 = on_backend!(&mut locked.tx, |tx| {
+                sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM runs WHERE requested_by = $1 AND state IN ({ACTIVE_STATES})"
+                ))
+                .bind(run.requested_by)
+                .fetch_one(&mut **tx)
+                .await?
+            });
+            if active >= i64::from(limit) {
+                return Err(StoreError::RunQuota {
+                    requester: run.requested_by.to_owned(),
+                    active: u64::try_from(active).unwrap_or(0),
+                    limit,
+                });
+            }
+        }
         let placed = match (busy, run.concurrency) {
             (Some(holder), Some((group, false))) => {
                 return Err(StoreError::GroupBusy {
@@ -239,8 +275,8 @@ impl Store {
         on_backend!(&mut locked.tx, |tx| {
             sqlx::query(
                 "INSERT INTO runs (id, workflow, state, requested_by, request, created_at, updated_at,
-                                   workflow_text, concurrency_group)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
+                                   workflow_text, concurrency_group, driver, driver_expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10)",
             )
             .bind(run.id)
             .bind(run.workflow)
@@ -250,6 +286,8 @@ impl Store {
             .bind(&at)
             .bind(run.workflow_text)
             .bind(run.concurrency.map(|(group, _)| group))
+            .bind(run.driver.map(|(owner, _)| owner))
+            .bind(run.driver.map(|(_, lease)| rfc3339_utc(now + lease)))
             .execute(&mut **tx)
             .await?;
             for step in run.steps {

@@ -322,6 +322,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "plugin-uploads",
         sql: include_str!("../migrations/sqlite/0006_plugin_uploads.sql"),
     },
+    Migration {
+        version: 7,
+        name: "run-drivers",
+        sql: include_str!("../migrations/sqlite/0007_run_drivers.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -354,6 +359,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "plugin-uploads",
         sql: include_str!("../migrations/postgres/0006_plugin_uploads.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "run-drivers",
+        sql: include_str!("../migrations/postgres/0007_run_drivers.sql"),
     },
 ];
 

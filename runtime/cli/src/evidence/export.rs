@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
 use relo_evidence::export::{RunPacket, evidence_statement_generated_at, provenance_statement};
-use relo_evidence::{EvidenceEntry, open_checkpoint, rfc3339_utc};
+use relo_evidence::{EvidenceEntry, Tampering, open_checkpoint, rfc3339_utc};
 use relo_trust::Signer;
 
 use super::keyring::key_ring;
@@ -15,11 +15,75 @@ use super::verify::inclusion_proofs;
 use crate::args::ExportArgs;
 use crate::home::Home;
 
+/// A run's export: the evidence and provenance statements, signed.
+pub struct Exported {
+    /// The evidence statement's envelope.
+    pub evidence: relo_trust::Envelope,
+    /// The provenance statement's envelope.
+    pub provenance: relo_trust::Envelope,
+    /// The run's entries.
+    pub entries: usize,
+    /// The size of the checkpoint they are proven against.
+    pub checkpoint_size: u64,
+}
+
+/// Why a run could not be exported.
+pub enum ExportFailure {
+    /// The stored log fails verification: nothing is signed over it.
+    Tampered(Tampering),
+    /// The run has no evidence.
+    NoEvidence(String),
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ExportFailure {
+    fn from(error: anyhow::Error) -> Self {
+        ExportFailure::Other(error)
+    }
+}
+
 /// Exports one run.
 pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let signer = home.evidence_signer()?;
     let store = home.store().await?;
     let run_id = args.run.as_str();
+    let exported = match export_run(home, &store, signer.as_ref(), run_id).await {
+        Ok(exported) => exported,
+        Err(ExportFailure::Tampered(tampering)) => {
+            return super::verify::refuse_to_sign(&tampering, false);
+        }
+        Err(ExportFailure::NoEvidence(message)) => bail!("{message}"),
+        Err(ExportFailure::Other(error)) => return Err(error),
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{run_id}.evidence.json")));
+    let provenance_out = provenance_path(&out);
+    std::fs::write(&out, exported.evidence.to_json_pretty())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    std::fs::write(&provenance_out, exported.provenance.to_json_pretty())
+        .with_context(|| format!("cannot write {}", provenance_out.display()))?;
+    println!(
+        "exported run {run_id}: {} entries in the checkpoint of {} entries, signed by {}",
+        exported.entries,
+        exported.checkpoint_size,
+        signer.key_id()
+    );
+    println!("  evidence:   {}", out.display());
+    println!("  provenance: {}", provenance_out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Signs the export of run `run_id` with `signer`, cutting a checkpoint that covers the
+/// run first if the latest does not (never over a log that fails verification).
+pub async fn export_run(
+    home: &Home,
+    store: &relo_store::Store,
+    signer: &dyn Signer,
+    run_id: &str,
+) -> Result<Exported, ExportFailure> {
     let in_run = |entries: &[EvidenceEntry]| -> Vec<EvidenceEntry> {
         let mut scope: Vec<EvidenceEntry> = entries
             .iter()
@@ -43,32 +107,36 @@ pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let mut all = read_all().await?;
     let mut entries = in_run(&all);
     let Some(last_seq) = entries.iter().map(|e| e.seq).max() else {
-        bail!(
+        return Err(ExportFailure::NoEvidence(format!(
             "there is no evidence for run `{run_id}` in {} {}",
             store.backend_name(),
             store.target()
-        );
+        )));
     };
-    let origin = store.evidence_origin().await?;
-    let mut latest = store.latest_checkpoint().await?;
+    let origin = store.evidence_origin().await.map_err(anyhow::Error::from)?;
+    let mut latest = store
+        .latest_checkpoint()
+        .await
+        .map_err(anyhow::Error::from)?;
     if latest.as_ref().is_none_or(|c| c.size < last_seq) {
-        if let Some(tampering) = super::verify::tampering_before_signing(home, &store).await? {
-            return super::verify::refuse_to_sign(&tampering, false);
+        if let Some(tampering) = super::verify::tampering_before_signing(home, store).await? {
+            return Err(ExportFailure::Tampered(tampering));
         }
         let cut = store
-            .checkpoint(signer.as_ref(), &origin, &origin)
+            .checkpoint(signer, &origin, &origin)
             .await
             .context("cannot cut a checkpoint covering the run")?;
-        eprintln!(
-            "cut checkpoint {} ({} entries) to cover the run's last entry",
-            cut.id, cut.size
+        tracing::info!(
+            id = cut.id,
+            size = cut.size,
+            "cut a checkpoint to cover the run's last entry"
         );
         latest = Some(cut);
         all = read_all().await?;
         entries = in_run(&all);
     }
     let Some(latest) = latest else {
-        bail!("no checkpoint covers the run");
+        return Err(anyhow::anyhow!("no checkpoint covers the run").into());
     };
     let ring = key_ring(home, &origin)?;
     let verified = open_checkpoint(latest.note.as_bytes(), &ring, Some(&origin)).map_err(|err| {
@@ -78,11 +146,7 @@ pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
             err.code()
         )
     })?;
-    let proofs = inclusion_proofs(&all, &entries, &verified).map_err(|tampering| {
-        anyhow::anyhow!(
-            "the run's evidence does not verify ({tampering}); run `relo evidence verify`"
-        )
-    })?;
+    let proofs = inclusion_proofs(&all, &entries, &verified).map_err(ExportFailure::Tampered)?;
     let builder_id = format!(
         "https://relo.dev/orchestrator/{}",
         origin.rsplit('/').next().unwrap_or("relo")
@@ -106,32 +170,17 @@ pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     };
     let evidence = evidence_statement_generated_at(&packet, &now).map_err(refused("evidence"))?;
     let provenance = provenance_statement(&packet).map_err(refused("provenance"))?;
-    let signers: [&dyn Signer; 1] = [signer.as_ref()];
-    let evidence = evidence
-        .sign(&signers)
-        .context("cannot sign the evidence")?;
-    let provenance = provenance
-        .sign(&signers)
-        .context("cannot sign the provenance")?;
-
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{run_id}.evidence.json")));
-    let provenance_out = provenance_path(&out);
-    std::fs::write(&out, evidence.to_json_pretty())
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    std::fs::write(&provenance_out, provenance.to_json_pretty())
-        .with_context(|| format!("cannot write {}", provenance_out.display()))?;
-    println!(
-        "exported run {run_id}: {} entries in the checkpoint of {} entries, signed by {}",
-        entries.len(),
-        verified.checkpoint.size,
-        signer.key_id()
-    );
-    println!("  evidence:   {}", out.display());
-    println!("  provenance: {}", provenance_out.display());
-    Ok(ExitCode::SUCCESS)
+    let signers: [&dyn Signer; 1] = [signer];
+    Ok(Exported {
+        evidence: evidence
+            .sign(&signers)
+            .context("cannot sign the evidence")?,
+        provenance: provenance
+            .sign(&signers)
+            .context("cannot sign the provenance")?,
+        entries: entries.len(),
+        checkpoint_size: verified.checkpoint.size,
+    })
 }
 
 /// `X.provenance.json` for `X.json`; `FILE.provenance.json` otherwise.

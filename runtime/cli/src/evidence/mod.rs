@@ -8,7 +8,10 @@
 mod export;
 mod keyring;
 mod rotate;
+mod service;
 mod verify;
+
+pub use service::HomeEvidence;
 
 use std::process::ExitCode;
 

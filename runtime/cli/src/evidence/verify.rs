@@ -71,6 +71,14 @@ pub async fn tampering_before_signing(
     Ok(StoredLog::load(home, store).await?.verify(None).err())
 }
 
+/// The whole log verified: the report, or the first tampering.
+pub async fn verify_stored_log(
+    home: &Home,
+    store: &relo_store::Store,
+) -> anyhow::Result<Result<VerifyReport, Tampering>> {
+    Ok(StoredLog::load(home, store).await?.verify(None))
+}
+
 /// Prints why nothing was signed, in the same form `verify` uses, and exits 1.
 pub fn refuse_to_sign(tampering: &Tampering, as_json: bool) -> anyhow::Result<ExitCode> {
     eprintln!("refused: the stored log fails verification, so no checkpoint was signed over it");

@@ -2,8 +2,10 @@
 //! checks against a config, and the schema command; `evidence` runs `relo evidence` and
 //! `relo key` against logs written with relo-store's writer, on SQLite and PostgreSQL;
 //! `release` runs the reference release end to end with the official plugins; `serve`
-//! runs `relo serve` over TLS and plain HTTP.
+//! runs `relo serve` over TLS and plain HTTP; `client` runs `relo --server URL ...`
+//! against it.
 
+mod client;
 mod evidence;
 mod plugin;
 mod release;

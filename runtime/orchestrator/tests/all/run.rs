@@ -125,6 +125,7 @@ async fn setup() -> Setup {
         owner: "instance-test".into(),
         lease: Duration::from_secs(60),
         parallel: 4,
+        max_active_runs: None,
     });
     Setup {
         home,
@@ -296,6 +297,7 @@ async fn a_step_longer_than_its_lease_keeps_it() {
         owner: "short-lease".into(),
         lease: Duration::from_secs(1),
         parallel: 2,
+        max_active_runs: None,
     });
     // Six retries back off 0.1, 0.2, 0.4, 0.8 and 1.6 s: 3.1 s in all, the last wait
     // longer than the 1 s lease. Renewals every third of a second leave a loaded machine

@@ -5,6 +5,12 @@
 //! allowed request is sent over a connection to an address the [`AddressFilter`]
 //! permitted, and its outcome (status, address, time) is recorded too.
 //!
+//! Circuit breaker: an allowed request whose destination's breaker is open (it failed
+//! too often lately, in any step of this sandbox) is refused without connecting, with
+//! `ConnectionRefused` and an `egress.circuit-refused` entry instead of `egress.allowed`;
+//! the outcome of every request that went out is counted by its destination's breaker,
+//! which records `egress.circuit-opened` and `egress.circuit-closed` when it changes.
+//!
 //! Secret injection: a header value holding `{{secret:NAME}}` is filled in by the host,
 //! after the request passed the egress check, only if the destination is in that
 //! secret's inject list (else the whole request is denied). The value is read through
@@ -29,6 +35,9 @@ use tokio::sync::Notify;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::capture::StepLog;
+use crate::circuit::{
+    CircuitBreakers, CircuitOpen, CircuitPermit, Destination, Transition, Verdict,
+};
 use crate::error::LimitExceeded;
 use crate::network::{self, AddressFilter, ConnectPolicy, Resolver};
 use crate::recorder::Recorder;
@@ -185,6 +194,8 @@ pub(crate) struct EgressGate {
     /// The sandbox's second guard on connected addresses.
     pub(crate) guard: Arc<dyn AddressFilter>,
     pub(crate) resolver: Arc<dyn Resolver>,
+    /// The sandbox's circuit breakers, by destination.
+    pub(crate) circuits: Arc<CircuitBreakers>,
     pub(crate) counters: Arc<EgressCounters>,
     pub(crate) in_flight: InFlight,
     /// Where injected secrets are read from.
@@ -345,6 +356,37 @@ impl EgressGate {
         });
         Box::new(async { Err(HttpError::HttpRequestDenied) })
     }
+
+    /// Refuses an allowed request because its destination's breaker is open. The
+    /// destination is failing rather than forbidden, so the guest gets
+    /// `ConnectionRefused`, not `HttpRequestDenied`.
+    fn refuse_open_circuit(
+        &self,
+        target: &Target,
+        open: CircuitOpen,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let reopens_in_ms = u64::try_from(open.reopens_in.as_millis()).unwrap_or(u64::MAX);
+        let trial = match reopens_in_ms {
+            0 => "a trial request is under way".to_owned(),
+            ms => format!("a trial request goes through in {ms} ms"),
+        };
+        self.log.host_note(
+            "warn",
+            format!(
+                "egress refused (circuit-open): {}://{}:{} failed {} times in a row; {trial}",
+                target.scheme, target.host, target.port, open.consecutive_failures
+            ),
+        );
+        self.recorder.record(EvidenceEvent::EgressCircuitRefused {
+            method: target.method.clone(),
+            scheme: target.scheme.clone(),
+            host: target.host.clone(),
+            port: target.port,
+            path: target.path.clone(),
+            reopens_in_ms,
+        });
+        Box::new(async { Err(HttpError::ConnectionRefused) })
+    }
 }
 
 /// A request's destination as recorded in the evidence.
@@ -374,6 +416,11 @@ impl Target {
             path: uri.path().to_owned(),
             has_userinfo: uri.authority().is_some_and(|a| a.as_str().contains('@')),
         }
+    }
+
+    /// The destination as its circuit breaker names it.
+    fn destination(&self) -> Destination {
+        Destination::new(&self.scheme, &self.host, self.port)
     }
 
     fn decide(&self, grant: &Grant) -> EgressDecision {
@@ -416,6 +463,10 @@ impl WasiHttpHooks for EgressGate {
         if let Err((code, reason)) = self.check_injections(&target, &injections) {
             return self.deny(&target, &code, reason);
         }
+        let circuit = match self.circuits.admit(target.destination(), Instant::now()) {
+            Ok(permit) => permit,
+            Err(open) => return self.refuse_open_circuit(&target, open),
+        };
         self.recorder.record(EvidenceEvent::EgressAllowed {
             method: target.method.clone(),
             scheme: target.scheme.clone(),
@@ -429,7 +480,9 @@ impl WasiHttpHooks for EgressGate {
                 .map(|name| name.as_str().to_owned())
                 .collect(),
         });
-        let mut guard = self.in_flight.start(self.recorder.clone(), target.clone());
+        let mut guard = self
+            .in_flight
+            .start(self.recorder.clone(), target.clone(), circuit);
         let mut request = request.map(|body| metered(body, &self.counters, Direction::Out));
         let connection = Connection {
             grant: Arc::clone(&self.grant),
@@ -463,7 +516,7 @@ impl WasiHttpHooks for EgressGate {
                     code: code.clone(),
                     reason: reason.clone(),
                 });
-                guard.fail(&code, reason, None);
+                guard.fail(&code, reason, None, Verdict::Neutral);
                 return Err(HttpError::HttpRequestDenied);
             }
             send(request, options, connection, counters, guard).await
@@ -505,14 +558,24 @@ async fn send(
     {
         Ok(connected) => connected,
         Err(failure) => {
-            guard.fail(failure.code, failure.message, failure.address);
+            let verdict = if failure.is_destination_failure() {
+                Verdict::Failure
+            } else {
+                Verdict::Neutral
+            };
+            guard.fail(failure.code, failure.message, failure.address, verdict);
             return Err(failure.error);
         }
     };
     let (mut sender, connection) = match hyper::client::conn::http1::handshake(stream).await {
         Ok(pair) => pair,
         Err(err) => {
-            guard.fail("handshake-failed", err.to_string(), Some(ip));
+            guard.fail(
+                "handshake-failed",
+                err.to_string(),
+                Some(ip),
+                Verdict::Failure,
+            );
             return Err(HttpError::from(err));
         }
     };
@@ -533,7 +596,12 @@ async fn send(
     let response = match tokio::time::timeout(first_byte, sender.send_request(request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
-            guard.fail("request-failed", err.to_string(), Some(ip));
+            guard.fail(
+                "request-failed",
+                err.to_string(),
+                Some(ip),
+                Verdict::Failure,
+            );
             return Err(HttpError::from(err));
         }
         Err(_) => {
@@ -541,6 +609,7 @@ async fn send(
                 "response-timeout",
                 "no response headers in time".into(),
                 Some(ip),
+                Verdict::Failure,
             );
             return Err(HttpError::ConnectionReadTimeout);
         }
@@ -569,13 +638,19 @@ struct InFlightInner {
 }
 
 impl InFlight {
-    fn start(&self, recorder: Recorder, target: Target) -> InFlightGuard {
+    fn start(
+        &self,
+        recorder: Recorder,
+        target: Target,
+        circuit: Option<CircuitPermit>,
+    ) -> InFlightGuard {
         self.0.count.fetch_add(1, Ordering::AcqRel);
         InFlightGuard {
             in_flight: self.clone(),
             recorder,
             target,
             outcome: None,
+            circuit,
         }
     }
 
@@ -594,42 +669,72 @@ impl InFlight {
     }
 }
 
-/// One request in flight; records its outcome when dropped, `abandoned` if it has none.
+/// One request in flight; records its outcome when dropped, `abandoned` if it has none,
+/// and settles its destination's circuit breaker with it.
 struct InFlightGuard {
     in_flight: InFlight,
     recorder: Recorder,
     target: Target,
-    outcome: Option<EgressOutcome>,
+    outcome: Option<(EgressOutcome, Verdict)>,
+    /// `None` when the circuit breaker is off.
+    circuit: Option<CircuitPermit>,
 }
 
 impl InFlightGuard {
-    fn fail(&mut self, code: &str, error: String, address: Option<IpAddr>) {
-        self.outcome = Some(EgressOutcome::Failed {
+    /// No response: `verdict` says whether the destination is to blame.
+    fn fail(&mut self, code: &str, error: String, address: Option<IpAddr>, verdict: Verdict) {
+        let outcome = EgressOutcome::Failed {
             code: code.to_owned(),
             error,
             resolved_ip: address.map(|ip| ip.to_string()),
-        });
+        };
+        self.outcome = Some((outcome, verdict));
     }
 
+    /// A response: a 5xx status is a failure of the destination.
     fn succeed(&mut self, status: u16, ip: IpAddr, elapsed: Duration) {
-        self.outcome = Some(EgressOutcome::Response {
+        let outcome = EgressOutcome::Response {
             status,
             resolved_ip: ip.to_string(),
             ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        };
+        let verdict = if status >= 500 {
+            Verdict::Failure
+        } else {
+            Verdict::Success
+        };
+        self.outcome = Some((outcome, verdict));
+    }
+
+    /// Records how the destination's breaker changed.
+    fn record_transition(&self, destination: &Destination, transition: Transition) {
+        let Destination { scheme, host, port } = destination.clone();
+        self.recorder.record(match transition {
+            Transition::Opened {
+                consecutive_failures,
+                cooldown,
+            } => EvidenceEvent::EgressCircuitOpened {
+                scheme,
+                host,
+                port,
+                consecutive_failures,
+                cooldown_ms: u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX),
+            },
+            Transition::Closed => EvidenceEvent::EgressCircuitClosed { scheme, host, port },
         });
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        let outcome = self
-            .outcome
-            .take()
-            .unwrap_or_else(|| EgressOutcome::Failed {
+        let (outcome, verdict) = self.outcome.take().unwrap_or_else(|| {
+            let abandoned = EgressOutcome::Failed {
                 code: "abandoned".into(),
                 error: "the step ended or dropped the request before a response".into(),
                 resolved_ip: None,
-            });
+            };
+            (abandoned, Verdict::Neutral)
+        });
         self.recorder.record(EvidenceEvent::EgressCompleted {
             method: self.target.method.clone(),
             host: self.target.host.clone(),
@@ -637,6 +742,12 @@ impl Drop for InFlightGuard {
             path: self.target.path.clone(),
             outcome,
         });
+        if let Some(permit) = self.circuit.take() {
+            let destination = permit.destination().clone();
+            if let Some(transition) = permit.settle(verdict, Instant::now()) {
+                self.record_transition(&destination, transition);
+            }
+        }
         self.in_flight.0.count.fetch_sub(1, Ordering::AcqRel);
         self.in_flight.0.idle.notify_waiters();
     }

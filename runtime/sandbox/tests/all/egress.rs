@@ -9,21 +9,7 @@ use relo_policy::{
 use relo_sandbox::StepFailure;
 use serde_json::json;
 
-use crate::support::{Ran, Step, TEST_NAME, TestServer, assert_engine_still_serves};
-
-/// A grant for GET on `url`, with loopback let through as the offline demo does (the
-/// built-in network policy blocks it; the sandbox's loopback-only guard still applies).
-fn grant_get(url: &str) -> Grant {
-    let mut grant = Grant::deny_all();
-    grant
-        .egress
-        .push(EgressRule::parse(url, &[Method::Get]).expect("valid rule"));
-    grant
-        .networks
-        .allowed
-        .push("127.0.0.0/8".parse().expect("cidr"));
-    grant
-}
+use crate::support::{Ran, Step, TEST_NAME, TestServer, assert_engine_still_serves, grant_get};
 
 #[tokio::test]
 pub async fn egress_allowed() {

@@ -3,6 +3,7 @@
 //! step on the same engine to show the host kept serving.
 
 mod capabilities;
+mod circuit;
 mod egress;
 mod filesystem;
 mod limits;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use relo_evidence::{EvidenceEvent, EvidenceRecord, MemorySink};
-use relo_policy::{Grant, Limits};
+use relo_policy::{EgressRule, Grant, Limits, Method};
 use relo_sandbox::{
     LoopbackOnly, Plugin, Sandbox, SandboxConfig, StaticResolver, StepContext, StepCredentials,
     StepFailure, StepOutcome, StepRequest,
@@ -35,12 +35,31 @@ pub static SANDBOX: LazyLock<Sandbox> = LazyLock::new(|| {
     .expect("the sandbox starts")
 });
 
+/// A grant for GET on `url`, with loopback let through as the offline demo does (the
+/// built-in network policy blocks it; the sandbox's loopback-only guard still applies).
+pub fn grant_get(url: &str) -> Grant {
+    let mut grant = Grant::deny_all();
+    grant
+        .egress
+        .push(EgressRule::parse(url, &[Method::Get]).expect("valid rule"));
+    grant
+        .networks
+        .allowed
+        .push("127.0.0.0/8".parse().expect("cidr"));
+    grant
+}
+
 /// Loads a test component by name into the shared sandbox.
 pub fn load(component: &str) -> Arc<Plugin> {
+    load_into(&SANDBOX, component)
+}
+
+/// Loads a test component by name into `sandbox`.
+pub fn load_into(sandbox: &Sandbox, component: &str) -> Arc<Plugin> {
     let path =
         relo_test_components::path(component).unwrap_or_else(|| panic!("no component {component}"));
     let bytes = std::fs::read(path).expect("component was built");
-    SANDBOX
+    sandbox
         .load(&bytes, &MemorySink::new(), &relo_evidence::Scope::Control)
         .unwrap_or_else(|err| panic!("{component} loads: {err}"))
 }
@@ -109,9 +128,14 @@ impl Step {
     }
 
     pub async fn run(self) -> Ran {
-        let plugin = load(self.component);
+        self.run_on(&SANDBOX).await
+    }
+
+    /// Runs the step on `sandbox` instead of the shared one.
+    pub async fn run_on(self, sandbox: &Sandbox) -> Ran {
+        let plugin = load_into(sandbox, self.component);
         let sink = Arc::new(MemorySink::new());
-        let outcome = SANDBOX
+        let outcome = sandbox
             .run(
                 &plugin,
                 StepRequest {

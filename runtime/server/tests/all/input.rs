@@ -129,7 +129,7 @@ async fn a_one_mebibyte_body_is_a_413(server: TestServer) {
 }
 
 async fn an_unknown_route_is_a_json_404(server: TestServer) {
-    for path in ["/nope", "/v1/runs", "/v1/auth", "/v1/me/extra", "/"] {
+    for path in ["/nope", "/v1/runz", "/v1/auth", "/v1/me/extra", "/"] {
         server
             .get(path, None)
             .await

@@ -20,5 +20,6 @@ mod openapi;
 mod plugins;
 mod rbac;
 mod refresh;
+mod runs;
 mod user_admin;
 mod users;

@@ -10,9 +10,14 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
+use std::collections::BTreeMap;
+
 use relo_manifest::{OperatorConfig, parse_operator};
+use relo_orchestrator::{CredentialSource, PluginCatalog, Runner, Workspaces};
+use relo_sandbox::{LoopbackOnly, Sandbox, SandboxConfig};
 use relo_server::{AppState, JwtSecret, Limit, ManualClock, RateLimits, Role, app, create_user};
 use relo_store::Store;
+use relo_store::{CheckpointPolicy, EvidenceWriter, WriterOptions};
 use relo_trust::{KeyAlgorithm, PrivateKey, TrustPolicy};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -196,6 +201,51 @@ pub struct Pair {
     pub refresh: String,
 }
 
+/// Runs one requester may have that have not ended, on every test server.
+pub const MAX_ACTIVE_RUNS: u32 = 3;
+
+/// A runner over the test home: loopback-only egress, no secrets, evidence checkpoints
+/// signed by a fresh key, at most [`MAX_ACTIVE_RUNS`] unended runs per requester.
+async fn runner(store: &Store, config: &OperatorConfig, home: &std::path::Path) -> Arc<Runner> {
+    let sandbox = Arc::new(
+        Sandbox::new(SandboxConfig {
+            address_filter: Arc::new(LoopbackOnly),
+            ..SandboxConfig::default()
+        })
+        .unwrap(),
+    );
+    let catalog = PluginCatalog::new(store.clone(), Arc::clone(&sandbox), config.clone(), home)
+        .await
+        .unwrap();
+    let origin = store.evidence_origin().await.unwrap();
+    let writer = EvidenceWriter::spawn(
+        store.clone(),
+        WriterOptions {
+            checkpoints: Some(CheckpointPolicy {
+                every: 10_000,
+                signer: Arc::new(PrivateKey::generate(KeyAlgorithm::Ed25519)),
+                key_name: origin.clone(),
+                origin,
+            }),
+            ..WriterOptions::default()
+        },
+    );
+    Arc::new(Runner {
+        store: store.clone(),
+        catalog: Arc::new(catalog),
+        sandbox,
+        credentials: CredentialSource::new(None, config, BTreeMap::new()),
+        evidence: Arc::new(writer),
+        people: Arc::new(TrustPolicy::load(config, home).unwrap()),
+        workspaces: Workspaces::new(home.join("workspaces")),
+        progress: None,
+        owner: "server-test".into(),
+        lease: Duration::from_secs(60),
+        parallel: 4,
+        max_active_runs: Some(MAX_ACTIVE_RUNS),
+    })
+}
+
 /// The moment the test clock starts at: fixed, so runs are repeatable.
 pub fn start_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_900_000_000)
@@ -278,7 +328,8 @@ impl TestServer {
             limits,
         )
         .with_trust(config.clone(), home.path())
-        .unwrap();
+        .unwrap()
+        .with_runner(runner(&store, &config, home.path()).await, None);
         TestServer {
             store,
             clock,

@@ -8,6 +8,7 @@ mod support;
 mod append;
 mod auth;
 mod checkpoints;
+mod drivers;
 mod open;
 mod processes;
 mod runs;

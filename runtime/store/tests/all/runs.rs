@@ -35,6 +35,8 @@ fn new_run<'a>(id: &'a str, steps: &'a [&'a str], group: Option<(&'a str, bool)>
         steps,
         workflow_text: "name: release",
         concurrency: group,
+        driver: None,
+        active_limit: None,
     }
 }
 

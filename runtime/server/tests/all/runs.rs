@@ -1,0 +1,479 @@
+//! Workflows and runs over the API: a run starts from a request its requester signed
+//! offline and runs in the background; it stops at its gate; the requester cannot
+//! approve it, nor can anyone submit an approval someone else signed; another operator's
+//! approval lets it finish. Requests signed by someone else, of another workflow text,
+//! or repeated are refused; a requester's unended runs are limited; only the requester
+//! or an operator cancels; workflows validate with line and field, and register by
+//! digest.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use base64ct::{Base64, Encoding as _};
+use relo_orchestrator::{GateApprovalPayload, RunRequest};
+use relo_server::{Role, create_user};
+use relo_trust::{PrivateKey, sha256_hex};
+use serde_json::{Value, json};
+
+use crate::support::{MAX_ACTIVE_RUNS, PASSWORD, TestServer, server_tests};
+
+const WORKFLOW: &str = "\
+apiVersion: relo.dev/v1
+kind: Workflow
+name: hello
+params:
+  greeting: { type: string }
+steps:
+  - id: greet
+    uses: relo-test/echo@1.0.0
+    with: { message: \"${{ params.greeting }}\" }
+  - id: approve
+    needs: [greet]
+    approval: { roles: [operator], quorum: 1 }
+  - id: after
+    needs: [approve]
+    uses: relo-test/echo@1.0.0
+    with: { previous: \"${{ steps.greet.outputs.echo.message }}\" }
+";
+
+/// Uploads `relo-test/echo@1.0.0` signed by paul's key as paul, approved by oscar; logs
+/// in olga and oscar. Returns (olga's token, oscar's token).
+async fn ready(server: &TestServer) -> (String, String) {
+    for (name, role) in [("paul", Role::PluginAuthor), ("oscar", Role::Operator)] {
+        create_user(&server.store, name, PASSWORD, &[role])
+            .await
+            .unwrap();
+    }
+    let wasm = std::fs::read(relo_test_components::ECHO).unwrap();
+    let manifest = relo_manifest::parse_plugin(
+        "relo-plugin.toml",
+        b"[plugin]\nname = \"relo-test/echo\"\nversion = \"1.0.0\"\n",
+    )
+    .unwrap();
+    let attestation = relo_trust::SignedPlugin::sign(&wasm, &manifest, &server.keys.author)
+        .unwrap()
+        .envelope
+        .to_json();
+    let paul = server.login("paul").await.access;
+    let upload = json!({ "wasm_base64": Base64::encode_string(&wasm), "attestation": attestation });
+    let uploaded = api(server, "POST", "/v1/plugins", Some(&paul), Some(upload)).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let digest = uploaded.body["digest"].as_str().unwrap().to_owned();
+    let verified = server
+        .policy()
+        .verify_plugin(&wasm, attestation.as_bytes())
+        .unwrap();
+    let declared = relo_policy::declared_capabilities(&verified.manifest, &server.config).unwrap();
+    let approval = relo_trust::SignedApproval::sign(
+        &verified,
+        declared,
+        "oscar",
+        &server.keys.oscar,
+        std::time::SystemTime::now(),
+        None,
+    )
+    .unwrap();
+    let oscar = server.login("oscar").await.access;
+    let approved = api(
+        server,
+        "POST",
+        &format!("/v1/plugins/{digest}/approvals"),
+        Some(&oscar),
+        Some(serde_json::from_str(&approval.envelope.to_json()).unwrap()),
+    )
+    .await;
+    assert_eq!(approved.status, StatusCode::CREATED, "{}", approved.body);
+    (server.login("olga").await.access, oscar)
+}
+
+/// One request, from the default client address.
+async fn api(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> crate::support::Answer {
+    server.call(method, path, token, body, None).await
+}
+
+/// A run request of `text` for run `run_id`, requested by `person`, signed by `key`.
+fn request(run_id: &str, text: &str, person: &str, key: &PrivateKey) -> Value {
+    let request = RunRequest {
+        run_id: run_id.to_owned(),
+        workflow: "hello".to_owned(),
+        workflow_sha256: sha256_hex(text.as_bytes()),
+        params: BTreeMap::from([("greeting".to_owned(), json!("hi"))]),
+        requested_by: person.to_owned(),
+        requested_at: relo_store::rfc3339_utc(std::time::SystemTime::now()),
+    };
+    serde_json::from_str(&request.sign(key).unwrap().to_json()).unwrap()
+}
+
+fn start_body(run_id: &str, person: &str, key: &PrivateKey) -> Value {
+    json!({ "request": request(run_id, WORKFLOW, person, key), "workflow_text": WORKFLOW })
+}
+
+/// A gate approval of `approve` of run `run_id` by `person`, signed by `key`.
+fn gate_approval(run_id: &str, person: &str, key: &PrivateKey) -> Value {
+    let payload = GateApprovalPayload {
+        run_id: run_id.to_owned(),
+        step_id: "approve".to_owned(),
+        workflow_sha256: sha256_hex(WORKFLOW.as_bytes()),
+        approver: person.to_owned(),
+        approved_at: relo_store::rfc3339_utc(std::time::SystemTime::now()),
+    };
+    serde_json::from_str(&payload.sign(key).unwrap().to_json()).unwrap()
+}
+
+/// Polls the run until its state is `state`, failing after a minute.
+async fn wait_for_state(server: &TestServer, token: &str, run_id: &str, state: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let shown = api(
+            server,
+            "GET",
+            &format!("/v1/runs/{run_id}"),
+            Some(token),
+            None,
+        )
+        .await;
+        assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+        if shown.body["state"] == state {
+            return shown.body;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            panic!(
+                "run {run_id} never reached {state}: {}\nits evidence: {:?}",
+                shown.body,
+                run_kinds(server, run_id).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The step `id` of a shown run.
+fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step_id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {run}"))
+}
+
+async fn run_kinds(server: &TestServer, run_id: &str) -> Vec<String> {
+    server
+        .store
+        .scope_entries(run_id, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn a_signed_run_waits_at_its_gate_for_someone_else_then_finishes(server: TestServer) {
+    let (olga, oscar) = ready(&server).await;
+    let started = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(start_body("run-1", "olga", &server.keys.olga)),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    assert_eq!(started.body["run_id"], "run-1");
+    let waiting = wait_for_state(&server, &olga, "run-1", "waiting-approval").await;
+    assert_eq!(step(&waiting, "greet")["state"], "succeeded", "{waiting}");
+    assert_eq!(step(&waiting, "greet")["output"]["echo"]["message"], "hi");
+    assert_eq!(step(&waiting, "approve")["state"], "waiting");
+    assert_eq!(waiting["workflow_sha256"], sha256_hex(WORKFLOW.as_bytes()));
+
+    let gate = "/v1/runs/run-1/gates/approve/approvals";
+    // The requester approving her own run: refused and recorded in the run's evidence.
+    let own = api(
+        &server,
+        "POST",
+        gate,
+        Some(&olga),
+        Some(gate_approval("run-1", "olga", &server.keys.olga)),
+    )
+    .await;
+    own.assert_error(StatusCode::FORBIDDEN, "separation-of-duties");
+    // oscar submitting an approval olga signed: refused and audited.
+    let borrowed = api(
+        &server,
+        "POST",
+        gate,
+        Some(&oscar),
+        Some(gate_approval("run-1", "olga", &server.keys.olga)),
+    )
+    .await;
+    borrowed.assert_error(StatusCode::FORBIDDEN, "approver-mismatch");
+    assert_eq!(
+        server
+            .store
+            .gate_approvals("run-1", "approve")
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(
+        run_kinds(&server, "run-1")
+            .await
+            .contains(&"gate.refused".to_owned())
+    );
+    let audited = server.audit_bodies("auth.refused").await;
+    assert!(
+        audited.iter().any(|b| b["code"] == "approver-mismatch"),
+        "{audited:?}"
+    );
+    assert_eq!(
+        server.get("/v1/runs/run-1", Some(&olga)).await.body["state"],
+        "waiting-approval"
+    );
+
+    let approved = api(
+        &server,
+        "POST",
+        gate,
+        Some(&oscar),
+        Some(gate_approval("run-1", "oscar", &server.keys.oscar)),
+    )
+    .await;
+    assert_eq!(approved.status, StatusCode::CREATED, "{}", approved.body);
+    assert_eq!(approved.body["approvals"], 1);
+    assert_eq!(approved.body["quorum"], 1);
+    let done = wait_for_state(&server, &olga, "run-1", "succeeded").await;
+    assert_eq!(
+        step(&done, "after")["output"]["echo"]["previous"],
+        "hi",
+        "{done}"
+    );
+    let kinds = run_kinds(&server, "run-1").await;
+    for kind in [
+        "run.started",
+        "gate.waiting",
+        "gate.approved",
+        "run.resumed",
+        "run.finished",
+    ] {
+        assert!(kinds.contains(&kind.to_owned()), "{kind} in {kinds:?}");
+    }
+    let listed = server.get("/v1/runs", Some(&olga)).await;
+    assert_eq!(listed.body[0]["id"], "run-1");
+    assert_eq!(listed.body[0]["state"], "succeeded");
+    // An ended run takes no more approvals.
+    api(
+        &server,
+        "POST",
+        gate,
+        Some(&oscar),
+        Some(gate_approval("run-1", "oscar", &server.keys.oscar)),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "run-ended");
+}
+
+async fn requests_of_someone_else_another_text_or_twice_are_refused(server: TestServer) {
+    let (olga, oscar) = ready(&server).await;
+    // oscar submitting olga's signed request.
+    let stolen = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&oscar),
+        Some(start_body("run-s", "olga", &server.keys.olga)),
+    )
+    .await;
+    stolen.assert_error(StatusCode::FORBIDDEN, "requester-mismatch");
+    // A request naming olga but signed with oscar's key.
+    let forged = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(start_body("run-f", "olga", &server.keys.oscar)),
+    )
+    .await;
+    assert_eq!(
+        forged.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        forged.body
+    );
+    // The workflow text changed after signing.
+    let edited = WORKFLOW.replace("quorum: 1", "quorum: 1 }\n#");
+    let changed = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(json!({
+            "request": request("run-c", WORKFLOW, "olga", &server.keys.olga),
+            "workflow_text": edited,
+        })),
+    )
+    .await;
+    assert_eq!(
+        changed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        changed.body
+    );
+    assert_eq!(changed.field(), Some("request"));
+    assert!(
+        server.store.runs(10).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+
+    // Registered by digest, then the same request twice.
+    let registered = api(
+        &server,
+        "POST",
+        "/v1/workflows",
+        Some(&olga),
+        Some(json!({ "text": WORKFLOW })),
+    )
+    .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+    let by_digest = json!({ "request": request("run-d", WORKFLOW, "olga", &server.keys.olga) });
+    let first = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(by_digest.clone()),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    api(&server, "POST", "/v1/runs", Some(&olga), Some(by_digest))
+        .await
+        .assert_error(StatusCode::CONFLICT, "run-exists");
+}
+
+async fn a_requester_has_a_limited_number_of_unended_runs(server: TestServer) {
+    let (olga, oscar) = ready(&server).await;
+    for n in 0..MAX_ACTIVE_RUNS {
+        let id = format!("run-q{n}");
+        let started = api(
+            &server,
+            "POST",
+            "/v1/runs",
+            Some(&olga),
+            Some(start_body(&id, "olga", &server.keys.olga)),
+        )
+        .await;
+        assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    }
+    let over = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(start_body("run-over", "olga", &server.keys.olga)),
+    )
+    .await;
+    over.assert_error(StatusCode::TOO_MANY_REQUESTS, "too-many-active-runs");
+    let audited = server.audit_bodies("auth.refused").await;
+    assert!(audited.iter().any(|b| b["code"] == "too-many-active-runs"));
+    // Someone else is not held back by olga's runs.
+    let other = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&oscar),
+        Some(start_body("run-oscar", "oscar", &server.keys.oscar)),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::ACCEPTED, "{}", other.body);
+
+    // ivan (release-manager, may start runs) cannot cancel olga's run; olga can.
+    create_user(&server.store, "ivan2", PASSWORD, &[Role::ReleaseManager])
+        .await
+        .unwrap();
+    let ivan = server.login("ivan2").await.access;
+    api(&server, "POST", "/v1/runs/run-q0/cancel", Some(&ivan), None)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "not-your-run");
+    let cancelled = api(&server, "POST", "/v1/runs/run-q0/cancel", Some(&olga), None).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    wait_for_state(&server, &olga, "run-q0", "cancelled").await;
+    // A place is free again.
+    let again = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(start_body("run-again", "olga", &server.keys.olga)),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+}
+
+async fn workflows_validate_with_line_and_field(server: TestServer) {
+    let olga = server.login("olga").await.access;
+    let bad = WORKFLOW.replace("needs: [greet]", "needs: [nowhere]");
+    let verdict = api(
+        &server,
+        "POST",
+        "/v1/workflows/validate",
+        Some(&olga),
+        Some(json!({ "text": bad })),
+    )
+    .await;
+    assert_eq!(verdict.status, StatusCode::OK);
+    assert_eq!(verdict.body["valid"], false);
+    let problem = &verdict.body["problems"][0];
+    assert_eq!(problem["line"], 11, "{problem}");
+    assert!(
+        problem["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("steps[1].needs"),
+        "{problem}"
+    );
+    let good = api(
+        &server,
+        "POST",
+        "/v1/workflows/validate",
+        Some(&olga),
+        Some(json!({ "text": WORKFLOW })),
+    )
+    .await;
+    assert_eq!(good.body["valid"], true);
+    assert_eq!(good.body["steps"], json!(["greet", "approve", "after"]));
+    let refused = api(
+        &server,
+        "POST",
+        "/v1/workflows",
+        Some(&olga),
+        Some(json!({ "text": bad })),
+    )
+    .await;
+    refused.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid-workflow");
+    assert_eq!(refused.field(), Some("text"));
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 11")
+    );
+}
+
+server_tests!(
+    a_signed_run_waits_at_its_gate_for_someone_else_then_finishes,
+    requests_of_someone_else_another_text_or_twice_are_refused,
+    a_requester_has_a_limited_number_of_unended_runs,
+    workflows_validate_with_line_and_field,
+);
