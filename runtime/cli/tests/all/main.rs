@@ -7,6 +7,7 @@
 
 mod client;
 mod evidence;
+mod instances;
 mod plugin;
 mod release;
 mod serve;

@@ -22,12 +22,15 @@ const IMAGE_DIGEST: &str =
 const TOKEN: &str = "demo-forge-token-5b1f0c";
 
 /// A release home and its stand-ins.
-struct Release {
-    dir: tempfile::TempDir,
-    home: PathBuf,
-    workflow: PathBuf,
-    forge: Forge,
-    target: Target,
+pub(crate) struct Release {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) home: PathBuf,
+    pub(crate) workflow: PathBuf,
+    pub(crate) forge: Forge,
+    pub(crate) target: Target,
+    /// The database every `relo` command uses (`RELO_DATABASE_URL`); the home's SQLite
+    /// file when `None`.
+    database: Option<String>,
     /// Keeps the stand-ins' runtime alive.
     _runtime: tokio::runtime::Runtime,
 }
@@ -54,6 +57,11 @@ impl Release {
     /// the stand-ins), the plugins signed by ivan and approved by olga, and a copy of
     /// the reference workflow and its sample repository to change.
     fn new() -> Self {
+        Self::with_database(None)
+    }
+
+    /// [`Release::new`] on the database `database` instead of the home's SQLite file.
+    pub(crate) fn with_database(database: Option<String>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -79,6 +87,7 @@ impl Release {
             forge,
             target,
             dir,
+            database,
             _runtime: runtime,
         };
         ok(&release.relo(&["init", "--from", &path(&config_path), "--json"]));
@@ -125,22 +134,26 @@ impl Release {
         added
     }
 
-    fn relo(&self, args: &[&str]) -> Output {
+    pub(crate) fn relo(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("relo runs")
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_relo"));
         command
             .args(args)
             .env("RELO_HOME", &self.home)
             .env_remove("RELO_DATABASE_URL")
+            .env_remove("RELO_SERVER")
             .env_remove("RELO_KEY_PASSWORD");
+        if let Some(url) = &self.database {
+            command.env("RELO_DATABASE_URL", url);
+        }
         command
     }
 
     /// The arguments of `relo run` of the release, requested by olga.
-    fn run_args(&self) -> Vec<String> {
+    pub(crate) fn run_args(&self) -> Vec<String> {
         let public_key = format!("public_key=@{}", path(&self.home.join("keys/release.pub")));
         [
             "run",
@@ -176,7 +189,7 @@ impl Release {
     }
 
     /// The bodies of the run's evidence entries of `kind`.
-    fn evidence(&self, run: &str, kind: &str) -> Vec<Value> {
+    pub(crate) fn evidence(&self, run: &str, kind: &str) -> Vec<Value> {
         let exported = self.dir.path().join(format!("{run}-{kind}.json"));
         ok(&self.relo(&[
             "evidence",
@@ -200,7 +213,7 @@ impl Release {
     }
 
     /// The steps of `relo runs show --json`, by id: (state, attempt).
-    fn steps(&self, run: &str) -> Vec<(String, String, i64)> {
+    pub(crate) fn steps(&self, run: &str) -> Vec<(String, String, i64)> {
         let shown = ok(&self.relo(&["runs", "show", run, "--json"]));
         shown["steps"]
             .as_array()
@@ -217,11 +230,11 @@ impl Release {
     }
 }
 
-fn path(p: &Path) -> String {
+pub(crate) fn path(p: &Path) -> String {
     p.to_str().expect("utf-8").to_owned()
 }
 
-fn ok(output: &Output) -> Value {
+pub(crate) fn ok(output: &Output) -> Value {
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
 }
@@ -442,7 +455,7 @@ fn a_tampered_plugin_is_refused_before_anything_runs() {
 }
 
 /// Waits until `done` holds, failing after a minute.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(
@@ -453,7 +466,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn kill(child: &mut Child) {
+pub(crate) fn kill(child: &mut Child) {
     // SIGKILL: no chance to clean up, as in a crash.
     let status = Command::new("kill")
         .args(["-KILL", &child.id().to_string()])

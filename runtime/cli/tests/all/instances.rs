@@ -1,0 +1,236 @@
+//! Two `relo serve` processes on one PostgreSQL database: a run started through one is
+//! visible through the other; the instance driving it is killed with SIGKILL while a
+//! step waits on the deploy target, and the other takes the run up once its leases run
+//! out, running that step a second time and no other step again. The run's evidence
+//! verifies and the release was published once.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::{Connection as _, Executor as _};
+
+use crate::release::{Release, kill, ok, wait_for};
+
+const ADMIN_PASSWORD: &str = "a long development password";
+const PASSWORD: &str = "another long password";
+
+/// A `relo serve` process and its address, killed when dropped.
+struct Instance {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(release: &Release) -> Instance {
+    let mut child = release
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--bootstrap-admin",
+            "ada",
+            "--lease-seconds",
+            "3",
+            "--sweep-seconds",
+            "1",
+        ])
+        .env("RELO_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relo serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the banner");
+    let url = line
+        .trim()
+        .strip_prefix("relo serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected banner: {line:?}"))
+        .to_owned();
+    Instance { child, url }
+}
+
+/// One JSON request to `url`; the status and the body.
+fn request(
+    url: &str,
+    method: &str,
+    route: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let address = url.strip_prefix("http://").expect("plain HTTP on loopback");
+    let mut stream = TcpStream::connect(address).expect("connect");
+    let body = body.to_string();
+    let auth = token.map_or_else(String::new, |t| format!("authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "{method} {route} HTTP/1.1\r\nhost: localhost\r\n{auth}content-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response[9..12].parse().expect("status");
+    let payload = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+/// A fresh schema of the test database, as a URL, or `None` when there is none.
+fn fresh_schema() -> Option<String> {
+    let base = std::env::var("RELO_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let name = format!("relo_cli_instances_{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
+        admin
+            .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}").as_str())
+            .await
+            .expect("schema");
+        let _ = admin.close().await;
+    });
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{base}{separator}options=-c%20search_path%3D{name}"
+    ))
+}
+
+/// `relo --server URL ...` as `person`, logged in with its own config folder.
+fn client(
+    release: &Release,
+    instance: &Instance,
+    config: &std::path::Path,
+    args: &[&str],
+) -> Value {
+    let mut all = vec!["--server", instance.url.as_str()];
+    all.extend_from_slice(args);
+    let output = release
+        .command(&all)
+        .env("RELO_CONFIG_DIR", config)
+        .env("RELO_PASSWORD", PASSWORD)
+        .output()
+        .expect("relo");
+    ok(&output)
+}
+
+fn state(release: &Release, instance: &Instance, config: &std::path::Path, run: &str) -> Value {
+    client(release, instance, config, &["runs", "show", run, "--json"])
+}
+
+#[test]
+fn a_second_instance_takes_over_the_runs_of_one_killed_mid_step() {
+    let Some(database) = fresh_schema() else {
+        eprintln!("skipped: RELO_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let release = Release::with_database(Some(database));
+    let first = start(&release);
+    let mut second = start(&release);
+
+    // ada (the bootstrap admin) creates olga and rita; each logs in to one instance.
+    let (status, login) = request(
+        &first.url,
+        "POST",
+        "/v1/auth/login",
+        None,
+        &json!({"name": "ada", "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(status, 200, "{login}");
+    let admin = login["access_token"].as_str().expect("token").to_owned();
+    // The instances share the home (its access token key) and the database: a token of
+    // one works with the other, and users made through one log in to the other.
+    for (name, role) in [("olga", "operator"), ("rita", "release-manager")] {
+        let (status, body) = request(
+            &second.url,
+            "POST",
+            "/v1/users",
+            Some(&admin),
+            &json!({"name": name, "password": PASSWORD, "roles": [role]}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let olga = release.dir.path().join("olga-config");
+    let rita = release.dir.path().join("rita-config");
+    client(&release, &first, &olga, &["login", "--name", "olga"]);
+    client(&release, &second, &rita, &["login", "--name", "rita"]);
+
+    // olga starts the release through the first instance; it stops at the gate.
+    let mut args: Vec<String> = release.run_args();
+    args.push("--no-follow".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = client(&release, &first, &olga, &args);
+    let run = started["run_id"].as_str().expect("run id").to_owned();
+    wait_for("the gate", || {
+        state(&release, &second, &rita, &run)["state"] == "waiting-approval"
+    });
+
+    // rita approves through the second instance, which drives the run on; it is killed
+    // while the deploy step waits on the target.
+    release.target.delay_deployments(Duration::from_secs(30));
+    client(
+        &release,
+        &second,
+        &rita,
+        &[
+            "approve",
+            "--run",
+            &run,
+            "--step",
+            "approve-release",
+            "--as",
+            "rita",
+        ],
+    );
+    wait_for("the deploy request", || {
+        release.target.deployments_received() == 1
+    });
+    let shown = state(&release, &first, &olga, &run);
+    assert!(
+        shown["driver"]
+            .as_str()
+            .is_some_and(|d| d.ends_with(&format!(":{}", second.child.id()))),
+        "the second instance drives the run: {shown}"
+    );
+    kill(&mut second.child);
+
+    // The first instance takes the run up after the leases run out, and finishes it.
+    release.target.delay_deployments(Duration::ZERO);
+    wait_for("the run to succeed", || {
+        let shown = state(&release, &first, &olga, &run);
+        assert_ne!(shown["state"], "failed", "{shown}");
+        shown["state"] == "succeeded"
+    });
+    for (id, state, attempt) in release.steps(&run) {
+        assert_eq!(state, "succeeded", "{id}");
+        match id.as_str() {
+            "deploy" => assert_eq!(attempt, 2, "deploy ran again after the kill"),
+            "approve-release" => {}
+            _ => assert_eq!(attempt, 1, "{id} ran once"),
+        }
+    }
+    assert_eq!(release.target.deployments_received(), 2);
+    assert_eq!(release.forge.releases().len(), 1, "published once");
+    let started = release.evidence(&run, "step.started");
+    assert_eq!(
+        started.len(),
+        7,
+        "six plugin steps, deploy twice: {started:?}"
+    );
+    let verdict = client(&release, &first, &olga, &["evidence", "verify", "--json"]);
+    assert_eq!(verdict["verified"], true, "{verdict}");
+}
