@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sqlx::{Connection as _, Executor as _};
 
-use crate::release::{Release, kill, ok, wait_for};
+use crate::release::{Release, kill, ok};
 
 const ADMIN_PASSWORD: &str = "a long development password";
 const PASSWORD: &str = "another long password";
@@ -42,6 +42,8 @@ fn start(release: &Release) -> Instance {
             "3",
             "--sweep-seconds",
             "1",
+            "--requests-per-minute",
+            "10000",
         ])
         .env("RELO_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .stdout(Stdio::piped())
@@ -126,6 +128,19 @@ fn client(
         .output()
         .expect("relo");
     ok(&output)
+}
+
+/// Waits until `done` holds, checking every 300 ms (each check is a request to a
+/// server), failing after two minutes.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{what} never happened"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 fn state(release: &Release, instance: &Instance, config: &std::path::Path, run: &str) -> Value {
