@@ -25,6 +25,8 @@ pub struct Exported {
     pub entries: usize,
     /// The size of the checkpoint they are proven against.
     pub checkpoint_size: u64,
+    /// The checkpoint cut to cover the run (id and size), if the latest did not.
+    pub cut: Option<(u64, u64)>,
 }
 
 /// Why a run could not be exported.
@@ -56,6 +58,9 @@ pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
         Err(ExportFailure::NoEvidence(message)) => bail!("{message}"),
         Err(ExportFailure::Other(error)) => return Err(error),
     };
+    if let Some((id, size)) = exported.cut {
+        eprintln!("cut checkpoint {id} ({size} entries) to cover the run's last entry");
+    }
     let out = args
         .out
         .clone()
@@ -118,6 +123,7 @@ pub async fn export_run(
         .latest_checkpoint()
         .await
         .map_err(anyhow::Error::from)?;
+    let mut cut_now = None;
     if latest.as_ref().is_none_or(|c| c.size < last_seq) {
         if let Some(tampering) = super::verify::tampering_before_signing(home, store).await? {
             return Err(ExportFailure::Tampered(tampering));
@@ -126,11 +132,7 @@ pub async fn export_run(
             .checkpoint(signer, &origin, &origin)
             .await
             .context("cannot cut a checkpoint covering the run")?;
-        tracing::info!(
-            id = cut.id,
-            size = cut.size,
-            "cut a checkpoint to cover the run's last entry"
-        );
+        cut_now = Some((cut.id, cut.size));
         latest = Some(cut);
         all = read_all().await?;
         entries = in_run(&all);
@@ -180,6 +182,7 @@ pub async fn export_run(
             .context("cannot sign the provenance")?,
         entries: entries.len(),
         checkpoint_size: verified.checkpoint.size,
+        cut: cut_now,
     })
 }
 
