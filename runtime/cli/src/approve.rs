@@ -21,6 +21,28 @@ use crate::home::Home;
 use crate::plugin::policy;
 use crate::run::{signing_person, stored_run};
 
+/// `person`'s approval, now, of gate `step_id` of run `run` (its id and the sha256 of its
+/// workflow), signed with `signer`: the envelope JSON, as the runner checks it.
+pub fn sign_gate_approval(
+    signer: &dyn relo_trust::Signer,
+    run: (&str, &str),
+    step_id: &str,
+    person: &str,
+) -> anyhow::Result<String> {
+    let (run_id, workflow_sha256) = run;
+    let payload = GateApprovalPayload {
+        run_id: run_id.to_owned(),
+        step_id: step_id.to_owned(),
+        workflow_sha256: workflow_sha256.to_owned(),
+        approver: person.to_owned(),
+        approved_at: relo_store::rfc3339_utc(SystemTime::now()),
+    };
+    Ok(payload
+        .sign(signer)
+        .context("cannot sign the approval")?
+        .to_json())
+}
+
 /// Runs `relo approve`.
 pub fn run(args: &ApproveArgs) -> anyhow::Result<ExitCode> {
     let home = Home::load(&args.home)?;
@@ -45,17 +67,12 @@ pub fn run(args: &ApproveArgs) -> anyhow::Result<ExitCode> {
         let Some(gate) = &step.approval else {
             bail!("step `{}` of run {} is not an approval gate", args.step, row.id);
         };
-        let payload = GateApprovalPayload {
-            run_id: row.id.clone(),
-            step_id: args.step.clone(),
-            workflow_sha256: request.workflow_sha256.clone(),
-            approver: person.clone(),
-            approved_at: relo_store::rfc3339_utc(SystemTime::now()),
-        };
-        let envelope = payload
-            .sign(&signer)
-            .context("cannot sign the approval")?
-            .to_json();
+        let envelope = sign_gate_approval(
+            &signer,
+            (&row.id, &request.workflow_sha256),
+            &args.step,
+            &person,
+        )?;
         let scope = Scope::Run(row.id.clone());
         let checked = GateApprovalPayload::check(
             &envelope,

@@ -26,37 +26,41 @@ use crate::plugin::{config, policy};
 /// is alive); a run whose process died can be taken over by another after this.
 const LEASE: Duration = Duration::from_secs(60);
 
-/// Runs `relo run`.
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let home = Home::load(&args.home)?;
+/// A run request made and signed on this machine by the requester's key, for `relo
+/// run` here or on a server (`relo --server URL run`).
+pub struct SignedRequest {
+    /// The workflow.
+    pub workflow: relo_manifest::Workflow,
+    /// Its exact text, whose sha256 is signed.
+    pub workflow_text: String,
+    /// The resolved parameters.
+    pub params: BTreeMap<String, Value>,
+    /// The requester, as `[[people]]` names them.
+    pub person: String,
+    /// The new run's id: `run-SECONDS-8HEX`.
+    pub run_id: String,
+    /// The signed request (a DSSE envelope), JSON.
+    pub envelope: String,
+    /// The workflow's `workspace:` folder, resolved next to the workflow file.
+    pub workspace: Option<std::path::PathBuf>,
+}
+
+/// Reads the workflow and `--param`s of `args`, and signs the run request with the key
+/// of `--as`/`--key` in `home`.
+pub fn sign_request(home: &Home, args: &RunArgs) -> anyhow::Result<SignedRequest> {
     let (workflow, bytes) = read_parsed(&args.workflow, relo_manifest::parse_workflow)?;
     let workflow_text = String::from_utf8(bytes).context("the workflow is not UTF-8")?;
-    let mut given = BTreeMap::new();
-    for pair in &args.params {
-        let Some((name, value)) = pair.split_once('=') else {
-            bail!("--param {pair}: expected NAME=VALUE (or NAME=@FILE)");
-        };
-        let value = match value.strip_prefix('@') {
-            Some(file) => std::fs::read_to_string(file)
-                .with_context(|| format!("--param {name}=@{file}: cannot read {file}"))?,
-            None => value.to_owned(),
-        };
-        given.insert(name.to_owned(), value);
-    }
+    let given = given_params(&args.params)?;
     let params = params::resolve(&workflow, &given).context("the run's parameters")?;
-    let policy = policy(&home)?;
+    let policy = policy(home)?;
     let (signer, person) = signing_person(
-        &home,
+        home,
         &policy,
         args.key.as_deref(),
         args.as_person.as_deref(),
     )?;
     let now = SystemTime::now();
-    let run_id = format!(
-        "run-{}-{}",
-        now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        &sha256_hex(format!("{:?}{}", now, std::process::id()).as_bytes())[..8]
-    );
+    let run_id = new_run_id(now);
     let request = RunRequest {
         run_id: run_id.clone(),
         workflow: workflow.name.as_str().to_owned(),
@@ -75,6 +79,55 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(Path::new("."))
             .join(folder.as_str())
     });
+    Ok(SignedRequest {
+        workflow,
+        workflow_text,
+        params,
+        person,
+        run_id,
+        envelope,
+        workspace,
+    })
+}
+
+/// `--param NAME=VALUE` and `NAME=@FILE` (the file's text) as a map.
+fn given_params(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut given = BTreeMap::new();
+    for pair in pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("--param {pair}: expected NAME=VALUE (or NAME=@FILE)");
+        };
+        let value = match value.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("--param {name}=@{file}: cannot read {file}"))?,
+            None => value.to_owned(),
+        };
+        given.insert(name.to_owned(), value);
+    }
+    Ok(given)
+}
+
+/// A new run id: `run-SECONDS-8HEX`.
+fn new_run_id(now: SystemTime) -> String {
+    format!(
+        "run-{}-{}",
+        now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        &sha256_hex(format!("{:?}{}", now, std::process::id()).as_bytes())[..8]
+    )
+}
+
+/// Runs `relo run`.
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let home = Home::load(&args.home)?;
+    let SignedRequest {
+        workflow,
+        workflow_text,
+        params,
+        person,
+        run_id,
+        envelope,
+        workspace,
+    } = sign_request(&home, args)?;
     let spec = RunSpec {
         run_id: &run_id,
         workflow: &workflow,
@@ -518,5 +571,42 @@ fn mark(state: &str) -> &'static str {
         "succeeded" => "+",
         "skipped" => "-",
         _ => "x",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn params_are_read_as_the_local_run_reads_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("key.pub");
+        std::fs::write(&file, "PUBLIC KEY\n").expect("write");
+        let given = given_params(&[
+            "image=sha256:abc".to_owned(),
+            format!("key=@{}", file.display()),
+            "empty=".to_owned(),
+        ])
+        .expect("parsed");
+        assert_eq!(given["image"], "sha256:abc");
+        assert_eq!(given["key"], "PUBLIC KEY\n");
+        assert_eq!(given["empty"], "");
+        let error = given_params(&["no-equals".to_owned()]).expect_err("refused");
+        assert!(error.to_string().contains("expected NAME=VALUE"), "{error}");
+    }
+
+    #[test]
+    fn run_ids_have_the_local_shape() {
+        let id = new_run_id(UNIX_EPOCH + Duration::from_secs(1_795_472_000));
+        let (seconds, hex) = id
+            .strip_prefix("run-")
+            .and_then(|rest| rest.split_once('-'))
+            .expect("run-SECONDS-HEX");
+        assert_eq!(seconds, "1795472000");
+        assert_eq!(hex.len(), 8);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 }

@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 use crate::credentials::CredentialSource;
 use crate::expr::{self, Context};
 use crate::request::GateApprovalPayload;
-use crate::workspace::{WorkspaceError, Workspaces};
+use crate::workspace::{WorkspaceError, Workspaces, snapshot_of};
 use crate::{CatalogError, PluginCatalog};
 
 /// How often a queued run asks whether its concurrency group is free.
@@ -225,6 +225,9 @@ impl Runner {
                 Some((name, wait))
             }
         };
+        // The workspace is archived (and refused if it holds what cannot be archived)
+        // before anything is stored.
+        let seed = spec.workspace.map(snapshot_of).transpose()?;
         let placed = self
             .store
             .create_run(
@@ -243,8 +246,8 @@ impl Runner {
             )
             .await?;
         let scope = Scope::Run(spec.run_id.to_owned());
-        if let Some(source) = spec.workspace {
-            let snapshot = self.workspaces.create_from(spec.run_id, source)?;
+        if let Some(snapshot) = seed {
+            self.workspaces.restore(spec.run_id, &snapshot.bytes)?;
             self.store
                 .put_snapshot(
                     spec.run_id,

@@ -66,13 +66,6 @@ impl Workspaces {
         self.root.join(run_id)
     }
 
-    /// Creates the run's workspace as a copy of `source` and returns its snapshot.
-    pub fn create_from(&self, run_id: &str, source: &Path) -> Result<Snapshot, WorkspaceError> {
-        let snapshot = snapshot_of(source)?;
-        self.restore(run_id, &snapshot.bytes)?;
-        Ok(snapshot)
-    }
-
     /// The snapshot of the run's workspace as it is now.
     pub fn snapshot(&self, run_id: &str) -> Result<Snapshot, WorkspaceError> {
         snapshot_of(&self.dir(run_id))
@@ -100,8 +93,9 @@ impl Workspaces {
     }
 }
 
-/// A deterministic tar archive of the tree under `root`.
-fn snapshot_of(root: &Path) -> Result<Snapshot, WorkspaceError> {
+/// A deterministic tar archive of the tree under `root` (sorted, times and owners
+/// zeroed); a symbolic link or anything but files and folders is refused.
+pub fn snapshot_of(root: &Path) -> Result<Snapshot, WorkspaceError> {
     let mut paths = Vec::new();
     collect(root, Path::new(""), &mut paths)?;
     paths.sort();
@@ -179,7 +173,8 @@ mod tests {
         let source = temp.path().join("source");
         tree(&source);
         let workspaces = Workspaces::new(temp.path().join("ws"));
-        let first = workspaces.create_from("run-1", &source).expect("create");
+        let first = snapshot_of(&source).expect("snapshot");
+        workspaces.restore("run-1", &first.bytes).expect("create");
         assert_eq!(first.files, 2);
         assert_eq!(workspaces.snapshot("run-1").expect("snapshot"), first);
 

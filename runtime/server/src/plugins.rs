@@ -104,19 +104,6 @@ pub(crate) struct Approved {
     expires_at: Option<String>,
 }
 
-fn no_trust_policy() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "no-trust-policy",
-        "this server was started without a trust policy (relo.toml with [[trust.signers]] \
-         and [[people]]), so it cannot verify plugins or approvals",
-    )
-}
-
-fn trust(state: &AppState) -> Result<&Trust, ApiError> {
-    state.trust().ok_or_else(no_trust_policy)
-}
-
 fn plugin_not_found(digest: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -219,7 +206,7 @@ pub(crate) async fn upload(
     principal: Principal,
     ApiJson(request): ApiJson<Upload>,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
-    let trust = trust(&state)?;
+    let trust = state.trust()?;
     let wasm = Base64::decode_vec(request.wasm_base64.trim()).map_err(|_| {
         ApiError::bad_request("invalid-field", "`wasm_base64` is not standard base64")
             .with_field("wasm_base64")
@@ -332,7 +319,7 @@ pub(crate) async fn show(
     Path(digest): Path<String>,
 ) -> Result<Json<PluginDetail>, ApiError> {
     let digest = digest_of(&digest)?;
-    let trust = trust(&state)?;
+    let trust = state.trust()?;
     let plugin = stored(&state, &digest).await?;
     let verified = verify_stored(&state, trust, &plugin).await?;
     let approvals = approvals_of(&state, &plugin).await?;
@@ -378,7 +365,7 @@ pub(crate) async fn approve(
     ApiJson(document): ApiJson<serde_json::Value>,
 ) -> Result<(StatusCode, Json<Approved>), ApiError> {
     let digest = digest_of(&digest)?;
-    let trust = trust(&state)?;
+    let trust = state.trust()?;
     let plugin = stored(&state, &digest).await?;
     let verified = verify_stored(&state, trust, &plugin).await?;
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -31,7 +32,7 @@ use crate::access::{Origin, Principal, refused};
 use crate::engine::RunEngine;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::state::{AppState, Trust};
+use crate::state::AppState;
 use crate::users::Role;
 
 /// The largest request body `POST /v1/runs` reads, in bytes: a workspace of a few MiB,
@@ -197,17 +198,6 @@ fn no_runner() -> ApiError {
         "no-runner",
         "this server was started without a runner, so it cannot run workflows",
     )
-}
-
-fn trust(state: &AppState) -> Result<&Trust, ApiError> {
-    state.trust().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "no-trust-policy",
-            "this server was started without a trust policy ([[people]] in relo.toml), so it \
-             cannot verify run requests or approvals",
-        )
-    })
 }
 
 fn engine(state: &AppState) -> Result<&Arc<RunEngine>, ApiError> {
@@ -413,7 +403,7 @@ pub(crate) async fn start(
     ApiJson(body): ApiJson<StartRun>,
 ) -> Result<(StatusCode, Json<Started>), ApiError> {
     let engine = engine(&state)?;
-    let trust = trust(&state)?;
+    let trust = state.trust()?;
     let envelope = serde_json::to_string(&body.request).map_err(ApiError::internal)?;
     let text = match body.workflow_text {
         Some(text) => text,
@@ -508,19 +498,6 @@ pub(crate) async fn start(
         )
         .with_field("request")
     })?;
-    if state
-        .store()
-        .run(&request.run_id)
-        .await
-        .map_err(ApiError::internal)?
-        .is_some()
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "run-exists",
-            format!("run {} exists; a request starts one run", request.run_id),
-        ));
-    }
     let runner = engine.runner();
     let upload = body
         .workspace_tar_base64
@@ -564,6 +541,9 @@ pub(crate) async fn start(
             );
             let detail = Some(format!("{active} active runs, limit {limit}"));
             return Err(refused(&state, origin.site(), Some(&principal.user), detail, err).await);
+        }
+        Err(RunError::Store(StoreError::Duplicate(message))) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "run-exists", message));
         }
         Err(RunError::Store(StoreError::GroupBusy { group, run_id })) => {
             return Err(ApiError::new(
@@ -615,7 +595,15 @@ fn unpack_workspace(
         )
         .with_field("workspace_tar_base64")
     })?;
-    let uploads = Workspaces::new(runner.workspaces.dir(run_id).with_extension("upload"));
+    // Its own folder: two requests for one run id never unpack into the same place.
+    static UPLOADS: AtomicU64 = AtomicU64::new(0);
+    let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
+    let uploads = Workspaces::new(
+        runner
+            .workspaces
+            .dir(run_id)
+            .with_extension(format!("upload-{n}")),
+    );
     uploads.restore(run_id, &bytes).map_err(|error| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -763,7 +751,7 @@ pub(crate) async fn approve_gate(
     ApiJson(document): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<GateApproved>), ApiError> {
     let engine = engine(&state)?;
-    let trust = trust(&state)?;
+    let trust = state.trust()?;
     let stored = match StoredRun::load(state.store(), &trust.policy, &id).await {
         Ok(stored) => stored,
         Err(StoredRunError::NoRun(_)) => return Err(run_not_found(&id)),

@@ -12,8 +12,11 @@ use relo_trust::{TrustError, TrustPolicy};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
+use axum::http::StatusCode;
+
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{RunEngine, count_progress};
+use crate::error::ApiError;
 use crate::evidence::EvidenceService;
 use crate::metrics::Metrics;
 use crate::ratelimit::{RateLimiter, RateLimits};
@@ -152,8 +155,17 @@ impl AppState {
         self.trust.is_some()
     }
 
-    pub(crate) fn trust(&self) -> Option<&Trust> {
-        self.trust.as_deref()
+    /// The trust policy, or 409 `no-trust-policy` when the server has none.
+    pub(crate) fn trust(&self) -> Result<&Trust, ApiError> {
+        self.trust.as_deref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no-trust-policy",
+                "this server was started without a trust policy (relo.toml with \
+                 [[trust.signers]] and [[people]]), so it cannot verify plugins, approvals or \
+                 run requests",
+            )
+        })
     }
 
     pub(crate) fn access_tokens(&self) -> &AccessTokens {

@@ -216,7 +216,8 @@ impl Store {
     /// Creates a run with every step `pending`, in one transaction. The run is `pending`,
     /// or, when its concurrency group already has a run that has not ended, `queued`
     /// behind it (or refused with [`StoreError::GroupBusy`], as the run asks). The id
-    /// `control` is refused: it is the control plane's evidence scope.
+    /// `control` is refused: it is the control plane's evidence scope; an id already
+    /// taken is [`StoreError::Duplicate`].
     pub async fn create_run(&self, run: &NewRun<'_>, now: SystemTime) -> Result<Placed> {
         if run.id == CONTROL_SCOPE || run.id.is_empty() {
             return Err(StoreError::InvalidEntry(format!(
@@ -226,6 +227,18 @@ impl Store {
         }
         let at = rfc3339_utc(now);
         let mut locked = self.begin_locked().await?;
+        let exists: Option<String> = on_backend!(&mut locked.tx, |tx| {
+            sqlx::query_scalar("SELECT id FROM runs WHERE id = $1")
+                .bind(run.id)
+                .fetch_optional(&mut **tx)
+                .await?
+        });
+        if exists.is_some() {
+            return Err(StoreError::Duplicate(format!(
+                "run {} exists; a request starts one run",
+                run.id
+            )));
+        }
         let busy: Option<String> = match run.concurrency {
             None => None,
             Some((group, _)) => on_backend!(&mut locked.tx, |tx| {

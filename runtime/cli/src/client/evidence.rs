@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::session::{Call, Session};
 use crate::args::{EXIT_FAILED, ExportArgs, VerifyArgs};
+use crate::evidence::provenance_path;
 
 /// The answer to `GET /v1/evidence/verify`.
 #[derive(Debug, Deserialize)]
@@ -45,16 +46,6 @@ pub async fn export(session: &mut Session, args: &ExportArgs) -> anyhow::Result<
     println!("  evidence:   {}", out.display());
     println!("  provenance: {}", provenance_out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// `X.provenance.json` for `X.json`; `FILE.provenance.json` otherwise: where the local
-/// export puts the provenance (`evidence::export::provenance_path`).
-fn provenance_path(out: &std::path::Path) -> PathBuf {
-    let text = out.as_os_str().to_string_lossy();
-    match text.strip_suffix(".json") {
-        Some(stem) => PathBuf::from(format!("{stem}.provenance.json")),
-        None => PathBuf::from(format!("{text}.provenance.json")),
-    }
 }
 
 /// Prints the server's verdict on its log; exits 1 unless it verifies.

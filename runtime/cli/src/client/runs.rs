@@ -5,22 +5,21 @@
 //! verifies them against its own `[[people]]`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use base64ct::{Base64, Encoding as _};
-use relo_orchestrator::{GateApprovalPayload, RunRequest, Workspaces, params};
-use relo_trust::sha256_hex;
+use relo_orchestrator::snapshot_of;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::session::{Call, Refusal, Session};
+use crate::approve::sign_gate_approval;
 use crate::args::{ApproveArgs, EXIT_FAILED, EXIT_WAITING, RunArgs, RunsCommand};
-use crate::home::{Home, read_parsed};
+use crate::home::Home;
 use crate::plugin::policy;
-use crate::run::signing_person;
+use crate::run::{SignedRequest, sign_request, signing_person};
 
 /// How often a followed run is asked for.
 const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -91,44 +90,20 @@ struct GateApproved {
 /// workspace, and follows the run.
 pub async fn start(session: &mut Session, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let home = Home::load(&args.home)?;
-    let (workflow, bytes) = read_parsed(&args.workflow, relo_manifest::parse_workflow)?;
-    let workflow_text = String::from_utf8(bytes).context("the workflow is not UTF-8")?;
-    let given = given_params(&args.params)?;
-    let params = params::resolve(&workflow, &given).context("the run's parameters")?;
-    let policy = policy(&home)?;
-    let (signer, person) = signing_person(
-        &home,
-        &policy,
-        args.key.as_deref(),
-        args.as_person.as_deref(),
-    )?;
-    let now = SystemTime::now();
-    let run_id = new_run_id(now);
-    let request = RunRequest {
-        run_id: run_id.clone(),
-        workflow: workflow.name.as_str().to_owned(),
-        workflow_sha256: sha256_hex(workflow_text.as_bytes()),
-        params,
-        requested_by: person.clone(),
-        requested_at: relo_store::rfc3339_utc(now),
-    };
-    let envelope = request
-        .sign(&signer)
-        .context("cannot sign the run request")?
-        .to_json();
+    let SignedRequest {
+        workflow,
+        workflow_text,
+        person,
+        envelope,
+        workspace,
+        ..
+    } = sign_request(&home, args)?;
     let mut body = json!({
         "request": serde_json::from_str::<Value>(&envelope)?,
         "workflow_text": workflow_text,
     });
-    if let Some(folder) = &workflow.workspace {
-        let source = args
-            .workflow
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(folder.as_str());
-        let scratch = tempfile::tempdir().context("cannot make a scratch folder")?;
-        let snapshot = Workspaces::new(scratch.path())
-            .create_from(&run_id, &source)
+    if let Some(source) = &workspace {
+        let snapshot = snapshot_of(source)
             .with_context(|| format!("cannot archive the workspace {}", source.display()))?;
         body["workspace_tar_base64"] = Value::String(Base64::encode_string(&snapshot.bytes));
         note(
@@ -190,32 +165,6 @@ pub async fn start(session: &mut Session, args: &RunArgs) -> anyhow::Result<Exit
             )
         })?;
     finish(session, &run, &steps, args.json)
-}
-
-/// `--param NAME=VALUE` and `NAME=@FILE` (read), as the local `relo run` takes them.
-fn given_params(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut given = BTreeMap::new();
-    for pair in pairs {
-        let Some((name, value)) = pair.split_once('=') else {
-            bail!("--param {pair}: expected NAME=VALUE (or NAME=@FILE)");
-        };
-        let value = match value.strip_prefix('@') {
-            Some(file) => std::fs::read_to_string(file)
-                .with_context(|| format!("--param {name}=@{file}: cannot read {file}"))?,
-            None => value.to_owned(),
-        };
-        given.insert(name.to_owned(), value);
-    }
-    Ok(given)
-}
-
-/// A run id as the local `relo run` makes them: `run-SECONDS-8HEX`.
-fn new_run_id(now: SystemTime) -> String {
-    format!(
-        "run-{}-{}",
-        now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        &sha256_hex(format!("{:?}{}", now, std::process::id()).as_bytes())[..8]
-    )
 }
 
 /// A line of progress on stderr, unless the output is JSON.
@@ -386,17 +335,7 @@ pub async fn approve(session: &mut Session, args: &ApproveArgs) -> anyhow::Resul
             run.id
         );
     };
-    let payload = GateApprovalPayload {
-        run_id: run.id.clone(),
-        step_id: args.step.clone(),
-        workflow_sha256,
-        approver: person,
-        approved_at: relo_store::rfc3339_utc(SystemTime::now()),
-    };
-    let envelope = payload
-        .sign(&signer)
-        .context("cannot sign the approval")?
-        .to_json();
+    let envelope = sign_gate_approval(&signer, (&run.id, &workflow_sha256), &args.step, &person)?;
     let body: Value = serde_json::from_str(&envelope)?;
     let answer: Value = session
         .call_json(&Call::post(
@@ -501,36 +440,6 @@ pub async fn runs(session: &mut Session, command: &RunsCommand) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn params_are_read_as_the_local_run_reads_them() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("key.pub");
-        std::fs::write(&file, "PUBLIC KEY\n").expect("write");
-        let given = given_params(&[
-            "image=sha256:abc".to_owned(),
-            format!("key=@{}", file.display()),
-            "empty=".to_owned(),
-        ])
-        .expect("parsed");
-        assert_eq!(given["image"], "sha256:abc");
-        assert_eq!(given["key"], "PUBLIC KEY\n");
-        assert_eq!(given["empty"], "");
-        let error = given_params(&["no-equals".to_owned()]).expect_err("refused");
-        assert!(error.to_string().contains("expected NAME=VALUE"), "{error}");
-    }
-
-    #[test]
-    fn run_ids_have_the_local_shape() {
-        let id = new_run_id(UNIX_EPOCH + Duration::from_secs(1_795_472_000));
-        let (seconds, hex) = id
-            .strip_prefix("run-")
-            .and_then(|rest| rest.split_once('-'))
-            .expect("run-SECONDS-HEX");
-        assert_eq!(seconds, "1795472000");
-        assert_eq!(hex.len(), 8);
-        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
-    }
 
     #[test]
     fn progress_names_each_state_change() {

@@ -11,6 +11,7 @@ mod rotate;
 mod service;
 mod verify;
 
+pub use export::provenance_path;
 pub use service::HomeEvidence;
 
 use std::process::ExitCode;

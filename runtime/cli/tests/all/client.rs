@@ -3,26 +3,14 @@
 //! their code, logout revoking the login, and URLs that would send tokens in clear
 //! refused before anything is sent.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use crate::serve::{Server, spawn_server};
 
 const PASSWORD: &str = "a long development password";
-
-/// A `relo serve` process, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `relo init --tls` in `home`, then `relo serve` over TLS on a free loopback port with
 /// the admin `olga`.
@@ -34,7 +22,8 @@ fn serve_tls(home: &Path) -> Server {
         .expect("relo init");
     assert!(init.status.success(), "{init:?}");
     let tls = home.join("tls");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_relo"));
+    command
         .args([
             "serve",
             "--listen",
@@ -49,22 +38,8 @@ fn serve_tls(home: &Path) -> Server {
         .env("RELO_HOME", home)
         .env("RELO_ADMIN_PASSWORD", PASSWORD)
         .env_remove("RELO_DATABASE_URL")
-        .env_remove("RELO_SERVER")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("relo serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the banner");
-    let url = line
-        .trim()
-        .strip_prefix("relo serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected banner: {line:?}"))
-        .to_owned();
-    Server { child, url }
+        .env_remove("RELO_SERVER");
+    spawn_server(command)
 }
 
 /// The client's surroundings: its config directory and the CA it trusts.

@@ -4,62 +4,35 @@
 //! out, running that step a second time and no other step again. The run's evidence
 //! verifies and the release was published once.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::{Connection as _, Executor as _};
 
-use crate::release::{Release, kill, ok};
+use crate::release::{Release, kill, ok, poll};
+use crate::serve::{Server, spawn_server};
 
 const ADMIN_PASSWORD: &str = "a long development password";
 const PASSWORD: &str = "another long password";
 
-/// A `relo serve` process and its address, killed when dropped.
-struct Instance {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(release: &Release) -> Instance {
-    let mut child = release
-        .command(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--bootstrap-admin",
-            "ada",
-            "--lease-seconds",
-            "3",
-            "--sweep-seconds",
-            "1",
-            "--requests-per-minute",
-            "10000",
-        ])
-        .env("RELO_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("relo serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the banner");
-    let url = line
-        .trim()
-        .strip_prefix("relo serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected banner: {line:?}"))
-        .to_owned();
-    Instance { child, url }
+fn start(release: &Release) -> Server {
+    let mut command = release.command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--bootstrap-admin",
+        "ada",
+        "--lease-seconds",
+        "3",
+        "--sweep-seconds",
+        "1",
+        "--requests-per-minute",
+        "10000",
+    ]);
+    command.env("RELO_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    spawn_server(command)
 }
 
 /// One JSON request to `url`; the status and the body.
@@ -113,12 +86,7 @@ fn fresh_schema() -> Option<String> {
 }
 
 /// `relo --server URL ...` as `person`, logged in with its own config folder.
-fn client(
-    release: &Release,
-    instance: &Instance,
-    config: &std::path::Path,
-    args: &[&str],
-) -> Value {
+fn client(release: &Release, instance: &Server, config: &std::path::Path, args: &[&str]) -> Value {
     let mut all = vec!["--server", instance.url.as_str()];
     all.extend_from_slice(args);
     let output = release
@@ -132,18 +100,16 @@ fn client(
 
 /// Waits until `done` holds, checking every 300 ms (each check is a request to a
 /// server), failing after two minutes.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let started = std::time::Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "{what} never happened"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    poll(
+        what,
+        Duration::from_millis(300),
+        Duration::from_secs(120),
+        done,
+    );
 }
 
-fn state(release: &Release, instance: &Instance, config: &std::path::Path, run: &str) -> Value {
+fn state(release: &Release, instance: &Server, config: &std::path::Path, run: &str) -> Value {
     client(release, instance, config, &["runs", "show", run, "--json"])
 }
 

@@ -455,14 +455,21 @@ fn a_tampered_plugin_is_refused_before_anything_runs() {
 }
 
 /// Waits until `done` holds, failing after a minute.
-pub(crate) fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    poll(
+        what,
+        Duration::from_millis(50),
+        Duration::from_secs(60),
+        done,
+    );
+}
+
+/// Checks `done` every `every` until it holds, failing after `within`.
+pub(crate) fn poll(what: &str, every: Duration, within: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{what} never happened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(started.elapsed() < within, "{what} never happened");
+        std::thread::sleep(every);
     }
 }
 

@@ -14,10 +14,10 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 const PASSWORD: &str = "a long development password";
 
-/// A `relo serve` process, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
+/// A `relo serve` process and the URL it listens on, killed when dropped.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl Drop for Server {
@@ -27,13 +27,9 @@ impl Drop for Server {
     }
 }
 
-fn serve(home: &Path, args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relo"))
-        .arg("serve")
-        .args(args)
-        .env("RELO_HOME", home)
-        .env("RELO_ADMIN_PASSWORD", PASSWORD)
-        .env_remove("RELO_DATABASE_URL")
+/// Spawns `command` (a `relo serve`) and reads the URL from its banner.
+pub(crate) fn spawn_server(mut command: Command) -> Server {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -49,6 +45,17 @@ fn serve(home: &Path, args: &[&str]) -> Server {
         .unwrap_or_else(|| panic!("unexpected banner: {line:?}"))
         .to_owned();
     Server { child, url }
+}
+
+fn serve(home: &Path, args: &[&str]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_relo"));
+    command
+        .arg("serve")
+        .args(args)
+        .env("RELO_HOME", home)
+        .env("RELO_ADMIN_PASSWORD", PASSWORD)
+        .env_remove("RELO_DATABASE_URL");
+    spawn_server(command)
 }
 
 /// Sends one HTTP/1.1 request over `stream` and returns the whole response as text.

@@ -331,6 +331,29 @@ async fn requests_of_someone_else_another_text_or_twice_are_refused(server: Test
         server.store.runs(10).await.unwrap().is_empty(),
         "nothing stored"
     );
+    // Each refusal is in the control chain, naming who and why.
+    let audited: Vec<String> = server
+        .audit_bodies("auth.refused")
+        .await
+        .iter()
+        .map(|b| {
+            format!(
+                "{} {}",
+                b["who"].as_str().unwrap_or(""),
+                b["code"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for expected in [
+        "oscar requester-mismatch",
+        "olga identity-mismatch",
+        "olga workflow-changed",
+    ] {
+        assert!(
+            audited.iter().any(|a| a == expected),
+            "{expected} in {audited:?}"
+        );
+    }
 
     // Registered by digest, then the same request twice.
     let registered = api(
@@ -421,6 +444,98 @@ async fn a_requester_has_a_limited_number_of_unended_runs(server: TestServer) {
     assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
 }
 
+/// A tar archive of one entry `name` of type `kind` (a link to `target`, or a file
+/// holding `target`), its name written as given, unchecked.
+fn hostile_tar(name: &[u8], kind: tar::EntryType, target: &str) -> String {
+    let mut header = tar::Header::new_gnu();
+    header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    let data = if kind == tar::EntryType::Symlink {
+        header.set_link_name(target).unwrap();
+        header.set_size(0);
+        Vec::new()
+    } else {
+        header.set_size(target.len() as u64);
+        target.as_bytes().to_vec()
+    };
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, data.as_slice()).unwrap();
+    Base64::encode_string(&builder.into_inner().unwrap())
+}
+
+async fn a_hostile_workspace_is_refused_before_anything_is_stored(server: TestServer) {
+    let (olga, _) = ready(&server).await;
+    let with_workspace = WORKFLOW.replace("name: hello\n", "name: hello\nworkspace: repo\n");
+    let body = |id: &str, tar: String| {
+        json!({
+            "request": request(id, &with_workspace, "olga", &server.keys.olga),
+            "workflow_text": with_workspace,
+            "workspace_tar_base64": tar,
+        })
+    };
+    // A symbolic link out of the workspace.
+    let link = hostile_tar(b"passwd", tar::EntryType::Symlink, "/etc/passwd");
+    let refused = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(body("run-l", link)),
+    )
+    .await;
+    refused.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid-workspace");
+    assert_eq!(refused.field(), Some("workspace_tar_base64"));
+    // Not base64, and no workspace at all.
+    let garbage = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(body("run-g", "%%%".into())),
+    )
+    .await;
+    garbage.assert_error(StatusCode::BAD_REQUEST, "invalid-field");
+    let missing = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(json!({
+            "request": request("run-m", &with_workspace, "olga", &server.keys.olga),
+            "workflow_text": with_workspace,
+        })),
+    )
+    .await;
+    missing.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "workspace-missing");
+    assert!(
+        server.store.runs(10).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    // A path climbing out of the workspace is not written there (nor anywhere else).
+    let climbing = hostile_tar(b"../../outside.txt", tar::EntryType::Regular, "pwned");
+    let answer = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(body("run-c", climbing)),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    for dir in [
+        server.home().to_path_buf(),
+        server.home().join("workspaces"),
+    ] {
+        assert!(
+            !dir.join("outside.txt").exists(),
+            "written in {}",
+            dir.display()
+        );
+    }
+}
+
 async fn workflows_validate_with_line_and_field(server: TestServer) {
     let olga = server.login("olga").await.access;
     let bad = WORKFLOW.replace("needs: [greet]", "needs: [nowhere]");
@@ -476,4 +591,5 @@ server_tests!(
     requests_of_someone_else_another_text_or_twice_are_refused,
     a_requester_has_a_limited_number_of_unended_runs,
     workflows_validate_with_line_and_field,
+    a_hostile_workspace_is_refused_before_anything_is_stored,
 );

@@ -341,6 +341,11 @@ impl TestServer {
         }
     }
 
+    /// The server's relo home.
+    pub fn home(&self) -> &std::path::Path {
+        self._home.path()
+    }
+
     /// The trust policy the server verifies with.
     pub fn policy(&self) -> TrustPolicy {
         TrustPolicy::load(&self.config, self._home.path()).unwrap()

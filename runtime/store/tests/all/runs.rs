@@ -385,9 +385,22 @@ async fn gates_waiting_steps_dead_owners_snapshots_and_logs(db: TestDb) {
     );
 }
 
+async fn a_run_id_is_taken_once(db: TestDb) {
+    let store = db.store().await;
+    create(&store, "run-1", &["a"], SystemTime::now()).await;
+    let again = store
+        .create_run(&new_run("run-1", &["b"], None), SystemTime::now())
+        .await;
+    assert!(matches!(again, Err(StoreError::Duplicate(_))), "{again:?}");
+    let steps = store.run_steps("run-1").await.unwrap();
+    assert_eq!(steps.len(), 1, "the first run is untouched");
+    assert_eq!(steps[0].step_id, "a");
+}
+
 backend_tests!(
     a_step_has_one_holder_until_its_lease_expires,
     control_is_not_a_run_id,
+    a_run_id_is_taken_once,
     concurrent_claimers_never_share_a_step,
     a_concurrency_group_queues_runs_in_order_or_refuses,
     gates_waiting_steps_dead_owners_snapshots_and_logs,
