@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use axum::serve::ListenerExt as _;
-use relo_server::{AppState, JwtSecret, Limit, RateLimits, Role, SystemClock, app, create_user};
+use relo_server::{
+    AppState, JwtSecret, Limit, RateLimits, Role, SystemClock, app, create_user, import_people,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -82,6 +84,16 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         // The trust policy of relo.toml: plugin uploads, approvals, run requests and gate
         // approvals are verified with it, and runs run with its sandbox and secrets.
         if let Some(config) = home.config.clone() {
+            // The people of relo.toml become users (without a password) at first start.
+            let imported = import_people(&store, &config)
+                .await
+                .context("cannot import [[people]] as users")?;
+            if !imported.is_empty() {
+                eprintln!(
+                    "relo serve: imported {} from [[people]] as users without a password; an admin sets theirs with PUT /v1/users/NAME/password",
+                    imported.join(", ")
+                );
+            }
             state = state
                 .with_trust(config, &home.path)
                 .context("cannot load relo.toml's trust policy")?;

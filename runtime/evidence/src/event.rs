@@ -458,6 +458,21 @@ pub enum EvidenceEvent {
         /// `rate-limited` one.
         detail: Option<String>,
     },
+    /// An administrator or a user changed who may do what: a user created, their roles
+    /// set, a user disabled, an API token made or revoked. Never holds a password or a
+    /// token.
+    #[serde(rename = "admin.action")]
+    AdminAction {
+        /// Who did it.
+        by: String,
+        /// `user.created`, `user.roles-set`, `user.disabled`, `token.created`,
+        /// `token.revoked`.
+        action: String,
+        /// The user or token id acted on.
+        target: String,
+        /// The roles or scopes given, when the action gives any.
+        detail: Option<String>,
+    },
     /// A refresh token that was already used or revoked was presented again: its whole
     /// family was revoked.
     #[serde(rename = "auth.token-reused")]
@@ -510,6 +525,7 @@ impl EvidenceEvent {
             EvidenceEvent::WorkspaceRestored { .. } => "workspace.restored",
             EvidenceEvent::AuthRefused { .. } => "auth.refused",
             EvidenceEvent::AuthTokenReused { .. } => "auth.token-reused",
+            EvidenceEvent::AdminAction { .. } => "admin.action",
         }
     }
 }
@@ -572,6 +588,12 @@ mod tests {
                 user: "olga".into(),
                 family: "f1".into(),
                 client: "unknown".into(),
+            },
+            EvidenceEvent::AdminAction {
+                by: "ada".into(),
+                action: "user.roles-set".into(),
+                target: "olga".into(),
+                detail: Some("operator, auditor".into()),
             },
             EvidenceEvent::EgressCircuitOpened {
                 scheme: "https".into(),

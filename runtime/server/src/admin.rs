@@ -9,10 +9,11 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
+use relo_evidence::EvidenceEvent;
 use relo_store::{CONTROL_SCOPE, NewApiToken, StoredApiToken, StoredUser};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Origin, Principal, refused, roles};
+use crate::access::{Origin, Principal, record, refused, roles};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::permissions::Permission;
@@ -100,6 +101,36 @@ pub(crate) async fn list_users(
     ))
 }
 
+/// Logs `principal`'s `action` on `target` and appends it to the control chain as an
+/// `admin.action` entry.
+async fn admin_action(
+    state: &AppState,
+    principal: &Principal,
+    action: &str,
+    target: &str,
+    detail: Option<String>,
+) -> Result<(), ApiError> {
+    tracing::info!(by = %principal.user, action, target, ?detail, "administration");
+    record(
+        state,
+        EvidenceEvent::AdminAction {
+            by: principal.user.clone(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail,
+        },
+    )
+    .await
+}
+
+fn role_names(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     principal: Principal,
@@ -107,7 +138,14 @@ pub(crate) async fn create_user(
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let roles = distinct(&request.roles);
     users::create_user(state.store(), &request.name, &request.password, &roles).await?;
-    tracing::info!(by = %principal.user, user = %request.name, ?roles, "created a user");
+    admin_action(
+        &state,
+        &principal,
+        "user.created",
+        &request.name,
+        Some(role_names(&roles)),
+    )
+    .await?;
     let user = state
         .store()
         .user(&request.name)
@@ -136,7 +174,14 @@ pub(crate) async fn set_roles(
     if !found {
         return Err(user_not_found(&name));
     }
-    tracing::info!(by = %principal.user, user = %name, ?roles, "changed a user's roles");
+    admin_action(
+        &state,
+        &principal,
+        "user.roles-set",
+        &name,
+        Some(role_names(&roles)),
+    )
+    .await?;
     let user = state
         .store()
         .user(&name)
@@ -144,6 +189,28 @@ pub(crate) async fn set_roles(
         .map_err(ApiError::internal)?
         .ok_or_else(|| user_not_found(&name))?;
     Ok(Json(UserView::of(user)?))
+}
+
+/// `PUT /v1/users/{name}/password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetPassword {
+    password: String,
+}
+
+/// `PUT /v1/users/{name}/password`: the first password of a user imported from
+/// `[[people]]`, or a new one.
+pub(crate) async fn set_password(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    if !users::set_password(state.store(), &name, &request.password).await? {
+        return Err(user_not_found(&name));
+    }
+    admin_action(&state, &principal, "user.password-set", &name, None).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn disable_user(
@@ -163,7 +230,7 @@ pub(crate) async fn disable_user(
     if !found {
         return Err(user_not_found(&name));
     }
-    tracing::warn!(by = %principal.user, user = %name, "disabled a user and revoked their tokens");
+    admin_action(&state, &principal, "user.disabled", &name, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -261,7 +328,14 @@ pub(crate) async fn create_token(
         })
         .await
         .map_err(ApiError::internal)?;
-    tracing::info!(user = %principal.user, token = %id, scopes = ?scope_names, "made an API token");
+    admin_action(
+        &state,
+        &principal,
+        "token.created",
+        &id,
+        Some(scope_names.join(", ")),
+    )
+    .await?;
     let stored = state
         .store()
         .api_token_by_hash(&hash)
@@ -306,7 +380,7 @@ pub(crate) async fn revoke_token(
             "you have no API token with this id",
         ));
     }
-    tracing::info!(user = %principal.user, token = %id, "revoked an API token");
+    admin_action(&state, &principal, "token.revoked", &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

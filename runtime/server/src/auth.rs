@@ -113,11 +113,25 @@ pub(crate) async fn login(
     token_pair(&state, &user.name, &roles, &refresh, now)
 }
 
+/// Takes one request of the refresh and logout routes from the client address's bucket:
+/// they exchange credentials, so they are held to the login rate per client.
+async fn limit_token_route(state: &AppState, origin: &Origin) -> Result<(), ApiError> {
+    let bucket = format!("token-client:{}", origin.client.0);
+    rate_limit(
+        state,
+        origin.site(),
+        None,
+        ("token-client", &bucket, state.limits().login_per_client),
+    )
+    .await
+}
+
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     origin: Origin,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    limit_token_route(&state, &origin).await?;
     let site = origin.site();
     let Some(presented) = RefreshToken::parse(&request.refresh_token) else {
         return Err(refused(&state, site, None, None, invalid_refresh_token()).await);
@@ -198,6 +212,7 @@ pub(crate) async fn logout(
     origin: Origin,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
+    limit_token_route(&state, &origin).await?;
     let site = origin.site();
     let stored = match RefreshToken::parse(&request.refresh_token) {
         Some(presented) => state

@@ -39,6 +39,7 @@ mod access;
 mod admin;
 mod auth;
 mod clock;
+mod context;
 mod engine;
 mod error;
 mod evidence;
@@ -59,6 +60,7 @@ use axum::http::StatusCode;
 
 pub use access::{ClientAddr, Credential, Principal};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::{REQUEST_ID_HEADER, REQUEST_TIMEOUT};
 pub use error::ApiError;
 pub use evidence::{EvidenceService, EvidenceServiceError, ExportedRun, ServiceFuture, Verdict};
 pub use extract::{ApiJson, BODY_LIMIT};
@@ -76,12 +78,14 @@ pub use tokens::{
 };
 pub use users::{
     MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Role, UnknownRole, UserError, create_user,
+    import_people,
 };
 
 /// The API over `state`: every route of [`ROUTES`] behind the access guard (its
 /// [`Access`] checked against the permission table, rate limits, refusals audited and
-/// counted), JSON 404 and 405 answers for anything else, and request bodies limited to
-/// [`BODY_LIMIT`] bytes.
+/// counted), JSON 404 and 405 answers for anything else, request bodies limited to
+/// [`BODY_LIMIT`] bytes, and every request given an id ([`REQUEST_ID_HEADER`]), a log
+/// line and a time limit.
 pub fn app(state: AppState) -> Router {
     ROUTES
         .iter()
@@ -91,6 +95,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::request_context,
+        ))
         .with_state(state)
 }
 

@@ -70,7 +70,7 @@ pub static PERMISSIONS: &[Grant] = &[
     Grant {
         permission: Permission::ManageUsers,
         roles: &[Role::Admin],
-        endpoints: "`POST /v1/users`, `PUT /v1/users/{name}/roles`, `POST /v1/users/{name}/disable`",
+        endpoints: "`POST /v1/users`, `PUT /v1/users/{name}/roles`, `PUT /v1/users/{name}/password`, `POST /v1/users/{name}/disable`",
     },
     Grant {
         permission: Permission::ReadUsers,

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use axum::http::StatusCode;
 
 use crate::clock::{Clock, SystemClock};
+use crate::context::REQUEST_TIMEOUT;
 use crate::engine::{RunEngine, count_progress};
 use crate::error::ApiError;
 use crate::evidence::EvidenceService;
@@ -31,6 +32,7 @@ pub struct AppState {
     trust: Option<Arc<Trust>>,
     engine: Option<Arc<RunEngine>>,
     evidence: Option<Arc<dyn EvidenceService>>,
+    request_timeout: Duration,
 }
 
 /// The operator config and the trust policy loaded from it: what the plugin routes verify
@@ -77,6 +79,7 @@ impl AppState {
             trust: None,
             engine: None,
             evidence: None,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 
@@ -117,6 +120,13 @@ impl AppState {
         self
     }
 
+    /// The same state, answering a request that takes longer than `limit` with 503
+    /// `request-timeout` (the default is [`REQUEST_TIMEOUT`]).
+    pub fn with_request_timeout(mut self, limit: Duration) -> AppState {
+        self.request_timeout = limit;
+        self
+    }
+
     /// Starts the sweep that, every `every`, takes up the runs nobody drives (their
     /// runner's instance died and its lease ran out) and drives them here. `None`
     /// without a runner. Abort the task to stop it.
@@ -143,6 +153,11 @@ impl AppState {
     /// The clock every expiry is checked against.
     pub fn clock(&self) -> &dyn Clock {
         &*self.inner.clock
+    }
+
+    /// How long a request may take.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// The rate limits in force.

@@ -9,6 +9,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use axum::http::StatusCode;
 use rand_core::OsRng;
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_store::{NewUser, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +162,85 @@ impl From<UserError> for ApiError {
     }
 }
 
+/// The password hash of a user who has no password yet (imported from `[[people]]`):
+/// nothing verifies against it, so they cannot log in until an administrator sets one
+/// (`PUT /v1/users/{name}/password`).
+const NO_PASSWORD: &str = "";
+
+/// Creates, for every person of `config`'s `[[people]]` who is not a user yet, a user of
+/// the same name with the person's roles that name server roles (others are skipped,
+/// with a warning) and no password, each recorded as an `admin.action` entry
+/// (`user.imported`, by `relo.toml`). Returns the names created. Users already there are
+/// left as they are: the store, not `relo.toml`, is where roles change afterwards.
+pub async fn import_people(
+    store: &Store,
+    config: &relo_manifest::OperatorConfig,
+) -> Result<Vec<String>, UserError> {
+    let mut created = Vec::new();
+    for person in &config.people {
+        let name = person.name.as_str();
+        if store.user(name).await.map_err(UserError::Store)?.is_some() {
+            continue;
+        }
+        check_name(name)?;
+        let mut roles = Vec::new();
+        for role in &person.roles {
+            match role.as_str().parse::<Role>() {
+                Ok(role) if !roles.contains(&role) => roles.push(role),
+                Ok(_) => {}
+                Err(_) => tracing::warn!(
+                    person = name,
+                    role = role.as_str(),
+                    "a [[people]] role that is no server role was not imported"
+                ),
+            }
+        }
+        let names: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
+        let user = NewUser {
+            name,
+            password_hash: NO_PASSWORD,
+            roles: &names,
+        };
+        match store.create_user(&user, SystemTime::now()).await {
+            Ok(()) => {}
+            // Another instance imported them first.
+            Err(StoreError::Duplicate(_)) => continue,
+            Err(err) => return Err(UserError::Store(err)),
+        }
+        store
+            .record(&EvidenceRecord::new(
+                Scope::Control,
+                None,
+                EvidenceEvent::AdminAction {
+                    by: "relo.toml".to_owned(),
+                    action: "user.imported".to_owned(),
+                    target: name.to_owned(),
+                    detail: Some(names.join(", ")),
+                },
+            ))
+            .await
+            .map_err(UserError::Store)?;
+        tracing::info!(user = name, roles = ?names, "imported a person of relo.toml as a user without a password");
+        created.push(name.to_owned());
+    }
+    Ok(created)
+}
+
+/// Sets the password of the user `name` (checked as [`create_user`] checks it); whether
+/// the user exists.
+pub(crate) async fn set_password(
+    store: &Store,
+    name: &str,
+    password: &str,
+) -> Result<bool, UserError> {
+    check_password(password)?;
+    let hash = hash_password(password.to_owned()).await?;
+    store
+        .set_user_password(name, &hash)
+        .await
+        .map_err(UserError::Store)
+}
+
 /// Creates the user `name` with `password` (hashed with argon2id, default parameters)
 /// and `roles`: the bootstrap of a server's first users, and later of `relo serve`.
 ///
@@ -255,6 +335,9 @@ pub(crate) async fn verify_password(
     password: String,
     stored: Option<String>,
 ) -> Result<bool, ApiError> {
+    // A user without a password is checked like an unknown one: the same work, never a
+    // match.
+    let stored = stored.filter(|hash| hash != NO_PASSWORD);
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let phc = match stored {

@@ -223,6 +223,19 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// Replaces the password hash of the user `name`. Returns whether the user exists.
+    pub async fn set_user_password(&self, name: &str, password_hash: &str) -> Result<bool> {
+        let changed = on_backend!(self.pools(), |pool| {
+            sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
+                .bind(name)
+                .bind(password_hash)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
     /// Disables or enables the user `name`; disabling also revokes every refresh token
     /// family and every API token of the user. Returns whether the user exists.
     pub async fn set_user_disabled(

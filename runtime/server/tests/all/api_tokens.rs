@@ -193,6 +193,14 @@ async fn expired_revoked_and_disabled_users_tokens_are_refused(server: TestServe
             .iter()
             .any(|b| b["code"] == "token-expired" && b["who"] == "olga")
     );
+    // Making and revoking tokens is in the control chain, by token id (never the token).
+    let actions = server.audit_bodies("admin.action").await;
+    assert!(actions.iter().any(|b| b["action"] == "token.created"
+        && b["by"] == "olga"
+        && b["detail"] == "audit.read"));
+    assert!(actions.iter().any(|b| b["action"] == "token.revoked"
+        && b["by"] == "olga"
+        && b["target"] == revoked_id.as_str()));
     server
         .assert_audit_sound(&[&short[8..], &kept[8..], &revoked[8..]])
         .await;

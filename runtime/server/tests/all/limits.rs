@@ -1,5 +1,5 @@
-//! Rate limits on the injected clock: logins per client address and per name, and
-//! requests per principal; 429 `rate-limited` with `Retry-After`, recovery once the
+//! Rate limits on the injected clock: logins per client address and per name, refresh
+//! and logout per client address, and requests per principal; 429 `rate-limited` with `Retry-After`, recovery once the
 //! clock has moved on, the first refusal of each burst in the audit chain, and the
 //! metrics counting every one.
 
@@ -121,6 +121,49 @@ async fn requests_are_limited_per_principal(server: TestServer) {
             .iter()
             .all(|b| b["who"] == "olga" && b["detail"] == "principal")
     );
+}
+
+async fn refresh_and_logout_are_limited_per_client(server: TestServer) {
+    let token_call = |route: &'static str, client: u8| {
+        server.call(
+            "POST",
+            route,
+            None,
+            Some(json!({"refresh_token": "not-a-refresh-token"})),
+            Some(addr(client)),
+        )
+    };
+    for route in ["/v1/auth/refresh", "/v1/auth/logout", "/v1/auth/refresh"] {
+        token_call(route, 1)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid-refresh-token");
+    }
+    token_call("/v1/auth/logout", 1)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid-refresh-token");
+    token_call("/v1/auth/refresh", 1)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid-refresh-token");
+    // The sixth guess from one address within the minute is refused before any lookup.
+    assert_eq!(retry_after(&token_call("/v1/auth/logout", 1).await), 12);
+    retry_after(&token_call("/v1/auth/refresh", 1).await);
+    token_call("/v1/auth/refresh", 2)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid-refresh-token");
+    let limited: Vec<_> = server
+        .audit_bodies("auth.refused")
+        .await
+        .into_iter()
+        .filter(|b| b["code"] == "rate-limited")
+        .collect();
+    assert_eq!(limited.len(), 1, "{limited:?}");
+    assert_eq!(limited[0]["detail"], "token-client");
+    assert_eq!(limited[0]["client"], "192.0.2.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refresh_and_logout_are_limited_per_client() {
+    refresh_and_logout_are_limited_per_client(TestServer::sqlite_with(limits()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

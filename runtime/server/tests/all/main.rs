@@ -13,6 +13,7 @@ mod support;
 mod access_tokens;
 mod api_tokens;
 mod audit;
+mod context;
 mod input;
 mod limits;
 mod login;

@@ -148,6 +148,7 @@ pub struct TestServer {
     pub keys: TrustKeys,
     pub config: OperatorConfig,
     router: Router,
+    state: AppState,
     _home: TempDir,
     _schema: Option<PgSchema>,
 }
@@ -266,6 +267,13 @@ impl TestServer {
         TestServer::over(store, home, None, limits).await
     }
 
+    /// A server on SQLite whose requests may take at most `limit`.
+    pub async fn sqlite_with_request_timeout(limit: Duration) -> TestServer {
+        let mut server = TestServer::sqlite().await;
+        server.router = app(server.state.clone().with_request_timeout(limit));
+        server
+    }
+
     /// A server on PostgreSQL (when configured) with generous rate limits.
     pub async fn postgres() -> Option<TestServer> {
         TestServer::postgres_with(generous()).await
@@ -335,7 +343,8 @@ impl TestServer {
             clock,
             keys,
             config,
-            router: app(state),
+            router: app(state.clone()),
+            state,
             _home: home,
             _schema: schema,
         }

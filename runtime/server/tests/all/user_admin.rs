@@ -1,7 +1,9 @@
 //! User management by an admin: create, list, change roles, disable (which revokes the
-//! user's refresh and API tokens); an admin cannot lock themselves out.
+//! user's refresh and API tokens), set a password; an admin cannot lock themselves out;
+//! `[[people]]` imported as users without a password; every change in the control chain.
 
 use axum::http::StatusCode;
+use relo_server::import_people;
 use serde_json::json;
 
 use crate::support::{PASSWORD, TestServer, server_tests};
@@ -99,6 +101,28 @@ async fn an_admin_creates_lists_changes_and_disables_users(server: TestServer) {
         .try_login("rita", PASSWORD)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "invalid-credentials");
+
+    // Each change is in the control chain, by whom and to whom; refused ones are not.
+    let actions: Vec<String> = server
+        .audit_bodies("admin.action")
+        .await
+        .iter()
+        .map(|b| {
+            format!(
+                "{} {} {} {}",
+                b["by"], b["action"], b["target"], b["detail"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            r#""ada" "user.created" "rita" "plugin-author""#,
+            r#""ada" "user.roles-set" "rita" "auditor""#,
+            r#""ada" "user.disabled" "rita" null"#,
+        ]
+    );
+    server.assert_audit_sound(&[PASSWORD]).await;
 }
 
 async fn an_admin_cannot_lock_themselves_out(server: TestServer) {
@@ -146,7 +170,78 @@ async fn an_admin_cannot_lock_themselves_out(server: TestServer) {
     );
 }
 
+async fn people_are_imported_without_a_password_until_an_admin_sets_one(server: TestServer) {
+    // olga is a user already; oscar and paul of [[people]] are not.
+    let created = import_people(&server.store, &server.config).await.unwrap();
+    assert_eq!(created, ["oscar", "paul"]);
+    assert!(
+        import_people(&server.store, &server.config)
+            .await
+            .unwrap()
+            .is_empty(),
+        "importing twice changes nothing"
+    );
+    let oscar = server.store.user("oscar").await.unwrap().unwrap();
+    assert_eq!(oscar.roles, ["operator"]);
+    assert_eq!(
+        server.store.user("olga").await.unwrap().unwrap().roles,
+        ["operator", "auditor"],
+        "an existing user is left as the store has them"
+    );
+    // No password yet: no password logs in, not even an empty one.
+    for attempt in ["", PASSWORD, "anything at all"] {
+        server
+            .try_login("oscar", attempt)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid-credentials");
+    }
+    let ada = server.login("ada").await.access;
+    let olga = server.login("olga").await.access;
+    let set = |token: String, password: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    "PUT",
+                    "/v1/users/oscar/password",
+                    Some(&token),
+                    Some(json!({ "password": password })),
+                    None,
+                )
+                .await
+        }
+    };
+    set(olga, PASSWORD)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    set(ada.clone(), "short")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "password-too-short");
+    assert_eq!(set(ada, PASSWORD).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.try_login("oscar", PASSWORD).await.status,
+        StatusCode::OK
+    );
+
+    let actions: Vec<String> = server
+        .audit_bodies("admin.action")
+        .await
+        .iter()
+        .map(|b| format!("{} {} {}", b["by"], b["action"], b["target"]))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            r#""relo.toml" "user.imported" "oscar""#,
+            r#""relo.toml" "user.imported" "paul""#,
+            r#""ada" "user.password-set" "oscar""#,
+        ]
+    );
+    server.assert_audit_sound(&[PASSWORD]).await;
+}
+
 server_tests!(
+    people_are_imported_without_a_password_until_an_admin_sets_one,
     an_admin_creates_lists_changes_and_disables_users,
     an_admin_cannot_lock_themselves_out
 );
