@@ -112,7 +112,7 @@ pub static PERMISSIONS: &[Grant] = &[
     Grant {
         permission: Permission::ApprovePlugins,
         roles: &[Role::Operator],
-        endpoints: "`POST /v1/plugins/{digest}/approvals`",
+        endpoints: "`POST /v1/plugins/{digest}/approvals`, `POST /v1/plugins/{digest}/block`, `POST /v1/plugins/{digest}/approvals/{id}/revoke`",
     },
     Grant {
         permission: Permission::RegisterWorkflows,

@@ -488,3 +488,134 @@ pub(crate) async fn approve(
     );
     Ok((StatusCode::CREATED, Json(answer)))
 }
+
+/// `POST /v1/plugins/{digest}/block` and `.../approvals/{id}/revoke`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Reason {
+    /// Why, in the operator's words.
+    reason: String,
+}
+
+/// The answer to a block or a revocation.
+#[derive(Debug, Serialize)]
+pub(crate) struct Stopped {
+    digest: String,
+    approval_id: Option<String>,
+    by: String,
+    /// `false` when it was blocked already.
+    new: bool,
+}
+
+fn reason_of(request: &Reason) -> Result<&str, ApiError> {
+    let reason = request.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(
+            ApiError::bad_request("invalid-field", "`reason` must be 1 to 500 characters")
+                .with_field("reason"),
+        );
+    }
+    Ok(reason)
+}
+
+/// `POST /v1/plugins/{digest}/block`: no step uses the digest from now on, whatever its
+/// approvals. The operator is the caller (the CLI's `relo plugin block --as NAME` is a
+/// claimed name; here it is the login). Stored with its `plugin.blocked` entry.
+pub(crate) async fn block(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(digest): Path<String>,
+    ApiJson(request): ApiJson<Reason>,
+) -> Result<(StatusCode, Json<Stopped>), ApiError> {
+    let digest = digest_of(&digest)?;
+    let reason = reason_of(&request)?;
+    let mut record = EvidenceRecord::new(
+        Scope::Control,
+        None,
+        EvidenceEvent::PluginBlocked {
+            digest: digest.clone(),
+            reason: reason.to_owned(),
+            by: principal.user.clone(),
+        },
+    );
+    record.time = state.clock().now();
+    let new = state
+        .store()
+        .block(&digest, reason, &principal.user, &record)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::warn!(by = %principal.user, digest, new, "a plugin was blocked");
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(Stopped {
+            digest,
+            approval_id: None,
+            by: principal.user,
+            new,
+        }),
+    ))
+}
+
+/// `POST /v1/plugins/{digest}/approvals/{id}/revoke`: the approval stops counting from
+/// the next step on. Stored with its `approval.revoked` entry, by the caller.
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((digest, id)): Path<(String, String)>,
+    ApiJson(request): ApiJson<Reason>,
+) -> Result<(StatusCode, Json<Stopped>), ApiError> {
+    let digest = digest_of(&digest)?;
+    let reason = reason_of(&request)?;
+    let approval = state
+        .store()
+        .approval(&id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .find(|a| a.id == id && a.digest == digest)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "approval-not-found",
+                format!("plugin {digest} has no approval {id}"),
+            )
+        })?;
+    if let Some(earlier) = approval.revoked {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already-revoked",
+            format!("approval {id} is already revoked ({earlier})"),
+        ));
+    }
+    let mut record = EvidenceRecord::new(
+        Scope::Control,
+        None,
+        EvidenceEvent::ApprovalRevoked {
+            approval_id: id.clone(),
+            digest: digest.clone(),
+            reason: reason.to_owned(),
+            by: principal.user.clone(),
+        },
+    );
+    record.time = state.clock().now();
+    state
+        .store()
+        .revoke_approval(&id, &digest, reason, &principal.user, &record)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::warn!(by = %principal.user, digest, approval = %id, "an approval was revoked");
+    Ok((
+        StatusCode::CREATED,
+        Json(Stopped {
+            digest,
+            approval_id: Some(id),
+            by: principal.user,
+            new: true,
+        }),
+    ))
+}

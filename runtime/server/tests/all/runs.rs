@@ -586,10 +586,90 @@ async fn workflows_validate_with_line_and_field(server: TestServer) {
     );
 }
 
+async fn a_revoked_approval_or_a_blocked_plugin_stops_the_next_run(server: TestServer) {
+    let (olga, oscar) = ready(&server).await;
+    let listed = server.get("/v1/plugins", Some(&olga)).await;
+    let digest = listed.body[0]["digest"].as_str().unwrap().to_owned();
+    let approvals = server
+        .get(&format!("/v1/plugins/{digest}/approvals"), Some(&olga))
+        .await;
+    let id = approvals.body[0]["id"].as_str().unwrap().to_owned();
+    let reason = json!({"reason": "CVE-2026-0001 in the echo step"});
+    // Only operators stop plugins; ivan (release-manager) cannot.
+    let ivan = server.login("ivan").await.access;
+    api(
+        &server,
+        "POST",
+        &format!("/v1/plugins/{digest}/block"),
+        Some(&ivan),
+        Some(reason.clone()),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    let revoke = format!("/v1/plugins/{digest}/approvals/{id}/revoke");
+    let revoked = api(&server, "POST", &revoke, Some(&olga), Some(reason.clone())).await;
+    assert_eq!(revoked.status, StatusCode::CREATED, "{}", revoked.body);
+    assert_eq!(revoked.body["by"], "olga");
+    api(&server, "POST", &revoke, Some(&olga), Some(reason.clone()))
+        .await
+        .assert_error(StatusCode::CONFLICT, "already-revoked");
+    api(
+        &server,
+        "POST",
+        &format!("/v1/plugins/{digest}/approvals/nope/revoke"),
+        Some(&olga),
+        Some(reason.clone()),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "approval-not-found");
+
+    // The next run's step is refused: its plugin has no approval that counts.
+    let started = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(start_body("run-r", "olga", &server.keys.olga)),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let failed = wait_for_state(&server, &olga, "run-r", "failed").await;
+    assert_eq!(step(&failed, "greet")["state"], "failed", "{failed}");
+    assert!(
+        step(&failed, "greet")["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused (revoked)"),
+        "{failed}"
+    );
+    assert_eq!(step(&failed, "after")["state"], "skipped", "{failed}");
+
+    let block = format!("/v1/plugins/{digest}/block");
+    let blocked = api(&server, "POST", &block, Some(&oscar), Some(reason.clone())).await;
+    assert_eq!(blocked.status, StatusCode::CREATED, "{}", blocked.body);
+    let again = api(&server, "POST", &block, Some(&oscar), Some(reason)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["new"], false);
+    let who = |kind: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .audit_bodies(kind)
+                .await
+                .iter()
+                .map(|b| b["by"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(who("approval.revoked").await, ["olga"]);
+    assert_eq!(who("plugin.blocked").await, ["oscar"], "recorded once");
+}
+
 server_tests!(
     a_signed_run_waits_at_its_gate_for_someone_else_then_finishes,
     requests_of_someone_else_another_text_or_twice_are_refused,
     a_requester_has_a_limited_number_of_unended_runs,
     workflows_validate_with_line_and_field,
     a_hostile_workspace_is_refused_before_anything_is_stored,
+    a_revoked_approval_or_a_blocked_plugin_stops_the_next_run,
 );
