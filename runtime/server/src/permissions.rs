@@ -102,7 +102,7 @@ pub static PERMISSIONS: &[Grant] = &[
             Role::PluginAuthor,
             Role::Auditor,
         ],
-        endpoints: "`GET /v1/plugins`, `GET /v1/plugins/{digest}`, `GET /v1/plugins/{digest}/approvals`",
+        endpoints: "`GET /v1/plugins`, `GET /v1/plugins/{digest}`, `GET /v1/plugins/{digest}/diff`, `GET /v1/plugins/{digest}/approvals`",
     },
     Grant {
         permission: Permission::UploadPlugins,

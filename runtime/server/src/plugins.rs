@@ -15,13 +15,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64ct::{Base64, Encoding as _};
 use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
+use relo_policy::CapabilityDiff;
 use relo_store::{Added, NewApproval, NewPlugin, StoreError, StoredApproval, StoredPlugin};
-use relo_trust::{Envelope, Refusal, VerifiedPlugin, read_envelope, sha256_hex};
+use relo_trust::{
+    Envelope, Refusal, VerifiedPlugin, read_envelope, sha256_hex, stored_approval_predicate,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Origin, Principal, record, refused};
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::state::{AppState, Trust};
 
 /// The largest request body `POST /v1/plugins` reads, in bytes: a component of up to
@@ -618,4 +621,92 @@ pub(crate) async fn revoke(
             new: true,
         }),
     ))
+}
+
+/// `GET /v1/plugins/{digest}/diff?against=DIGEST`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiffQuery {
+    #[serde(default)]
+    against: Option<String>,
+}
+
+/// What a plugin asks for beyond another, as `relo plugin diff --json` says it.
+#[derive(Debug, Serialize)]
+pub(crate) struct DiffView {
+    old: String,
+    new: String,
+    widens: bool,
+    changes: serde_json::Value,
+}
+
+/// `GET /v1/plugins/{digest}/diff`: the plugin's declared capabilities against those of
+/// the stored plugin `against`, or, without it, against the newest unrevoked approval of
+/// its name — what an operator reviews before approving a new version.
+pub(crate) async fn diff(
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+    ApiQuery(query): ApiQuery<DiffQuery>,
+) -> Result<Json<DiffView>, ApiError> {
+    let digest = digest_of(&digest)?;
+    let trust = state.trust()?;
+    let declared = |verified: &VerifiedPlugin| {
+        relo_policy::declared_capabilities(&verified.manifest, &trust.config).map_err(|error| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "undeclarable",
+                format!(
+                    "{}'s declared capabilities do not resolve against relo.toml: {error}",
+                    verified.reference()
+                ),
+            )
+        })
+    };
+    let new = verify_stored(&state, trust, &stored(&state, &digest).await?).await?;
+    let (old_caps, old) = match &query.against {
+        Some(against) => {
+            let against = digest_of(against).map_err(|e| e.with_field("against"))?;
+            let old = verify_stored(&state, trust, &stored(&state, &against).await?).await?;
+            (declared(&old)?, format!("{} (declared)", old.reference()))
+        }
+        None => {
+            let approvals = state
+                .store()
+                .approvals_of(&new.name)
+                .await
+                .map_err(ApiError::internal)?;
+            let latest = approvals
+                .iter()
+                .rev()
+                .find(|a| a.revoked.is_none())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "no-approval",
+                        format!(
+                            "no unrevoked approval of {} is stored: name the version to \
+                             compare with (`against`)",
+                            new.name
+                        ),
+                    )
+                })?;
+            let predicate = stored_approval_predicate(latest.document.as_bytes())
+                .map_err(ApiError::internal)?;
+            let old = format!(
+                "approval {} of {}@{} by {}",
+                latest.id,
+                predicate.plugin.name,
+                predicate.plugin.version,
+                predicate.approver.person
+            );
+            (predicate.capabilities, old)
+        }
+    };
+    let diff = CapabilityDiff::between(&old_caps, &declared(&new)?);
+    Ok(Json(DiffView {
+        old,
+        new: new.reference(),
+        widens: diff.widens(),
+        changes: serde_json::to_value(&diff.changes).map_err(ApiError::internal)?,
+    }))
 }

@@ -79,7 +79,7 @@ pub use passphrase::{ENCRYPTED_KEY_PEM_LABEL, KEY_PASSWORD_ENV, Passphrase};
 pub use plugin::{PLUGIN_PREDICATE_TYPE, SignedPlugin, sha256_hex};
 pub use policy::{
     Admission, ApprovalRecord, Refusal, TrustPolicy, VerifiedApproval, VerifiedPlugin,
-    read_envelope, widened,
+    read_envelope, stored_approval_predicate, widened,
 };
 pub use signer::{
     GeneratedKey, KeyFileSigner, KeyPaths, Signer, generate_encrypted_key_files, generate_key_files,

@@ -728,6 +728,17 @@ pub fn widened(old: &Capabilities, new: &Capabilities) -> Vec<String> {
         .collect()
 }
 
+/// What a stored approval document (`relo plugin approve --out`, as the store keeps it)
+/// says, read **without** checking its signature: for showing and comparing approvals
+/// that were verified when they were stored. Anything admitting a plugin verifies the
+/// approval with [`TrustPolicy`] instead.
+pub fn stored_approval_predicate(document: &[u8]) -> Result<ApprovalPredicate, Refusal> {
+    let envelope = read_envelope(document)?;
+    let statement = signed_statement(&envelope, APPROVAL_PREDICATE_TYPE)?;
+    serde_json::from_value(statement.predicate)
+        .map_err(|e| Refusal::malformed(format!("the approval's predicate: {e}")))
+}
+
 fn signed_statement(envelope: &Envelope, predicate_type: &str) -> Result<Statement, Refusal> {
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(Refusal::malformed(format!(

@@ -7,7 +7,8 @@ use anyhow::{Context as _, bail};
 use relo_manifest::PluginManifest;
 use relo_policy::{Capabilities, CapabilityDiff, declared_capabilities};
 use relo_trust::{
-    ApprovalPredicate, Envelope, PLUGIN_PREDICATE_TYPE, Statement, read_envelope, sha256_hex,
+    Envelope, PLUGIN_PREDICATE_TYPE, Statement, read_envelope, sha256_hex,
+    stored_approval_predicate,
 };
 use serde_json::json;
 
@@ -217,9 +218,8 @@ pub async fn diff(home: &Home, args: &PluginDiffArgs) -> anyhow::Result<ExitCode
                     new.manifest.plugin.name
                 );
             };
-            let envelope = read_envelope(latest.document.as_bytes()).map_err(refused)?;
-            let statement: Statement = serde_json::from_slice(&envelope.payload)?;
-            let predicate: ApprovalPredicate = serde_json::from_value(statement.predicate)?;
+            let predicate =
+                stored_approval_predicate(latest.document.as_bytes()).map_err(refused)?;
             let against = format!(
                 "approval {} of {}@{} by {}",
                 latest.id,

@@ -380,7 +380,94 @@ async fn the_uploader_of_a_plugin_cannot_approve_it(server: TestServer) {
     server.assert_audit_sound(&[PASSWORD]).await;
 }
 
+async fn a_new_version_is_compared_with_the_approved_one(server: TestServer) {
+    let (paul, olga, oscar) = people(&server).await;
+    let old = echo();
+    let old_attestation = attest(&old, "1.0.0", &server.keys.author);
+    let uploaded = server
+        .call(
+            "POST",
+            "/v1/plugins",
+            Some(&paul),
+            Some(upload_body(&old, &old_attestation)),
+            None,
+        )
+        .await;
+    let old_digest = uploaded.body["digest"].as_str().unwrap().to_owned();
+    let diff_path = |digest: &str| format!("/v1/plugins/{digest}/diff");
+    // Nothing approved yet: nothing to compare with but another version.
+    server
+        .get(&diff_path(&old_digest), Some(&olga))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "no-approval");
+    let plugin = verified(&server, &old, &old_attestation);
+    let approved = server
+        .call(
+            "POST",
+            &approvals_path(&old_digest),
+            Some(&oscar),
+            Some(approval(&server, &plugin, "oscar", &server.keys.oscar)),
+            None,
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::CREATED, "{}", approved.body);
+
+    // 1.1.0 also wants to write the workspace.
+    let new = other_component();
+    let manifest = parse_plugin(
+        "relo-plugin.toml",
+        format!("[plugin]\nname = \"{NAME}\"\nversion = \"1.1.0\"\n\n[filesystem]\nworkspace = \"read-write\"\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let new_attestation = SignedPlugin::sign(&new, &manifest, &server.keys.author)
+        .unwrap()
+        .envelope
+        .to_json();
+    let uploaded = server
+        .call(
+            "POST",
+            "/v1/plugins",
+            Some(&paul),
+            Some(upload_body(&new, &new_attestation)),
+            None,
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let new_digest = uploaded.body["digest"].as_str().unwrap().to_owned();
+    let diff = server.get(&diff_path(&new_digest), Some(&olga)).await;
+    assert_eq!(diff.status, StatusCode::OK, "{}", diff.body);
+    assert_eq!(diff.body["widens"], true, "{}", diff.body);
+    assert_eq!(diff.body["new"], format!("{NAME}@1.1.0"));
+    assert!(diff.body["old"].as_str().unwrap().contains("by oscar"));
+    assert!(!diff.body["changes"].as_array().unwrap().is_empty());
+    // Against the old version's declaration, by digest; against itself, nothing.
+    let against = server
+        .get(
+            &format!("{}?against={old_digest}", diff_path(&new_digest)),
+            Some(&olga),
+        )
+        .await;
+    assert_eq!(against.body["widens"], true, "{}", against.body);
+    let same = server
+        .get(
+            &format!("{}?against={new_digest}", diff_path(&new_digest)),
+            Some(&olga),
+        )
+        .await;
+    assert_eq!(same.body["widens"], false, "{}", same.body);
+    assert_eq!(same.body["changes"], json!([]));
+    server
+        .get(
+            &format!("{}?against=nothex", diff_path(&new_digest)),
+            Some(&olga),
+        )
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid-field");
+}
+
 server_tests!(
+    a_new_version_is_compared_with_the_approved_one,
     the_uploader_of_a_plugin_cannot_approve_it,
     an_upload_is_verified_stored_and_idempotent,
     a_tampered_or_untrusted_upload_is_refused_and_recorded,
