@@ -324,10 +324,13 @@ impl Runner {
         let workflow = spec.workflow;
         let scope = Scope::Run(run_id.to_owned());
         let mut reported_queue = false;
-        while let Some(behind) = self
-            .store
-            .take_group_turn(run_id, SystemTime::now())
-            .await?
+        // Only a run with a concurrency group is ever queued: the others skip the write
+        // transaction of asking for a turn.
+        while spec.workflow.concurrency.is_some()
+            && let Some(behind) = self
+                .store
+                .take_group_turn(run_id, SystemTime::now())
+                .await?
         {
             if !reported_queue {
                 self.report(Progress::Queued { behind });
