@@ -117,7 +117,7 @@ pub fn run(args: &ApproveArgs) -> anyhow::Result<ExitCode> {
             approved_at: String::new(),
         };
         store
-            .add_gate_approval(&stored, &record, SystemTime::now())
+            .add_gate_approval(&stored, &record, SystemTime::now(), false)
             .await?;
         let count = store.gate_approvals(&row.id, &args.step).await?.len();
         if args.json {

@@ -851,7 +851,7 @@ pub(crate) async fn approve_gate(
     };
     match state
         .store()
-        .add_gate_approval(&approval, &record, state.clock().now())
+        .add_gate_approval(&approval, &record, state.clock().now(), true)
         .await
     {
         Ok(()) => {}

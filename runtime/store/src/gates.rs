@@ -32,12 +32,15 @@ pub struct GateApproval {
 impl Store {
     /// Stores `approval` and appends `record` (its `gate.approved` entry) in one
     /// transaction. A second approval of the same gate by the same person is refused with
-    /// [`StoreError::Duplicate`].
+    /// [`StoreError::Duplicate`]. With `resume`, a run waiting for approval becomes
+    /// `running` in the same transaction, so that if whoever stored the approval dies
+    /// before driving the run on, another instance's sweep takes it up.
     pub async fn add_gate_approval(
         &self,
         approval: &GateApproval,
         record: &EvidenceRecord,
         now: SystemTime,
+        resume: bool,
     ) -> Result<()> {
         let mut locked = self.begin_locked().await?;
         let existing: Option<String> = on_backend!(&mut locked.tx, |tx| {
@@ -70,6 +73,18 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         });
+        if resume {
+            on_backend!(&mut locked.tx, |tx| {
+                sqlx::query(
+                    "UPDATE runs SET state = 'running', updated_at = $2
+                     WHERE id = $1 AND state = 'waiting-approval'",
+                )
+                .bind(&approval.run_id)
+                .bind(rfc3339_utc(now))
+                .execute(&mut **tx)
+                .await?;
+            });
+        }
         record_in(&mut locked, record).await?;
         locked.commit().await
     }

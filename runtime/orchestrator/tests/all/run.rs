@@ -355,7 +355,7 @@ async fn store_approval(
     };
     setup
         .store
-        .add_gate_approval(&row, &record, std::time::SystemTime::now())
+        .add_gate_approval(&row, &record, std::time::SystemTime::now(), false)
         .await
         .unwrap();
 }

@@ -1,7 +1,8 @@
 //! Run drivers on both backends: a run is created held by its creator; a live lease
 //! keeps others out, an expired or released one lets them in; the orphan scan takes
 //! exactly the runs nobody drives, and concurrent scanners never take the same run; the
-//! per-requester limit on runs that have not ended.
+//! per-requester limit on runs that have not ended; a server's gate approval hands a
+//! parked run to the sweep.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,7 +12,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use relo_store::{DriverClaim, NewRun, Store, StoreError};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
+use relo_store::{DriverClaim, GateApproval, NewRun, Store, StoreError};
 
 use crate::support::{TestDb, backend_tests};
 
@@ -250,7 +252,75 @@ async fn assert_run_count(store: &Store, expected: usize) {
     assert_eq!(store.runs(100).await.unwrap().len(), expected);
 }
 
+async fn an_approval_that_resumes_hands_a_parked_run_to_the_sweep(db: TestDb) {
+    let store = db.store().await;
+    for id in ["parked", "cli-parked"] {
+        store
+            .create_run(&new_run(id, "olga", None), at(0))
+            .await
+            .unwrap();
+        store
+            .set_run_state(id, "waiting-approval", at(1))
+            .await
+            .unwrap();
+    }
+    // Nobody takes up a parked run.
+    assert!(
+        store
+            .claim_orphaned_runs("sweeper", LEASE, at(2), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let approve = |run: &str, resume: bool| {
+        let store = &store;
+        let approval = GateApproval {
+            run_id: run.to_owned(),
+            step_id: "a".to_owned(),
+            approver: "rita".to_owned(),
+            key_id: "k".to_owned(),
+            envelope: "{}".to_owned(),
+            approved_at: String::new(),
+        };
+        let record = EvidenceRecord::new(
+            Scope::Run(run.to_owned()),
+            Some("a".to_owned()),
+            EvidenceEvent::GateApproved {
+                approver: "rita".into(),
+                key_id: "k".into(),
+                approval_sha256: "00".into(),
+            },
+        );
+        async move {
+            store
+                .add_gate_approval(&approval, &record, at(3), resume)
+                .await
+                .unwrap();
+        }
+    };
+    // The server's approval (resume) makes the run runnable in the same transaction; the
+    // CLI's (`relo approve`, then `relo resume`) leaves it parked.
+    approve("parked", true).await;
+    approve("cli-parked", false).await;
+    assert_eq!(
+        store.run_state("parked").await.unwrap().as_deref(),
+        Some("running")
+    );
+    assert_eq!(
+        store.run_state("cli-parked").await.unwrap().as_deref(),
+        Some("waiting-approval")
+    );
+    assert_eq!(
+        store
+            .claim_orphaned_runs("sweeper", LEASE, at(4), 10)
+            .await
+            .unwrap(),
+        ["parked"]
+    );
+}
+
 backend_tests!(
+    an_approval_that_resumes_hands_a_parked_run_to_the_sweep,
     a_driver_lease_keeps_others_out_until_it_expires,
     the_orphan_scan_takes_only_runs_nobody_drives,
     concurrent_scanners_never_take_the_same_run,

@@ -285,11 +285,11 @@ async fn gates_waiting_steps_dead_owners_snapshots_and_logs(db: TestDb) {
         },
     );
     store
-        .add_gate_approval(&approval("max"), &record, now)
+        .add_gate_approval(&approval("max"), &record, now, false)
         .await
         .unwrap();
     let twice = store
-        .add_gate_approval(&approval("max"), &record, now)
+        .add_gate_approval(&approval("max"), &record, now, false)
         .await
         .unwrap_err();
     assert!(matches!(twice, StoreError::Duplicate(_)), "{twice}");
