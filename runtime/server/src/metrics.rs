@@ -201,6 +201,31 @@ impl Metrics {
     }
 }
 
+/// The evidence kinds `/metrics` counts as denials and limit hits: what the sandbox, the
+/// catalog and the gates refused, in every instance's runs (they are counted in the
+/// store, which all instances share).
+pub(crate) const DENIAL_KINDS: &[&str] = &[
+    "egress.denied",
+    "egress.circuit-refused",
+    "secret.denied",
+    "signer.denied",
+    "limit.exceeded",
+    "plugin.refused",
+    "gate.refused",
+];
+
+/// The denial and limit-hit counters of `counts` (kind, entries) in the text format.
+pub(crate) fn render_denials(counts: &[(String, u64)]) -> String {
+    let mut out = String::from(
+        "# HELP relo_denials_total Denials and limit hits recorded in the evidence log, by kind.\n\
+         # TYPE relo_denials_total counter\n",
+    );
+    for (kind, n) in counts {
+        let _ = writeln!(out, "relo_denials_total{{kind=\"{}\"}} {n}", escape(kind));
+    }
+    out
+}
+
 /// A label value with `\`, `"` and newlines escaped.
 fn escape(value: &str) -> String {
     value

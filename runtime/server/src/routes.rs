@@ -8,6 +8,8 @@ use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
+use crate::error::ApiError;
+use crate::metrics::{DENIAL_KINDS, render_denials};
 use crate::permissions::{Access, Permission};
 use crate::plugins::PLUGIN_BODY_LIMIT;
 use crate::runs::RUN_BODY_LIMIT;
@@ -430,9 +432,13 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(),
-    )
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let denials = state
+        .store()
+        .evidence_kind_counts(DENIAL_KINDS)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut text = state.metrics().render();
+    text.push_str(&render_denials(&denials));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

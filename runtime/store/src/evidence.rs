@@ -446,6 +446,33 @@ impl Store {
         non_negative(max, "evidence_entries.seq")
     }
 
+    /// How many entries of each of `kinds` the log holds (kinds with none are left out),
+    /// in `kinds`' order.
+    pub async fn evidence_kind_counts(&self, kinds: &[&str]) -> Result<Vec<(String, u64)>> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=kinds.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT kind, COUNT(*) FROM evidence_entries WHERE kind IN ({}) GROUP BY kind",
+            placeholders.join(", ")
+        );
+        let rows: Vec<(String, i64)> = on_backend!(self.pools(), |pool| {
+            let mut query = sqlx::query_as(&sql);
+            for kind in kinds {
+                query = query.bind(*kind);
+            }
+            query.fetch_all(pool).await?
+        });
+        let mut counts = Vec::new();
+        for kind in kinds {
+            if let Some((_, n)) = rows.iter().find(|(k, _)| k == kind) {
+                counts.push(((*kind).to_owned(), non_negative(*n, "a count")?));
+            }
+        }
+        Ok(counts)
+    }
+
     /// Up to `limit` entries with `seq > after`, in `seq` order. Page through the log
     /// by passing the last `seq` returned.
     pub async fn entries(&self, after: u64, limit: u32) -> Result<Vec<StoredEntry>> {

@@ -228,6 +228,11 @@ async fn a_signed_run_waits_at_its_gate_for_someone_else_then_finishes(server: T
             .await
             .contains(&"gate.refused".to_owned())
     );
+    let (_, _, metrics) = server.get_text("/metrics").await;
+    assert!(
+        metrics.contains("relo_denials_total{kind=\"gate.refused\"} 1\n"),
+        "{metrics}"
+    );
     let audited = server.audit_bodies("auth.refused").await;
     assert!(
         audited.iter().any(|b| b["code"] == "approver-mismatch"),
@@ -661,6 +666,12 @@ async fn a_revoked_approval_or_a_blocked_plugin_stops_the_next_run(server: TestS
                 .collect::<Vec<_>>()
         }
     };
+    // The refused step is counted in /metrics, from the store (so across instances).
+    let (_, _, metrics) = server.get_text("/metrics").await;
+    assert!(
+        metrics.contains("relo_denials_total{kind=\"plugin.refused\"} 1\n"),
+        "{metrics}"
+    );
     assert_eq!(who("approval.revoked").await, ["olga"]);
     assert_eq!(who("plugin.blocked").await, ["oscar"], "recorded once");
 }

@@ -15,3 +15,6 @@ CREATE TABLE workflows (
     registered_at TEXT NOT NULL
 );
 CREATE INDEX workflows_by_name ON workflows (name, registered_at);
+
+-- `/metrics` counts denials and limit hits by kind across every instance.
+CREATE INDEX evidence_by_kind ON evidence_entries (kind);
