@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::args::{ApproveArgs, EXIT_FAILED};
 use crate::home::Home;
 use crate::plugin::policy;
-use crate::run::{signing_person, stored_run};
+use crate::run::{people, signing_person, stored_run};
 
 /// `person`'s approval, now, of gate `step_id` of run `run` (its id and the sha256 of its
 /// workflow), signed with `signer`: the envelope JSON, as the runner checks it.
@@ -76,7 +76,7 @@ pub fn run(args: &ApproveArgs) -> anyhow::Result<ExitCode> {
         let scope = Scope::Run(row.id.clone());
         let checked = GateApprovalPayload::check(
             &envelope,
-            &policy,
+            &*people(&store, &policy).policy().await?,
             (&row.id, &request.workflow_sha256),
             &args.step,
             gate,

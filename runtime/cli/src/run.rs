@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use relo_orchestrator::{
-    CredentialSource, PluginCatalog, Progress, RunOutcome, RunRequest, RunSpec, Runner, StoredRun,
-    StoredRunError, Workspaces, params,
+    CredentialSource, People, PluginCatalog, Progress, RunOutcome, RunRequest, RunSpec, Runner,
+    StoredRun, StoredRunError, Workspaces, params,
 };
 use relo_sandbox::{Sandbox, SandboxConfig};
 use relo_store::{CheckpointPolicy, EvidenceWriter, Placed, Store, WriterOptions};
@@ -225,6 +225,12 @@ pub fn signing_person(
     Ok((signer, owner))
 }
 
+/// The people whose signatures count now on `store`: relo.toml's (`policy`) until a
+/// `relo serve` imported people into the store, the store's from then on.
+pub fn people(store: &Store, policy: &TrustPolicy) -> People {
+    People::new(store.clone(), policy.clone())
+}
+
 /// Loads the run `id` for `resume` or `approve`; an ended, unknown or tampered run is an
 /// error.
 pub async fn stored_run(
@@ -232,7 +238,7 @@ pub async fn stored_run(
     policy: &TrustPolicy,
     id: &str,
 ) -> anyhow::Result<StoredRun> {
-    StoredRun::load(store, policy, id)
+    StoredRun::load(store, &people(store, policy), id)
         .await
         .map_err(|error| match error {
             StoredRunError::NoRun(id) => {
@@ -356,7 +362,6 @@ pub async fn runner(
         sandbox,
         credentials,
         evidence: Arc::new(writer),
-        people: Arc::new(policy(home)?),
         workspaces: Workspaces::new(home.path.join("workspaces")),
         progress: Some(sender),
         owner: options.owner,

@@ -11,6 +11,7 @@ use relo_orchestrator::{Workspaces, cancel_run};
 use crate::args::{EXIT_FAILED, RunsArgs, RunsCommand};
 use crate::home::Home;
 use crate::plugin::policy;
+use crate::run::people;
 
 /// Runs a `relo runs` command.
 pub fn run(args: &RunsArgs) -> anyhow::Result<ExitCode> {
@@ -105,12 +106,12 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<ExitCode> {
                 if matches!(run.state.as_str(), "succeeded" | "failed" | "cancelled") {
                     bail!("run {id} has already ended ({})", run.state);
                 }
-                let policy = policy(&home)?;
-                let operator = policy
+                let people = people(&store, &policy(&home)?).policy().await?;
+                let operator = people
                     .roles_of(as_person)
                     .is_some_and(|roles| roles.iter().any(|r| r.as_str() == "operator"));
                 if !operator && as_person != &run.requested_by {
-                    eprintln!("refused: {as_person} is neither an operator in relo.toml nor the run's requester");
+                    eprintln!("refused: {as_person} is neither an operator nor the run's requester");
                     store.close().await;
                     return Ok(ExitCode::from(EXIT_FAILED));
                 }

@@ -19,6 +19,7 @@ use axum::serve::ListenerExt as _;
 use relo_server::{
     AppState, JwtSecret, Limit, RateLimits, Role, SystemClock, app, create_user, import_people,
 };
+use relo_trust::TrustPolicy;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -84,14 +85,22 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         // The trust policy of relo.toml: plugin uploads, approvals, run requests and gate
         // approvals are verified with it, and runs run with its sandbox and secrets.
         if let Some(config) = home.config.clone() {
-            // The people of relo.toml become users (without a password) at first start.
-            let imported = import_people(&store, &config)
+            // The people of relo.toml, with their keys, move into the store at first
+            // start; from then on the store says whose signature counts.
+            let people = TrustPolicy::load(&config, &home.path)
+                .context("cannot load relo.toml's [[people]]")?;
+            let imported = import_people(&store, people.people())
                 .await
-                .context("cannot import [[people]] as users")?;
-            if !imported.is_empty() {
+                .context("cannot import [[people]] into the store")?;
+            if !imported.users.is_empty() {
                 eprintln!(
                     "relo serve: imported {} from [[people]] as users without a password; an admin sets theirs with PUT /v1/users/NAME/password",
-                    imported.join(", ")
+                    imported.users.join(", ")
+                );
+            }
+            if imported.opened_directory {
+                eprintln!(
+                    "relo serve: people, their roles and keys now live in the store, which from now on says whose signature counts, not relo.toml's [[people]] (manage them with /v1/users)"
                 );
             }
             state = state

@@ -17,6 +17,9 @@
 //! - [`LogTree`]: the RFC 6962 Merkle tree whose leaves are the entry hashes in `seq`
 //!   order, with [`InclusionProof`]s and [`ConsistencyProof`]s ([`merkle`] holds the
 //!   primitives).
+//! - [`Frontier`]: the tree's compact range (one subtree root per set bit of its size),
+//!   which gives the root in O(log n) and is kept beside a stored checkpoint, so the next
+//!   one reads only the entries after it.
 //! - [`Checkpoint`]: origin, size and root as a C2SP signed note, signed with the
 //!   Ed25519 evidence key and opened against a [`KeyRing`] of active and retired keys.
 //! - [`verify_log`] and [`verify_scope`]: recompute everything and return the first
@@ -78,6 +81,7 @@ mod checkpoint;
 mod entry;
 mod event;
 pub mod export;
+mod frontier;
 pub mod merkle;
 mod proof;
 mod sink;
@@ -97,6 +101,7 @@ pub use export::{
     EVIDENCE_PREDICATE_TYPE, ExportError, ExportReport, RunPacket, SLSA_PROVENANCE_PREDICATE_TYPE,
     evidence_statement, provenance_statement, verify_evidence_statement,
 };
+pub use frontier::{Frontier, FrontierError};
 pub use merkle::Hash;
 pub use proof::{ConsistencyProof, InclusionProof, LogTree, ProofError};
 pub use sink::{EvidenceError, EvidenceSink, MemorySink, Ticket};

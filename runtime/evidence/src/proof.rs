@@ -290,45 +290,6 @@ fn split(n: usize) -> usize {
     1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
 
-/// The right edge of a Merkle tree being built: the roots of its complete subtrees,
-/// largest first. Enough to give the root at the current size in O(log n), with
-/// O(log n) memory; the verifier uses it to check every checkpoint in one pass.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Frontier {
-    nodes: Vec<(Hash, u32)>,
-    size: u64,
-}
-
-impl Frontier {
-    pub(crate) fn push(&mut self, entry_hash: &Hash) {
-        let mut node = (merkle::leaf_hash(entry_hash), 0);
-        while let Some(&(left, height)) = self.nodes.last() {
-            if height != node.1 {
-                break;
-            }
-            self.nodes.pop();
-            node = (merkle::node_hash(&left, &node.0), height + 1);
-        }
-        self.nodes.push(node);
-        self.size += 1;
-    }
-
-    pub(crate) fn size(&self) -> u64 {
-        self.size
-    }
-
-    pub(crate) fn root(&self) -> Hash {
-        let mut nodes = self.nodes.iter().rev();
-        let Some(&(mut root, _)) = nodes.next() else {
-            return merkle::empty_root();
-        };
-        for (left, _) in nodes {
-            root = merkle::node_hash(left, &root);
-        }
-        root
-    }
-}
-
 /// Serialises hashes as lowercase hex strings.
 mod hex_hashes {
     use serde::de::Error as _;
@@ -362,6 +323,7 @@ mod tests {
     use sha2::{Digest as _, Sha256};
 
     use super::*;
+    use crate::frontier::Frontier;
 
     fn hashes(n: usize) -> Vec<Hash> {
         (0..n)
@@ -374,7 +336,7 @@ mod tests {
         let entries = hashes(70);
         let leaves: Vec<Hash> = entries.iter().map(|h| merkle::leaf_hash(h)).collect();
         let tree = LogTree::from_entry_hashes(&entries);
-        let mut frontier = Frontier::default();
+        let mut frontier = Frontier::new();
         assert_eq!(tree.root_at(0), Ok(merkle::empty_root()));
         assert_eq!(frontier.root(), merkle::empty_root());
         for n in 1..=70usize {

@@ -11,8 +11,9 @@ use crate::entry::{
     EntryError, EntryFields, EvidenceEntry, MAX_SAFE_INTEGER, canonical_body, entry_hash,
     hash_with_body, parse_hash_hex,
 };
+use crate::frontier::Frontier;
 use crate::merkle::{self, Hash};
-use crate::proof::{Frontier, InclusionProof};
+use crate::proof::InclusionProof;
 
 /// How far a renumbering is searched for around a bad entry (entries inserted or
 /// deleted at once, in `seq` and in `scope_seq`).

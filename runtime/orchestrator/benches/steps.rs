@@ -122,7 +122,6 @@ async fn runner(
         sandbox: Arc::clone(&sandbox),
         credentials: CredentialSource::new(None, &config, BTreeMap::new()),
         evidence: Arc::clone(&writer),
-        people: Arc::new(TrustPolicy::load(&config, home).expect("people")),
         workspaces: Workspaces::new(home.join("workspaces")),
         progress: None,
         owner: "bench".into(),

@@ -13,6 +13,8 @@ use relo_policy::{
 };
 use relo_sandbox::{LoadError, Plugin, Sandbox};
 use relo_store::{Store, StoreError};
+
+use crate::people::{People, PeopleError};
 use relo_trust::{
     ApprovalRecord, Refusal, TrustError, TrustPolicy, VerifiedPlugin, parse_rfc3339, read_envelope,
     sha256_hex,
@@ -44,6 +46,9 @@ pub enum CatalogError {
     /// The trust policy's key files could not be read.
     #[error("cannot load the trust policy: {0}")]
     Policy(#[from] TrustError),
+    /// The people whose approvals count could not be read.
+    #[error(transparent)]
+    People(#[from] PeopleError),
     /// The sandbox refused to load the component.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -62,6 +67,7 @@ impl CatalogError {
             Self::Policy(error) => error.code(),
             Self::Load(error) => error.code(),
             Self::Store(_) => "store",
+            Self::People(_) => "people",
         }
     }
 }
@@ -103,8 +109,9 @@ pub struct AdmittedPlugin {
 /// Verified plugins and their loaded components, by (digest, sha256 of the attestation).
 type VerifiedCache = HashMap<(String, String), (VerifiedPlugin, Arc<Plugin>)>;
 
-/// A plugin digest and its stored approvals as (id, sha256 of the document, revoked).
-type AdmissionKey = (String, Vec<(String, String, bool)>);
+/// A plugin digest, its stored approvals as (id, sha256 of the document, revoked), and
+/// the people directory's revision the approvals were checked at.
+type AdmissionKey = (String, Vec<(String, String, bool)>, Option<i64>);
 
 /// An admission decided for an [`AdmissionKey`]: valid until the approval expires.
 struct CachedAdmission {
@@ -119,7 +126,8 @@ struct CachedAdmission {
 pub struct PluginCatalog {
     store: Store,
     sandbox: Arc<Sandbox>,
-    policy: TrustPolicy,
+    /// relo.toml's signers, and the people whose approvals count.
+    people: Arc<People>,
     config: OperatorConfig,
     ceilings: Ceilings,
     /// Verified and loaded once per (digest, sha256 of the attestation) per process.
@@ -161,14 +169,20 @@ impl PluginCatalog {
             source,
         })?;
         Ok(Self {
+            people: Arc::new(People::new(store.clone(), policy)),
             store,
             sandbox,
-            policy,
             config,
             ceilings,
             verified: Mutex::new(HashMap::new()),
             admissions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The people whose signed approvals and requests count: relo.toml's, or the
+    /// store's once a server imported them.
+    pub fn people(&self) -> &Arc<People> {
+        &self.people
     }
 
     /// The digest a step's `uses:` names: `name@version` through the store's index,
@@ -262,6 +276,7 @@ impl PluginCatalog {
         // Approvals are read before every step (a revocation takes effect at once), but
         // verified again only when the stored set changed or the admitting one expired.
         let stored = self.store.approvals_of(&verified.name).await?;
+        let (revision, policy) = self.people.policy_at().await?;
         let key: AdmissionKey = (
             verified.digest.clone(),
             stored
@@ -274,6 +289,7 @@ impl PluginCatalog {
                     )
                 })
                 .collect(),
+            revision,
         );
         let now = SystemTime::now();
         if let Some(cached) = self.admissions().get(&key)
@@ -305,8 +321,7 @@ impl PluginCatalog {
                 revoked: row.revoked,
             });
         }
-        let admission = self
-            .policy
+        let admission = policy
             .admit(&verified, &declared, &approvals, now)
             .map_err(refused)?;
         let (grant, limits) = effective_grant(
@@ -364,7 +379,8 @@ impl PluginCatalog {
             refusal,
         };
         let verified = self
-            .policy
+            .people
+            .configured()
             .verify_plugin(&stored.bytes, stored.attestation.as_bytes())
             .map_err(refused)?;
         if verified.digest != digest {

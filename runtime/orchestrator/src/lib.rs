@@ -15,6 +15,7 @@ mod catalog;
 mod credentials;
 pub mod expr;
 pub mod params;
+mod people;
 pub mod plan;
 mod request;
 mod run;
@@ -25,6 +26,7 @@ pub use catalog::{AdmittedPlugin, CatalogError, PluginCatalog, Review};
 pub use credentials::{
     CredentialError, CredentialSource, IssuedCredentials, SECRETS_FILE, SecretBackend,
 };
+pub use people::{People, PeopleError};
 pub use request::{
     Approver, GATE_APPROVAL_TYPE, GateApprovalPayload, RUN_REQUEST_TYPE, RunRequest, SignedRefusal,
 };

@@ -32,7 +32,7 @@ use crate::credentials::CredentialSource;
 use crate::expr::{self, Context};
 use crate::request::GateApprovalPayload;
 use crate::workspace::{WorkspaceError, Workspaces, snapshot_of};
-use crate::{CatalogError, PluginCatalog};
+use crate::{CatalogError, PeopleError, PluginCatalog};
 
 /// How often a queued run asks whether its concurrency group is free.
 const QUEUE_POLL: Duration = Duration::from_millis(200);
@@ -75,6 +75,9 @@ pub enum RunError {
     /// The store names a workspace snapshot it does not hold.
     #[error("the run's workspace snapshot {0} is missing from the store")]
     SnapshotMissing(String),
+    /// The people whose approvals count could not be read.
+    #[error(transparent)]
+    People(#[from] PeopleError),
 }
 
 /// How a run ended, or where it stopped.
@@ -168,8 +171,6 @@ pub struct Runner {
     pub credentials: CredentialSource,
     /// Where evidence goes.
     pub evidence: Arc<EvidenceWriter>,
-    /// `[[people]]`: whose signed approvals count at approval gates.
-    pub people: Arc<TrustPolicy>,
     /// Where runs' workspaces live.
     pub workspaces: Workspaces,
     /// Where progress is reported, if anywhere.
@@ -465,6 +466,13 @@ impl Runner {
                     .map_err(|e| format!("its input: {e}"));
                 ready.push((step.clone(), input));
             }
+            // The people a gate of this wave is decided against, read before the wave
+            // claims anything: a store that cannot say who counts leaves nothing claimed.
+            let people = if ready.iter().any(|(step, _)| step.approval.is_some()) {
+                Some(self.catalog.people().policy().await?)
+            } else {
+                None
+            };
             // One transaction stores the last wave's ends and claims this wave.
             let ids: Vec<&str> = ready.iter().map(|(step, _)| step.id.as_str()).collect();
             let finished: Vec<Finished<'_>> = unstored.iter().map(Unstored::finished).collect();
@@ -499,17 +507,20 @@ impl Runner {
                 let requester = spec.requested_by.to_owned();
                 let workflow_sha256 = workflow_sha256.clone();
                 let permit = Arc::clone(&semaphore);
+                let people = people.clone();
                 running.spawn(async move {
                     let _permit = permit.acquire_owned().await;
                     let id = step.id.as_str().to_owned();
-                    let end = match (&step.approval, input) {
-                        (Some(gate), _) => {
-                            runner
-                                .gate(&run_id, &workflow_sha256, &step, gate, &requester)
-                                .await
+                    let end = match (&step.approval, people, input) {
+                        (Some(gate), Some(people), _) => {
+                            let run = (run_id.as_str(), workflow_sha256.as_str());
+                            runner.gate(&people, run, &step, gate, &requester).await
                         }
-                        (None, Err(reason)) => Ok(Ended::Failed(reason)),
-                        (None, Ok(input)) => runner.run_step(&run_id, &step, input).await,
+                        (Some(_), None, _) => Err(RunError::Task(format!(
+                            "gate `{id}` was reached before the people were read"
+                        ))),
+                        (None, _, Err(reason)) => Ok(Ended::Failed(reason)),
+                        (None, _, Ok(input)) => runner.run_step(&run_id, &step, input).await,
                     };
                     (id, end)
                 });
@@ -648,8 +659,8 @@ impl Runner {
     /// row, the requester, a missing role) is refused and recorded, never counted.
     async fn gate(
         &self,
-        run_id: &str,
-        workflow_sha256: &str,
+        people: &TrustPolicy,
+        (run_id, workflow_sha256): (&str, &str),
         step: &Step,
         gate: &Approval,
         requester: &str,
@@ -660,7 +671,7 @@ impl Runner {
         for stored in self.store.gate_approvals(run_id, id).await? {
             match GateApprovalPayload::check(
                 &stored.envelope,
-                &self.people,
+                people,
                 (run_id, workflow_sha256),
                 id,
                 gate,

@@ -5,8 +5,8 @@
 use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_manifest::Workflow;
 use relo_store::{RunRow, Store, StoreError};
-use relo_trust::TrustPolicy;
 
+use crate::people::{People, PeopleError};
 use crate::request::RunRequest;
 
 /// A run that has not ended, with its request verified (the requester's signature, and
@@ -55,13 +55,16 @@ pub enum StoredRunError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The people whose requests count could not be read.
+    #[error(transparent)]
+    People(#[from] PeopleError),
 }
 
 impl StoredRun {
-    /// Loads run `id` and verifies its request against `people`.
+    /// Loads run `id` and verifies its request against `people` as they are now.
     pub async fn load(
         store: &Store,
-        people: &TrustPolicy,
+        people: &People,
         id: &str,
     ) -> Result<StoredRun, StoredRunError> {
         let row = store
@@ -78,12 +81,12 @@ impl StoredRun {
             .workflow_text
             .clone()
             .ok_or_else(|| StoredRunError::NoWorkflow(id.to_owned()))?;
-        let request = RunRequest::verify(&row.request, people, &text).map_err(|refusal| {
-            StoredRunError::Refused {
+        let request = RunRequest::verify(&row.request, &*people.policy().await?, &text).map_err(
+            |refusal| StoredRunError::Refused {
                 code: refusal.code,
                 reason: format!("the stored run request does not verify: {}", refusal.reason),
-            }
-        })?;
+            },
+        )?;
         if request.run_id != row.id {
             return Err(StoredRunError::Refused {
                 code: "wrong-run",

@@ -21,7 +21,7 @@ use relo_orchestrator::{CredentialSource, PluginCatalog, RunRequest, Runner, Wor
 use relo_sandbox::{Sandbox, SandboxConfig};
 use relo_server::{AppState, JwtSecret, Limit, RateLimits, Role, SystemClock, app, create_user};
 use relo_store::{CheckpointPolicy, EvidenceWriter, Store, WriterOptions};
-use relo_trust::{KeyAlgorithm, PrivateKey, TrustPolicy, sha256_hex};
+use relo_trust::{KeyAlgorithm, PrivateKey, sha256_hex};
 use serde_json::{Value, json};
 
 const CONNECTIONS: usize = 16;
@@ -69,7 +69,6 @@ async fn serve(home: &std::path::Path) -> (SocketAddr, PrivateKey) {
         sandbox,
         credentials: CredentialSource::new(None, &config, BTreeMap::new()),
         evidence: Arc::new(writer),
-        people: Arc::new(TrustPolicy::load(&config, home).expect("people")),
         workspaces: Workspaces::new(home.join("workspaces")),
         progress: None,
         owner: "bench".into(),

@@ -63,7 +63,7 @@ pub(crate) struct SetRoles {
     roles: Vec<Role>,
 }
 
-fn user_not_found(name: &str) -> ApiError {
+pub(crate) fn user_not_found(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "user-not-found",
@@ -103,7 +103,7 @@ pub(crate) async fn list_users(
 
 /// Logs `principal`'s `action` on `target` and appends it to the control chain as an
 /// `admin.action` entry.
-async fn admin_action(
+pub(crate) async fn admin_action(
     state: &AppState,
     principal: &Principal,
     action: &str,

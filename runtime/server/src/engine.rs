@@ -71,7 +71,8 @@ impl RunEngine {
         &self,
         run_id: &str,
     ) -> Result<RunOutcome, Box<dyn std::error::Error + Send + Sync>> {
-        let stored = StoredRun::load(&self.runner.store, &self.runner.people, run_id).await?;
+        let stored =
+            StoredRun::load(&self.runner.store, self.runner.catalog.people(), run_id).await?;
         let spec = RunSpec {
             run_id: &stored.row.id,
             workflow: &stored.workflow,

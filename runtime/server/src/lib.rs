@@ -44,6 +44,7 @@ mod engine;
 mod error;
 mod evidence;
 mod extract;
+mod keys;
 mod metrics;
 mod permissions;
 mod plugins;
@@ -77,7 +78,7 @@ pub use tokens::{
     ACCESS_TOKEN_LIFETIME, AccessClaims, JwtSecret, REFRESH_TOKEN_LIFETIME, SecretError,
 };
 pub use users::{
-    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Role, UnknownRole, UserError, create_user,
+    Imported, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Role, UnknownRole, UserError, create_user,
     import_people,
 };
 

@@ -70,12 +70,12 @@ pub static PERMISSIONS: &[Grant] = &[
     Grant {
         permission: Permission::ManageUsers,
         roles: &[Role::Admin],
-        endpoints: "`POST /v1/users`, `PUT /v1/users/{name}/roles`, `PUT /v1/users/{name}/password`, `POST /v1/users/{name}/disable`",
+        endpoints: "`POST /v1/users`, `PUT /v1/users/{name}/roles`, `PUT /v1/users/{name}/password`, `POST /v1/users/{name}/disable`, `POST /v1/users/{name}/keys`, `POST /v1/users/{name}/keys/{key_id}/revoke`",
     },
     Grant {
         permission: Permission::ReadUsers,
         roles: &[Role::Admin, Role::Auditor],
-        endpoints: "`GET /v1/users`",
+        endpoints: "`GET /v1/users`, `GET /v1/users/{name}/keys`",
     },
     Grant {
         permission: Permission::ManageOwnTokens,

@@ -179,7 +179,7 @@ async fn verify_stored(
     plugin: &StoredPlugin,
 ) -> Result<VerifiedPlugin, ApiError> {
     match trust
-        .policy
+        .signers()
         .verify_plugin(&plugin.bytes, plugin.attestation.as_bytes())
     {
         Ok(verified) => Ok(verified),
@@ -216,7 +216,7 @@ pub(crate) async fn upload(
     })?;
     let digest = sha256_hex(&wasm);
     let verified = match trust
-        .policy
+        .signers()
         .verify_plugin(&wasm, request.attestation.as_bytes())
     {
         Ok(verified) => verified,
@@ -376,8 +376,9 @@ pub(crate) async fn approve(
         Ok(envelope) => envelope,
         Err(refusal) => return Err(refuse_trust(&state, &digest, refusal).await),
     };
+    let policy = trust.policy().await?;
     // Who signed it, before what it says: only its signer may submit it.
-    if let Ok((person, key_id)) = trust.policy.signed_by_person(&envelope)
+    if let Ok((person, key_id)) = policy.signed_by_person(&envelope)
         && person != principal.user
     {
         let err = ApiError::new(
@@ -422,10 +423,7 @@ pub(crate) async fn approve(
             )
         })?;
     let approval =
-        match trust
-            .policy
-            .verify_approval(&verified, &envelope, &declared, state.clock().now())
-        {
+        match policy.verify_approval(&verified, &envelope, &declared, state.clock().now()) {
             Ok(approval) => approval,
             Err(refusal) => return Err(refuse_trust(&state, &digest, refusal).await),
         };

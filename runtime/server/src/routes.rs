@@ -14,7 +14,7 @@ use crate::permissions::{Access, Permission};
 use crate::plugins::PLUGIN_BODY_LIMIT;
 use crate::runs::RUN_BODY_LIMIT;
 use crate::state::AppState;
-use crate::{access, admin, auth, evidence, plugins, runs};
+use crate::{access, admin, auth, evidence, keys, plugins, runs};
 
 /// An HTTP method the API serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +78,9 @@ enum Endpoint {
     SetRoles,
     SetPassword,
     DisableUser,
+    ListKeys,
+    AddKey,
+    RevokeKey,
     CreateToken,
     ListTokens,
     RevokeToken,
@@ -190,6 +193,27 @@ pub static ROUTES: &[Route] = &[
         operation_id: "disableUser",
         access: Access::Requires(Permission::ManageUsers),
         endpoint: Endpoint::DisableUser,
+    },
+    Route {
+        method: HttpMethod::Get,
+        path: "/v1/users/{name}/keys",
+        operation_id: "listUserKeys",
+        access: Access::Requires(Permission::ReadUsers),
+        endpoint: Endpoint::ListKeys,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/users/{name}/keys",
+        operation_id: "addUserKey",
+        access: Access::Requires(Permission::ManageUsers),
+        endpoint: Endpoint::AddKey,
+    },
+    Route {
+        method: HttpMethod::Post,
+        path: "/v1/users/{name}/keys/{key_id}/revoke",
+        operation_id: "revokeUserKey",
+        access: Access::Requires(Permission::ManageUsers),
+        endpoint: Endpoint::RevokeKey,
     },
     Route {
         method: HttpMethod::Post,
@@ -385,6 +409,9 @@ impl Route {
             Endpoint::SetRoles => on(filter, admin::set_roles),
             Endpoint::SetPassword => on(filter, admin::set_password),
             Endpoint::DisableUser => on(filter, admin::disable_user),
+            Endpoint::ListKeys => on(filter, keys::list_keys),
+            Endpoint::AddKey => on(filter, keys::add_key),
+            Endpoint::RevokeKey => on(filter, keys::revoke_key),
             Endpoint::CreateToken => on(filter, admin::create_token),
             Endpoint::ListTokens => on(filter, admin::list_tokens),
             Endpoint::RevokeToken => on(filter, admin::revoke_token),

@@ -436,7 +436,7 @@ pub(crate) async fn start(
         }
     };
     let workflow = parse(&text).map_err(|d| invalid_workflow(&d, "workflow_text"))?;
-    let request = match RunRequest::verify(&envelope, &trust.policy, &text) {
+    let request = match RunRequest::verify(&envelope, &*trust.policy().await?, &text) {
         Ok(request) => request,
         Err(refusal) => {
             let err = ApiError::new(
@@ -752,7 +752,7 @@ pub(crate) async fn approve_gate(
 ) -> Result<(StatusCode, Json<GateApproved>), ApiError> {
     let engine = engine(&state)?;
     let trust = state.trust()?;
-    let stored = match StoredRun::load(state.store(), &trust.policy, &id).await {
+    let stored = match StoredRun::load(state.store(), &trust.people, &id).await {
         Ok(stored) => stored,
         Err(StoredRunError::NoRun(_)) => return Err(run_not_found(&id)),
         Err(StoredRunError::Ended { state: ended, .. }) => {
@@ -778,9 +778,10 @@ pub(crate) async fn approve_gate(
         ));
     };
     let envelope = serde_json::to_string(&document).map_err(ApiError::internal)?;
+    let policy = trust.policy().await?;
     // Only its signer submits an approval.
     if let Ok(parsed) = relo_trust::Envelope::from_json(envelope.as_bytes())
-        && let Ok((person, key_id)) = trust.policy.signed_by_person(&parsed)
+        && let Ok((person, key_id)) = policy.signed_by_person(&parsed)
         && person != principal.user
     {
         let err = ApiError::new(
@@ -798,7 +799,7 @@ pub(crate) async fn approve_gate(
     let scope = Scope::Run(id.clone());
     let checked = GateApprovalPayload::check(
         &envelope,
-        &trust.policy,
+        &policy,
         (&id, &stored.request.workflow_sha256),
         &step_id,
         gate,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relo_manifest::OperatorConfig;
-use relo_orchestrator::{Progress, Runner};
+use relo_orchestrator::{People, Progress, Runner};
 use relo_store::Store;
 use relo_trust::{TrustError, TrustPolicy};
 
@@ -36,11 +36,23 @@ pub struct AppState {
 }
 
 /// The operator config and the trust policy loaded from it: what the plugin routes verify
-/// uploads and approvals against.
+/// uploads and approvals against. Its people are the store's once imported.
 #[derive(Debug)]
 pub(crate) struct Trust {
     pub(crate) config: OperatorConfig,
-    pub(crate) policy: TrustPolicy,
+    pub(crate) people: People,
+}
+
+impl Trust {
+    /// relo.toml's signers, which verify plugins.
+    pub(crate) fn signers(&self) -> &TrustPolicy {
+        self.people.configured()
+    }
+
+    /// The trust policy with the people whose signatures count now.
+    pub(crate) async fn policy(&self) -> Result<Arc<TrustPolicy>, ApiError> {
+        self.people.policy().await.map_err(ApiError::internal)
+    }
 }
 
 #[derive(Debug)]
@@ -85,7 +97,8 @@ impl AppState {
 
     /// The same state, verifying plugins and approvals with the trust policy of `config`
     /// (`[[trust.signers]]`, `[[people]]`), whose key files are read now, relative to the
-    /// relo home `home`. Without it the plugin routes that verify answer 409
+    /// relo home `home`; once the store holds people (imported by `relo serve`), theirs
+    /// count instead of `[[people]]`. Without it the plugin routes that verify answer 409
     /// `no-trust-policy`. A changed `relo.toml` takes effect when the server restarts.
     pub fn with_trust(
         mut self,
@@ -93,7 +106,8 @@ impl AppState {
         home: &Path,
     ) -> Result<AppState, TrustError> {
         let policy = TrustPolicy::load(&config, home)?;
-        self.trust = Some(Arc::new(Trust { config, policy }));
+        let people = People::new(self.inner.store.clone(), policy);
+        self.trust = Some(Arc::new(Trust { config, people }));
         Ok(self)
     }
 

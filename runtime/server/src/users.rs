@@ -10,7 +10,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier 
 use axum::http::StatusCode;
 use rand_core::OsRng;
 use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
-use relo_store::{NewUser, Store, StoreError};
+use relo_store::{NewPersonKey, NewUser, Store, StoreError};
+use relo_trust::Identity;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -167,63 +168,124 @@ impl From<UserError> for ApiError {
 /// (`PUT /v1/users/{name}/password`).
 const NO_PASSWORD: &str = "";
 
-/// Creates, for every person of `config`'s `[[people]]` who is not a user yet, a user of
-/// the same name with the person's roles that name server roles (others are skipped,
-/// with a warning) and no password, each recorded as an `admin.action` entry
-/// (`user.imported`, by `relo.toml`). Returns the names created. Users already there are
-/// left as they are: the store, not `relo.toml`, is where roles change afterwards.
-pub async fn import_people(
-    store: &Store,
-    config: &relo_manifest::OperatorConfig,
-) -> Result<Vec<String>, UserError> {
-    let mut created = Vec::new();
-    for person in &config.people {
+/// What [`import_people`] added to the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// The users created, by name.
+    pub users: Vec<String>,
+    /// The keys added, as (person, key id).
+    pub keys: Vec<(String, String)>,
+    /// Whether this import made the store the source of people.
+    pub opened_directory: bool,
+}
+
+/// Moves `[[people]]` (`people`, as relo.toml's trust policy loaded them) into the
+/// store, which is the source of people from then on (DESIGN §5):
+///
+/// - every person who is not a user yet becomes one, with the person's roles and no
+///   password (`user.imported`);
+/// - a user with no key in the store at all (none ever added, none revoked) gets the
+///   person's keys (`key.imported`);
+/// - then the people directory is opened, so every instance checks signatures against
+///   the store's people, not relo.toml's.
+///
+/// Each addition is an `admin.action` entry by `relo.toml`. Users and keys already in the
+/// store are left as they are: roles and keys change through the API afterwards.
+pub async fn import_people(store: &Store, people: &[Identity]) -> Result<Imported, UserError> {
+    let mut imported = Imported::default();
+    for person in people {
         let name = person.name.as_str();
-        if store.user(name).await.map_err(UserError::Store)?.is_some() {
-            continue;
-        }
-        check_name(name)?;
-        let mut roles = Vec::new();
-        for role in &person.roles {
-            match role.as_str().parse::<Role>() {
-                Ok(role) if !roles.contains(&role) => roles.push(role),
-                Ok(_) => {}
-                Err(_) => tracing::warn!(
-                    person = name,
-                    role = role.as_str(),
-                    "a [[people]] role that is no server role was not imported"
-                ),
+        if store.user(name).await.map_err(UserError::Store)?.is_none() {
+            check_name(name)?;
+            let mut roles: Vec<String> = Vec::new();
+            for role in &person.roles {
+                if !roles.iter().any(|r| r == role.as_str()) {
+                    roles.push(role.as_str().to_owned());
+                }
+            }
+            let user = NewUser {
+                name,
+                password_hash: NO_PASSWORD,
+                roles: &roles,
+            };
+            match store.create_user(&user, SystemTime::now()).await {
+                Ok(()) => {
+                    record_import(store, "user.imported", name, roles.join(", ")).await?;
+                    tracing::info!(
+                        user = name,
+                        ?roles,
+                        "imported a person of relo.toml as a user without a password"
+                    );
+                    imported.users.push(name.to_owned());
+                }
+                // Another instance imported them first.
+                Err(StoreError::Duplicate(_)) => {}
+                Err(err) => return Err(UserError::Store(err)),
             }
         }
-        let names: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
-        let user = NewUser {
-            name,
-            password_hash: NO_PASSWORD,
-            roles: &names,
-        };
-        match store.create_user(&user, SystemTime::now()).await {
-            Ok(()) => {}
-            // Another instance imported them first.
-            Err(StoreError::Duplicate(_)) => continue,
-            Err(err) => return Err(UserError::Store(err)),
-        }
-        store
-            .record(&EvidenceRecord::new(
-                Scope::Control,
-                None,
-                EvidenceEvent::AdminAction {
-                    by: "relo.toml".to_owned(),
-                    action: "user.imported".to_owned(),
-                    target: name.to_owned(),
-                    detail: Some(names.join(", ")),
-                },
-            ))
+        if !store
+            .person_keys(name)
             .await
-            .map_err(UserError::Store)?;
-        tracing::info!(user = name, roles = ?names, "imported a person of relo.toml as a user without a password");
-        created.push(name.to_owned());
+            .map_err(UserError::Store)?
+            .is_empty()
+        {
+            continue;
+        }
+        for key in &person.keys {
+            let added = store
+                .add_person_key(
+                    &NewPersonKey {
+                        user: name,
+                        key_id: key.key_id(),
+                        public_key: &key.to_pem(),
+                        added_by: IMPORTER,
+                    },
+                    SystemTime::now(),
+                )
+                .await;
+            match added {
+                Ok(()) => {
+                    record_import(store, "key.imported", name, key.key_id().to_owned()).await?;
+                    imported
+                        .keys
+                        .push((name.to_owned(), key.key_id().to_owned()));
+                }
+                Err(StoreError::Duplicate(reason)) => {
+                    tracing::warn!(person = name, "a [[people]] key was not imported: {reason}");
+                }
+                Err(err) => return Err(UserError::Store(err)),
+            }
+        }
     }
-    Ok(created)
+    imported.opened_directory = store
+        .open_people_directory()
+        .await
+        .map_err(UserError::Store)?;
+    Ok(imported)
+}
+
+/// Who [`import_people`]'s additions are recorded as made by.
+const IMPORTER: &str = "relo.toml";
+
+async fn record_import(
+    store: &Store,
+    action: &str,
+    target: &str,
+    detail: String,
+) -> Result<(), UserError> {
+    store
+        .record(&EvidenceRecord::new(
+            Scope::Control,
+            None,
+            EvidenceEvent::AdminAction {
+                by: IMPORTER.to_owned(),
+                action: action.to_owned(),
+                target: target.to_owned(),
+                detail: Some(detail),
+            },
+        ))
+        .await
+        .map_err(UserError::Store)
 }
 
 /// Sets the password of the user `name` (checked as [`create_user`] checks it); whether

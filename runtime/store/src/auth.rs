@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 use relo_evidence::rfc3339_utc;
 
+use crate::people::bump_people_revision;
 use crate::store::on_backend;
 use crate::{Result, Store, StoreError};
 
@@ -176,6 +177,7 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         });
+        bump_people_revision(&mut locked).await?;
         locked.commit().await
     }
 
@@ -219,6 +221,9 @@ impl Store {
                 .await?
                 .rows_affected()
         });
+        if changed > 0 {
+            bump_people_revision(&mut locked).await?;
+        }
         locked.commit().await?;
         Ok(changed > 0)
     }
@@ -273,6 +278,9 @@ impl Store {
             }
             changed
         });
+        if changed > 0 {
+            bump_people_revision(&mut locked).await?;
+        }
         locked.commit().await?;
         Ok(changed > 0)
     }

@@ -108,6 +108,9 @@ pub enum StoreError {
     /// A row would be stored twice (for example a second approval of a gate by one person).
     #[error("{0}")]
     Duplicate(String),
+    /// No user has this name.
+    #[error("no user named {0}")]
+    UnknownUser(String),
     /// Another component is already stored under this `name@version`.
     #[error("{reference} is already stored with digest {digest}; publish a new version")]
     VersionTaken {

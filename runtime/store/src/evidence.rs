@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use relo_evidence::{
-    EntryContent, EntryError, EntryFields, EvidenceEntry, EvidenceRecord, LogTree,
+    EntryContent, EntryError, EntryFields, EvidenceEntry, EvidenceRecord, Frontier,
 };
 
 use relo_trust::Signer;
@@ -44,6 +44,9 @@ type EntryRow = (
 
 /// A row of `checkpoints` as the drivers decode it.
 type CheckpointRow = (i64, i64, String, String, String, String);
+
+/// A row of `checkpoints` with its frontier (NULL before schema version 9).
+type CheckpointFrontierRow = (i64, i64, String, String, String, String, Option<String>);
 
 /// An evidence entry before the store numbers and chains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,8 +208,9 @@ impl StoredEntry {
 pub struct CheckpointBasis {
     /// The number of entries (the Merkle tree's size); the highest `seq`.
     pub size: u64,
-    /// Every entry's hash in `seq` order: the tree's leaves' data.
-    pub leaves: Vec<Hash>,
+    /// The compact range of the Merkle tree over every entry hash in `seq` order: its
+    /// [`root`](Frontier::root) is the root the checkpoint must sign.
+    pub frontier: Frontier,
     /// The latest checkpoint stored before this one.
     pub previous: Option<Checkpoint>,
 }
@@ -214,7 +218,8 @@ pub struct CheckpointBasis {
 /// A checkpoint to store, made by the caller from a [`CheckpointBasis`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointDraft {
-    /// The Merkle root over the basis's leaves.
+    /// The Merkle root over the log: the basis's [`Frontier::root`], or the checkpoint
+    /// is refused.
     pub root: Hash,
     /// The signed note (C2SP format) that commits to the size and root.
     pub note: String,
@@ -289,59 +294,76 @@ impl Store {
 
     /// Stores a checkpoint of the whole log, under the write lock.
     ///
-    /// `make` receives the log's size, every entry hash in order and the previous
-    /// checkpoint, and returns the root and signed note; no entry can be appended
-    /// between reading the basis and storing the checkpoint. If `make` fails, nothing is
-    /// stored and its error comes back as [`StoreError::Checkpoint`].
+    /// `make` receives the log's size, the [`Frontier`] of its Merkle tree and the
+    /// previous checkpoint, and returns the root and signed note; no entry can be
+    /// appended between reading the basis and storing the checkpoint. The frontier is
+    /// the previous checkpoint's, extended with the entries after it, so the cost grows
+    /// with the entries since then, not with the log; a previous checkpoint stored
+    /// before schema version 9 has none, and the first checkpoint after it reads every
+    /// entry. The new checkpoint is stored with its frontier.
+    ///
+    /// A previous frontier that does not decode, or whose size or root is not its
+    /// checkpoint's, and a log that lacks an entry the previous checkpoint covers or has
+    /// a gap, are [`StoreError::Inconsistent`]: nothing is signed over them. If `make`
+    /// fails, or returns a root that is not the frontier's, nothing is stored and the
+    /// error comes back as [`StoreError::Checkpoint`].
     pub async fn append_checkpoint<F>(&self, make: F) -> Result<Checkpoint>
     where
         F: FnOnce(&CheckpointBasis) -> Result<CheckpointDraft, CheckpointError> + Send,
     {
         let mut locked = self.begin_locked().await?;
-        let (hashes, previous): (Vec<String>, Option<CheckpointRow>) =
-            on_backend!(&mut locked.tx, |tx| {
-                let hashes = sqlx::query_scalar("SELECT hash FROM evidence_entries ORDER BY seq")
-                    .fetch_all(&mut **tx)
-                    .await?;
-                let previous = sqlx::query_as(
-                    "SELECT id, size, root, note, key_id, created_at
-                     FROM checkpoints ORDER BY id DESC LIMIT 1",
-                )
-                .fetch_optional(&mut **tx)
-                .await?;
-                (hashes, previous)
-            });
-        let leaves = hashes
-            .iter()
-            .enumerate()
-            .map(|(index, hash)| {
-                decode_hash(hash).ok_or_else(|| {
-                    StoreError::Inconsistent(format!(
-                        "entry {} has hash `{hash}`, not 64 hex digits",
-                        index + 1
-                    ))
-                })
-            })
-            .collect::<Result<Vec<Hash>>>()?;
+        let previous: Option<CheckpointFrontierRow> = on_backend!(&mut locked.tx, |tx| {
+            sqlx::query_as(
+                "SELECT id, size, root, note, key_id, created_at, frontier
+                 FROM checkpoints ORDER BY id DESC LIMIT 1",
+            )
+            .fetch_optional(&mut **tx)
+            .await?
+        });
+        let (previous, frontier) = match previous {
+            None => (None, None),
+            Some((id, size, root, note, key_id, created_at, frontier)) => {
+                let checkpoint = Checkpoint::from_row((id, size, root, note, key_id, created_at))?;
+                let frontier = frontier
+                    .map(|text| checked_frontier(&checkpoint, &text))
+                    .transpose()?;
+                (Some(checkpoint), frontier)
+            }
+        };
+        let frontier = extend_frontier(&mut locked, frontier).await?;
         let basis = CheckpointBasis {
-            size: leaves.len() as u64,
-            leaves,
-            previous: previous.map(Checkpoint::from_row).transpose()?,
+            size: frontier.size(),
+            frontier,
+            previous,
         };
         let draft = make(&basis).map_err(StoreError::Checkpoint)?;
+        let expected = basis.frontier.root();
+        if draft.root != expected {
+            return Err(StoreError::Checkpoint(
+                format!(
+                    "the root {} is not the Merkle root {} of the log's {} entries",
+                    hex::encode(draft.root),
+                    hex::encode(expected),
+                    basis.size
+                )
+                .into(),
+            ));
+        }
         let size = to_i64(basis.size)?;
         let root = hex::encode(draft.root);
+        let frontier = basis.frontier.to_text();
         let created_at = rfc3339_utc(SystemTime::now());
         let id: i64 = on_backend!(&mut locked.tx, |tx| {
             sqlx::query_scalar(
-                "INSERT INTO checkpoints (size, root, note, key_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO checkpoints (size, root, note, key_id, created_at, frontier)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(size)
             .bind(&root)
             .bind(&draft.note)
             .bind(&draft.key_id)
             .bind(&created_at)
+            .bind(&frontier)
             .fetch_one(&mut **tx)
             .await?
         });
@@ -357,10 +379,10 @@ impl Store {
     }
 
     /// Cuts a checkpoint of the whole log now, under the write lock: the RFC 6962 root
-    /// over every entry hash ([`LogTree`]), signed by `signer` as a C2SP note of
-    /// `origin` under `key_name` ([`relo_evidence::Checkpoint::sign`]; the key must be
-    /// Ed25519). Returns the stored checkpoint, whose `note` is what `relo evidence
-    /// checkpoint --save` writes.
+    /// over every entry hash (the basis's [`Frontier`]), signed by `signer` as a C2SP
+    /// note of `origin` under `key_name` ([`relo_evidence::Checkpoint::sign`]; the key
+    /// must be Ed25519). Returns the stored checkpoint, whose `note` is what `relo
+    /// evidence checkpoint --save` writes.
     pub async fn checkpoint(
         &self,
         signer: &dyn Signer,
@@ -368,9 +390,8 @@ impl Store {
         origin: &str,
     ) -> Result<Checkpoint> {
         self.append_checkpoint(|basis| {
-            let tree = LogTree::from_entry_hashes(&basis.leaves);
-            let root = tree.root();
-            let note = relo_evidence::Checkpoint::new(origin, tree.size(), root)?
+            let root = basis.frontier.root();
+            let note = relo_evidence::Checkpoint::new(origin, basis.size, root)?
                 .sign(&[(key_name, signer)])?;
             Ok(CheckpointDraft {
                 root,
@@ -537,6 +558,67 @@ impl Store {
         });
         rows.into_iter().map(Checkpoint::from_row).collect()
     }
+}
+
+/// The frontier stored with `checkpoint`, once it is shown to be that checkpoint's:
+/// it decodes, and its size and root are the checkpoint's.
+fn checked_frontier(checkpoint: &Checkpoint, text: &str) -> Result<Frontier> {
+    let id = checkpoint.id;
+    let frontier = Frontier::from_text(text).map_err(|err| {
+        StoreError::Inconsistent(format!(
+            "checkpoint {id} has a frontier that does not decode: {err}"
+        ))
+    })?;
+    if frontier.size() != checkpoint.size {
+        return Err(StoreError::Inconsistent(format!(
+            "checkpoint {id} covers {} entries but its frontier covers {}",
+            checkpoint.size,
+            frontier.size()
+        )));
+    }
+    let root = hex::encode(frontier.root());
+    if root != checkpoint.root {
+        return Err(StoreError::Inconsistent(format!(
+            "checkpoint {id} has root {} but its frontier gives {root}",
+            checkpoint.root
+        )));
+    }
+    Ok(frontier)
+}
+
+/// `frontier` (the previous checkpoint's, or the empty tree's when there is none)
+/// extended with every entry after it, read under the lock in `seq` order. The entry
+/// the previous frontier ends with must still be there, and `seq` must have no gap.
+async fn extend_frontier(locked: &mut LockedTx, frontier: Option<Frontier>) -> Result<Frontier> {
+    let mut frontier = frontier.unwrap_or_default();
+    let covered = frontier.size();
+    // From the last covered entry, to see that it is still there; from 1 when none is.
+    let from = to_i64(covered)?;
+    let rows: Vec<(i64, String)> = on_backend!(&mut locked.tx, |tx| {
+        sqlx::query_as("SELECT seq, hash FROM evidence_entries WHERE seq >= $1 ORDER BY seq")
+            .bind(from)
+            .fetch_all(&mut **tx)
+            .await?
+    });
+    let mut rows = rows.into_iter().peekable();
+    if covered > 0 && rows.next_if(|(seq, _)| *seq == from).is_none() {
+        return Err(StoreError::Inconsistent(format!(
+            "the last checkpoint covers {covered} entries, but entry {covered} is not in the log"
+        )));
+    }
+    for (seq, hash) in rows {
+        let expected = frontier.size() + 1;
+        if non_negative(seq, "evidence_entries.seq")? != expected {
+            return Err(StoreError::Inconsistent(format!(
+                "entry {expected} is missing: the log goes on at {seq}"
+            )));
+        }
+        let leaf = decode_hash(&hash).ok_or_else(|| {
+            StoreError::Inconsistent(format!("entry {seq} has hash `{hash}`, not 64 hex digits"))
+        })?;
+        frontier.push(&leaf);
+    }
+    Ok(frontier)
 }
 
 /// Numbers and chains `drafts` after what the locked transaction sees.

@@ -72,6 +72,7 @@ mod drivers;
 mod error;
 mod evidence;
 mod gates;
+mod people;
 mod plugins;
 mod runs;
 mod snapshots;
@@ -89,6 +90,7 @@ pub use evidence::{
     GENESIS_PREV_HASH, Hash, HashFn, StoredEntry, entry_hash,
 };
 pub use gates::GateApproval;
+pub use people::{DirectoryPerson, NewPersonKey, PeopleDirectory, StoredPersonKey};
 pub use plugins::{Added, Block, NewApproval, NewPlugin, StoredApproval, StoredPlugin};
 pub use relo_evidence::rfc3339_utc;
 pub use runs::{

@@ -327,6 +327,16 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "run-drivers",
         sql: include_str!("../migrations/sqlite/0007_run_drivers.sql"),
     },
+    Migration {
+        version: 8,
+        name: "people",
+        sql: include_str!("../migrations/sqlite/0008_people.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "checkpoint-frontier",
+        sql: include_str!("../migrations/sqlite/0009_checkpoint_frontier.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -364,6 +374,16 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "run-drivers",
         sql: include_str!("../migrations/postgres/0007_run_drivers.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "people",
+        sql: include_str!("../migrations/postgres/0008_people.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "checkpoint-frontier",
+        sql: include_str!("../migrations/postgres/0009_checkpoint_frontier.sql"),
     },
 ];
 

@@ -78,7 +78,7 @@ pub use keys::{KeyAlgorithm, PrivateKey, PublicKey};
 pub use passphrase::{ENCRYPTED_KEY_PEM_LABEL, KEY_PASSWORD_ENV, Passphrase};
 pub use plugin::{PLUGIN_PREDICATE_TYPE, SignedPlugin, sha256_hex};
 pub use policy::{
-    Admission, ApprovalRecord, Refusal, TrustPolicy, VerifiedApproval, VerifiedPlugin,
+    Admission, ApprovalRecord, Identity, Refusal, TrustPolicy, VerifiedApproval, VerifiedPlugin,
     read_envelope, stored_approval_predicate, widened,
 };
 pub use signer::{

@@ -225,12 +225,16 @@ struct TrustedKey {
     retired: bool,
 }
 
-/// A person of `[[people]]` with their keys loaded.
-#[derive(Clone, Debug)]
-struct Identity {
-    name: String,
-    keys: Vec<PublicKey>,
-    roles: Vec<Role>,
+/// A person whose signatures count: their name, public keys and roles (from
+/// `[[people]]`, or from the store once a server manages people).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    /// The person's name.
+    pub name: String,
+    /// Their public keys.
+    pub keys: Vec<PublicKey>,
+    /// Their roles.
+    pub roles: Vec<Role>,
 }
 
 /// A plugin whose attestation verified against the trust policy and the bytes.
@@ -381,6 +385,21 @@ impl TrustPolicy {
             people,
             auto_approve_within_previous: config.trust.auto_approve_within_previous,
         })
+    }
+
+    /// The same signers with `people` in place of this policy's people: what a server
+    /// uses once people live in its store.
+    pub fn with_people(&self, people: Vec<Identity>) -> Self {
+        Self {
+            signers: self.signers.clone(),
+            people,
+            auto_approve_within_previous: self.auto_approve_within_previous,
+        }
+    }
+
+    /// The people whose signatures count.
+    pub fn people(&self) -> &[Identity] {
+        &self.people
     }
 
     /// Key ids of the signer keys marked `retired`.

@@ -7,12 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use sqlx::Connection as _;
 
 use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_manifest::{OperatorConfig, parse_operator, parse_workflow};
 use relo_orchestrator::{
-    CredentialSource, GateApprovalPayload, PluginCatalog, RunOutcome, RunSpec, Runner, Workspaces,
+    CredentialSource, GateApprovalPayload, PeopleError, PluginCatalog, RunError, RunOutcome,
+    RunSpec, Runner, Workspaces,
 };
 use relo_sandbox::{LoopbackOnly, Sandbox, SandboxConfig};
 use relo_store::{EvidenceWriter, GateApproval, Placed, Store, StoreError, WriterOptions};
@@ -119,7 +122,6 @@ async fn setup() -> Setup {
         sandbox,
         credentials: CredentialSource::new(None, &config, BTreeMap::new()),
         evidence: Arc::new(writer),
-        people: Arc::new(TrustPolicy::load(&config, home.path()).unwrap()),
         workspaces: Workspaces::new(home.path().join("workspaces")),
         progress: None,
         owner: "instance-test".into(),
@@ -291,7 +293,6 @@ async fn a_step_longer_than_its_lease_keeps_it() {
         sandbox: Arc::clone(&setup.runner.sandbox),
         credentials: setup.runner.credentials.clone(),
         evidence: Arc::clone(&setup.runner.evidence),
-        people: Arc::clone(&setup.runner.people),
         workspaces: setup.runner.workspaces.clone(),
         progress: None,
         owner: "short-lease".into(),
@@ -355,7 +356,7 @@ async fn store_approval(
     };
     setup
         .store
-        .add_gate_approval(&row, &record, std::time::SystemTime::now(), false)
+        .add_gate_approval(&row, &record, SystemTime::now(), false)
         .await
         .unwrap();
 }
@@ -516,6 +517,124 @@ async fn edited_or_misplaced_approvals_are_refused_not_counted() {
     assert!(codes.contains(&"wrong-gate".to_owned()), "{codes:?}");
 }
 
+/// Moves the home's `[[people]]` into the store, as `relo serve` does at first start, and
+/// opens the people directory.
+async fn people_into_the_store(setup: &Setup) {
+    let config = parse_operator("relo.toml", CONFIG.as_bytes()).unwrap();
+    let policy = TrustPolicy::load(&config, setup.home.path()).unwrap();
+    for person in policy.people() {
+        let roles: Vec<String> = person.roles.iter().map(|r| r.as_str().to_owned()).collect();
+        let user = relo_store::NewUser {
+            name: &person.name,
+            password_hash: "",
+            roles: &roles,
+        };
+        setup
+            .store
+            .create_user(&user, SystemTime::now())
+            .await
+            .unwrap();
+        for key in &person.keys {
+            add_key(setup, &person.name, &key.to_pem()).await;
+        }
+    }
+    assert!(setup.store.open_people_directory().await.unwrap());
+}
+
+async fn add_key(setup: &Setup, person: &str, pem: &str) {
+    let key = relo_trust::PublicKey::from_pem(pem).unwrap();
+    let new = relo_store::NewPersonKey {
+        user: person,
+        key_id: key.key_id(),
+        public_key: pem,
+        added_by: "test",
+    };
+    setup
+        .store
+        .add_person_key(&new, SystemTime::now())
+        .await
+        .unwrap();
+}
+
+/// Sets the stored PEM of key `key_id` behind the store's back.
+async fn edit_key_row(setup: &Setup, key_id: &str, pem: &str) {
+    let url = format!("sqlite://{}", setup.home.path().join("relo.db").display());
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let edited = sqlx::query("UPDATE person_keys SET public_key = ? WHERE key_id = ?")
+        .bind(pem)
+        .bind(key_id)
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(edited.rows_affected(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_people_live_in_the_store_its_keys_and_roles_decide_a_gate() {
+    let setup = setup().await;
+    let wf = workflow(&GATED.replace("quorum: 2", "quorum: 1"));
+    let params = params();
+    let spec = wf.spec("run-people", &params);
+    let waiting = RunOutcome::Waiting {
+        gates: vec!["gate".into()],
+    };
+    assert_eq!(setup.runner.run(&spec).await.unwrap(), waiting);
+    people_into_the_store(&setup).await;
+
+    // max is a release manager in relo.toml, an auditor in the store: the store wins.
+    assert!(
+        setup
+            .store
+            .set_user_roles("max", &["auditor".to_owned()])
+            .await
+            .unwrap()
+    );
+    approve(
+        &setup,
+        &wf,
+        "run-people",
+        "gate",
+        "max",
+        &setup.managers["max"],
+    )
+    .await;
+    // sam signs with a key relo.toml has never listed, added to the store.
+    let new_key = PrivateKey::generate(KeyAlgorithm::Ed25519);
+    let new_pem = new_key.public_key().to_pem();
+    add_key(&setup, "sam", &new_pem).await;
+    approve(&setup, &wf, "run-people", "gate", "sam", &new_key).await;
+
+    // An edited key row (olga's id, another key) makes every check fail, not pass.
+    let olga = setup.keys.olga.key_id().to_owned();
+    edit_key_row(&setup, &olga, &new_pem).await;
+    let people = setup.runner.catalog.people();
+    let err = people.policy().await.unwrap_err();
+    assert!(
+        matches!(&err, PeopleError::BadKey { person, key_id, .. } if person == "olga" && *key_id == olga),
+        "{err}"
+    );
+    assert!(matches!(
+        setup.runner.drive(&spec).await,
+        Err(RunError::People(PeopleError::BadKey { .. }))
+    ));
+    edit_key_row(&setup, &olga, &setup.keys.olga.public_key().to_pem()).await;
+
+    assert_eq!(
+        setup.runner.drive(&spec).await.unwrap(),
+        RunOutcome::Succeeded
+    );
+    assert!(
+        refusals(&setup.store, "run-people")
+            .await
+            .contains(&"missing-role".to_owned())
+    );
+    let steps = setup.store.run_steps("run-people").await.unwrap();
+    let deploy = steps.iter().find(|s| s.step_id == "deploy").unwrap();
+    let output: serde_json::Value =
+        serde_json::from_str(deploy.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["echo"]["by"], json!(["sam"]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_instance_died_continues_without_rerunning_finished_steps() {
     let setup = setup().await;
@@ -527,7 +646,7 @@ async fn a_run_whose_instance_died_continues_without_rerunning_finished_steps() 
     let spec = wf.spec("run-crash", &params);
     setup.runner.start(&spec).await.unwrap();
     // A dead instance finished `first` and was running `second` when it died.
-    let now = std::time::SystemTime::now();
+    let now = SystemTime::now();
     let lease = Duration::from_secs(600);
     setup
         .store
@@ -617,7 +736,7 @@ async fn a_concurrency_group_refuses_or_queues_a_second_run() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, relo_orchestrator::RunError::Store(StoreError::GroupBusy { group, run_id })
+        matches!(&error, RunError::Store(StoreError::GroupBusy { group, run_id })
             if group == "release-1.2.3" && run_id == "run-a"),
         "{error}"
     );
@@ -744,7 +863,7 @@ async fn a_cancelled_run_starts_no_further_step_and_frees_its_group() {
 
     setup
         .store
-        .set_run_state("run-x", "cancelled", std::time::SystemTime::now())
+        .set_run_state("run-x", "cancelled", SystemTime::now())
         .await
         .unwrap();
     approve(&setup, &wf, "run-x", "gate", "max", &setup.managers["max"]).await;

@@ -13,6 +13,7 @@ use crate::support::{PASSWORD, TestServer, server_tests};
 fn concrete(path: &str) -> String {
     path.replace("{name}", "nobody")
         .replace("{id}", "no-such-token")
+        .replace("{key_id}", "no-such-key")
         .replace("{digest}", &"0".repeat(64))
 }
 

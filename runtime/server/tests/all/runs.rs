@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use base64ct::{Base64, Encoding as _};
 use relo_orchestrator::{GateApprovalPayload, RunRequest};
-use relo_server::{Role, create_user};
+use relo_server::{Role, create_user, import_people};
 use relo_trust::{PrivateKey, sha256_hex};
 use serde_json::{Value, json};
 
@@ -45,42 +45,19 @@ async fn ready(server: &TestServer) -> (String, String) {
             .await
             .unwrap();
     }
-    let wasm = std::fs::read(relo_test_components::ECHO).unwrap();
-    let manifest = relo_manifest::parse_plugin(
-        "relo-plugin.toml",
-        b"[plugin]\nname = \"relo-test/echo\"\nversion = \"1.0.0\"\n",
-    )
-    .unwrap();
-    let attestation = relo_trust::SignedPlugin::sign(&wasm, &manifest, &server.keys.author)
-        .unwrap()
-        .envelope
-        .to_json();
+    let (wasm, attestation) = echo_plugin(server);
     let paul = server.login("paul").await.access;
     let upload = json!({ "wasm_base64": Base64::encode_string(&wasm), "attestation": attestation });
     let uploaded = api(server, "POST", "/v1/plugins", Some(&paul), Some(upload)).await;
     assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
     let digest = uploaded.body["digest"].as_str().unwrap().to_owned();
-    let verified = server
-        .policy()
-        .verify_plugin(&wasm, attestation.as_bytes())
-        .unwrap();
-    let declared = relo_policy::declared_capabilities(&verified.manifest, &server.config).unwrap();
-    let approval = relo_trust::SignedApproval::sign(
-        &verified,
-        declared,
-        "oscar",
-        &server.keys.oscar,
-        std::time::SystemTime::now(),
-        None,
-    )
-    .unwrap();
     let oscar = server.login("oscar").await.access;
     let approved = api(
         server,
         "POST",
         &format!("/v1/plugins/{digest}/approvals"),
         Some(&oscar),
-        Some(serde_json::from_str(&approval.envelope.to_json()).unwrap()),
+        Some(plugin_approval(server, "oscar", &server.keys.oscar)),
     )
     .await;
     assert_eq!(approved.status, StatusCode::CREATED, "{}", approved.body);
@@ -676,7 +653,214 @@ async fn a_revoked_approval_or_a_blocked_plugin_stops_the_next_run(server: TestS
     assert_eq!(who("plugin.blocked").await, ["oscar"], "recorded once");
 }
 
+/// `relo-test/echo@1.0.0` and its attestation, signed by paul's key.
+fn echo_plugin(server: &TestServer) -> (Vec<u8>, String) {
+    let wasm = std::fs::read(relo_test_components::ECHO).unwrap();
+    let manifest = relo_manifest::parse_plugin(
+        "relo-plugin.toml",
+        b"[plugin]\nname = \"relo-test/echo\"\nversion = \"1.0.0\"\n",
+    )
+    .unwrap();
+    let attestation = relo_trust::SignedPlugin::sign(&wasm, &manifest, &server.keys.author)
+        .unwrap()
+        .envelope
+        .to_json();
+    (wasm, attestation)
+}
+
+/// An approval of the test plugin (the one [`ready`] uploads) by `person`, signed by `key`.
+fn plugin_approval(server: &TestServer, person: &str, key: &PrivateKey) -> Value {
+    let (wasm, attestation) = echo_plugin(server);
+    let verified = server
+        .policy()
+        .verify_plugin(&wasm, attestation.as_bytes())
+        .unwrap();
+    let declared = relo_policy::declared_capabilities(&verified.manifest, &server.config).unwrap();
+    let approval = relo_trust::SignedApproval::sign(
+        &verified,
+        declared,
+        person,
+        key,
+        std::time::SystemTime::now(),
+        None,
+    )
+    .unwrap();
+    serde_json::from_str(&approval.envelope.to_json()).unwrap()
+}
+
+async fn once_imported_the_stores_people_decide_whose_signatures_count(server: TestServer) {
+    let (olga, oscar) = ready(&server).await;
+    let ada = server.login("ada").await.access;
+    import_people(&server.store, server.policy().people())
+        .await
+        .unwrap();
+    let started = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(start_body("run-k", "olga", &server.keys.olga)),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    wait_for_state(&server, &olga, "run-k", "waiting-approval").await;
+    let gate = "/v1/runs/run-k/gates/approve/approvals";
+
+    // ada revokes oscar's key (the one relo.toml lists): it counts nowhere from now on.
+    let old_key = server.keys.oscar.public_key().key_id().to_owned();
+    let revoke = format!("/v1/users/oscar/keys/{old_key}/revoke");
+    api(&server, "POST", &revoke, Some(&olga), None)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    let revoked = api(&server, "POST", &revoke, Some(&ada), None).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    api(&server, "POST", &revoke, Some(&ada), None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "key-not-found");
+    api(
+        &server,
+        "POST",
+        gate,
+        Some(&oscar),
+        Some(gate_approval("run-k", "oscar", &server.keys.oscar)),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "unknown-signer");
+    // Nor does the plugin approval it signed: a new run's step is refused.
+    let second = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(start_body("run-k2", "olga", &server.keys.olga)),
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::ACCEPTED, "{}", second.body);
+    let failed = wait_for_state(&server, &olga, "run-k2", "failed").await;
+    let error = step(&failed, "greet")["error"].as_str().unwrap().to_owned();
+    assert!(error.starts_with("refused ("), "{failed}");
+
+    // A key relo.toml has never heard of, added by ada, is oscar's from now on.
+    let new_key = PrivateKey::generate(relo_trust::KeyAlgorithm::Ed25519);
+    let add = json!({ "public_key": new_key.public_key().to_pem() });
+    let keys = "/v1/users/oscar/keys";
+    let added = api(&server, "POST", keys, Some(&ada), Some(add.clone())).await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    assert_eq!(added.body["key_id"], new_key.public_key().key_id());
+    assert_eq!(added.body["added_by"], "ada");
+    api(&server, "POST", keys, Some(&ada), Some(add))
+        .await
+        .assert_error(StatusCode::CONFLICT, "key-exists");
+    let garbage = api(
+        &server,
+        "POST",
+        keys,
+        Some(&ada),
+        Some(json!({ "public_key": "not a key" })),
+    )
+    .await;
+    garbage.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid-key");
+    assert_eq!(garbage.body["error"]["field"], "public_key");
+    api(
+        &server,
+        "POST",
+        "/v1/users/nobody/keys",
+        Some(&ada),
+        Some(json!({ "public_key": new_key.public_key().to_pem() })),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "user-not-found");
+
+    // Roles come from the store too: as a release manager oscar may call the route but
+    // holds none of the gate's roles.
+    let roles = "/v1/users/oscar/roles";
+    let demoted = api(
+        &server,
+        "PUT",
+        roles,
+        Some(&ada),
+        Some(json!({ "roles": ["release-manager"] })),
+    )
+    .await;
+    assert_eq!(demoted.status, StatusCode::OK, "{}", demoted.body);
+    api(
+        &server,
+        "POST",
+        gate,
+        Some(&oscar),
+        Some(gate_approval("run-k", "oscar", &new_key)),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "missing-role");
+    let restored = api(
+        &server,
+        "PUT",
+        roles,
+        Some(&ada),
+        Some(json!({ "roles": ["operator"] })),
+    )
+    .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+
+    // With the new key oscar approves the plugin again and the gate; the run finishes,
+    // its runner checking both against the store's people.
+    let digest = server.get("/v1/plugins", Some(&olga)).await.body[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reapproved = api(
+        &server,
+        "POST",
+        &format!("/v1/plugins/{digest}/approvals"),
+        Some(&oscar),
+        Some(plugin_approval(&server, "oscar", &new_key)),
+    )
+    .await;
+    assert_eq!(
+        reapproved.status,
+        StatusCode::CREATED,
+        "{}",
+        reapproved.body
+    );
+    let approved = api(
+        &server,
+        "POST",
+        gate,
+        Some(&oscar),
+        Some(gate_approval("run-k", "oscar", &new_key)),
+    )
+    .await;
+    assert_eq!(approved.status, StatusCode::CREATED, "{}", approved.body);
+    wait_for_state(&server, &olga, "run-k", "succeeded").await;
+
+    let listed = server.get(keys, Some(&ada)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let listed = listed.body.as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["key_id"], old_key.as_str());
+    assert_eq!(listed[0]["added_by"], "relo.toml");
+    assert_eq!(listed[0]["revoked_by"], "ada");
+    assert_eq!(listed[1]["revoked_at"], Value::Null);
+    let actions: Vec<String> = server
+        .audit_bodies("admin.action")
+        .await
+        .iter()
+        .filter(|b| b["by"] == "ada")
+        .map(|b| b["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "key.revoked",
+            "key.added",
+            "user.roles-set",
+            "user.roles-set"
+        ]
+    );
+}
+
 server_tests!(
+    once_imported_the_stores_people_decide_whose_signatures_count,
     a_signed_run_waits_at_its_gate_for_someone_else_then_finishes,
     requests_of_someone_else_another_text_or_twice_are_refused,
     a_requester_has_a_limited_number_of_unended_runs,

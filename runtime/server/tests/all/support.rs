@@ -237,7 +237,6 @@ async fn runner(store: &Store, config: &OperatorConfig, home: &std::path::Path) 
         sandbox,
         credentials: CredentialSource::new(None, config, BTreeMap::new()),
         evidence: Arc::new(writer),
-        people: Arc::new(TrustPolicy::load(config, home).unwrap()),
         workspaces: Workspaces::new(home.join("workspaces")),
         progress: None,
         owner: "server-test".into(),

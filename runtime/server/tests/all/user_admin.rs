@@ -3,7 +3,7 @@
 //! `[[people]]` imported as users without a password; every change in the control chain.
 
 use axum::http::StatusCode;
-use relo_server::import_people;
+use relo_server::{Imported, import_people};
 use serde_json::json;
 
 use crate::support::{PASSWORD, TestServer, server_tests};
@@ -172,13 +172,24 @@ async fn an_admin_cannot_lock_themselves_out(server: TestServer) {
 
 async fn people_are_imported_without_a_password_until_an_admin_sets_one(server: TestServer) {
     // olga is a user already; oscar and paul of [[people]] are not.
-    let created = import_people(&server.store, &server.config).await.unwrap();
-    assert_eq!(created, ["oscar", "paul"]);
-    assert!(
-        import_people(&server.store, &server.config)
-            .await
-            .unwrap()
-            .is_empty(),
+    let policy = server.policy();
+    assert_eq!(server.store.people_revision().await.unwrap(), None);
+    let imported = import_people(&server.store, policy.people()).await.unwrap();
+    assert_eq!(imported.users, ["oscar", "paul"]);
+    // Every person's keys, olga's too: she had none in the store.
+    let key_of = |name: &str| {
+        let person = policy.people().iter().find(|p| p.name == name).unwrap();
+        (name.to_owned(), person.keys[0].key_id().to_owned())
+    };
+    assert_eq!(
+        imported.keys,
+        [key_of("olga"), key_of("oscar"), key_of("paul")]
+    );
+    assert!(imported.opened_directory);
+    assert!(server.store.people_revision().await.unwrap().is_some());
+    assert_eq!(
+        import_people(&server.store, policy.people()).await.unwrap(),
+        Imported::default(),
         "importing twice changes nothing"
     );
     let oscar = server.store.user("oscar").await.unwrap().unwrap();
@@ -232,8 +243,11 @@ async fn people_are_imported_without_a_password_until_an_admin_sets_one(server: 
     assert_eq!(
         actions,
         [
+            r#""relo.toml" "key.imported" "olga""#,
             r#""relo.toml" "user.imported" "oscar""#,
+            r#""relo.toml" "key.imported" "oscar""#,
             r#""relo.toml" "user.imported" "paul""#,
+            r#""relo.toml" "key.imported" "paul""#,
             r#""ada" "user.password-set" "oscar""#,
         ]
     );

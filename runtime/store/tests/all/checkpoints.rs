@@ -1,13 +1,93 @@
 //! Checkpoints cut under the write lock.
 
-use relo_evidence::merkle;
-use relo_store::{CheckpointDraft, StoreError};
+use relo_evidence::{Frontier, LogTree, merkle};
+use relo_store::{Checkpoint, CheckpointDraft, Store, StoreError};
 
-use crate::support::{TestDb, all_entries, backend_tests, draft, hash};
+use crate::support::{Backend, Raw, TestDb, all_entries, backend_tests, draft, hash};
 
 fn leaf_root(leaves: &[[u8; 32]]) -> [u8; 32] {
     let hashed: Vec<_> = leaves.iter().map(|leaf| merkle::leaf_hash(leaf)).collect();
     merkle::root(&hashed)
+}
+
+/// The entries' hashes, decoded.
+fn decode(entries: &[relo_store::StoredEntry]) -> Vec<[u8; 32]> {
+    entries
+        .iter()
+        .map(|entry| {
+            let mut hash = [0; 32];
+            hex::decode_to_slice(&entry.hash, &mut hash).expect("hex hash");
+            hash
+        })
+        .collect()
+}
+
+/// Appends `n` entries to `scope`.
+async fn append(store: &Store, scope: &str, n: usize) {
+    let drafts: Vec<_> = (0..n).map(|i| draft(scope, &i.to_string())).collect();
+    store.append(&drafts, &hash).await.expect("append");
+}
+
+/// Cuts a checkpoint whose root is the basis's, with a test note.
+async fn cut(store: &Store) -> Result<Checkpoint, StoreError> {
+    store
+        .append_checkpoint(|basis| {
+            Ok(CheckpointDraft {
+                root: basis.frontier.root(),
+                note: format!("relo.test\n{}\n", basis.size),
+                key_id: "key".into(),
+            })
+        })
+        .await
+}
+
+/// The frontier of the tree over every entry the log now holds, as stored.
+async fn frontier_of_the_log(store: &Store) -> String {
+    let mut frontier = Frontier::new();
+    for leaf in decode(&all_entries(store).await) {
+        frontier.push(&leaf);
+    }
+    frontier.to_text()
+}
+
+/// Lifts the guard that refuses UPDATE (and on PostgreSQL DELETE) of `table`, as whoever
+/// holds the database can.
+async fn unguard(db: &TestDb, raw: &mut Raw, table: &str) {
+    let statements = match db.backend {
+        Backend::Sqlite => vec![
+            format!("DROP TRIGGER {table}_no_update"),
+            format!("DROP TRIGGER {table}_no_delete"),
+        ],
+        Backend::Postgres => vec![format!(
+            "ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"
+        )],
+    };
+    for sql in statements {
+        raw.execute(&sql).await.expect("lift the guard");
+    }
+}
+
+/// The frontier stored with checkpoint `id`.
+async fn stored_frontier(raw: &mut Raw, id: u64) -> Option<String> {
+    let sql = "SELECT frontier FROM checkpoints WHERE id = $1";
+    let id = i64::try_from(id).expect("id");
+    match raw {
+        Raw::Sqlite(conn) => sqlx::query_scalar(sql).bind(id).fetch_one(conn).await,
+        Raw::Postgres(conn) => sqlx::query_scalar(sql).bind(id).fetch_one(conn).await,
+    }
+    .expect("the checkpoint's frontier")
+}
+
+/// Asserts that `err` is [`StoreError::Inconsistent`] and says all of `words`.
+fn assert_inconsistent(err: &StoreError, words: &[&str]) {
+    match err {
+        StoreError::Inconsistent(message) => {
+            for word in words {
+                assert!(message.contains(word), "`{word}` not in: {message}");
+            }
+        }
+        other => panic!("not Inconsistent: {other}"),
+    }
 }
 
 async fn a_checkpoint_covers_the_log_as_the_lock_saw_it(db: TestDb) {
@@ -21,13 +101,10 @@ async fn a_checkpoint_covers_the_log_as_the_lock_saw_it(db: TestDb) {
         .append_checkpoint(|basis| {
             assert_eq!(basis.size, 5);
             assert_eq!(basis.previous, None);
-            let expected: Vec<String> = entries.iter().map(|e| e.hash.clone()).collect();
-            assert_eq!(
-                basis.leaves.iter().map(hex::encode).collect::<Vec<_>>(),
-                expected
-            );
+            assert_eq!(basis.frontier.size(), 5);
+            assert_eq!(basis.frontier.root(), leaf_root(&decode(&entries)));
             Ok(CheckpointDraft {
-                root: leaf_root(&basis.leaves),
+                root: basis.frontier.root(),
                 note: format!("relo.test\n{}\n", basis.size),
                 key_id: "key-1".into(),
             })
@@ -51,7 +128,7 @@ async fn a_checkpoint_covers_the_log_as_the_lock_saw_it(db: TestDb) {
             assert_eq!(basis.size, 6);
             assert_eq!(basis.previous.as_ref(), Some(&first));
             Ok(CheckpointDraft {
-                root: leaf_root(&basis.leaves),
+                root: basis.frontier.root(),
                 note: "second".into(),
                 key_id: "key-2".into(),
             })
@@ -88,7 +165,217 @@ async fn a_refused_checkpoint_stores_nothing(db: TestDb) {
         .expect("append after");
 }
 
+async fn a_root_other_than_the_log_s_is_refused(db: TestDb) {
+    let store = db.store().await;
+    append(&store, "run", 3).await;
+    let err = store
+        .append_checkpoint(|_| {
+            Ok(CheckpointDraft {
+                root: [7; 32],
+                note: "note".into(),
+                key_id: "key".into(),
+            })
+        })
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::Checkpoint(_)), "{err}");
+    assert!(err.to_string().contains("is not the Merkle root"), "{err}");
+    assert!(store.checkpoints().await.expect("none").is_empty());
+}
+
+async fn checkpoints_between_appends_have_the_root_of_the_whole_log(db: TestDb) {
+    let store = db.store().await;
+    let mut raw = db.raw().await;
+    let mut previous = None;
+    for round in 0..40usize {
+        // Batches of 0 to 6 entries: some checkpoints add nothing, some cross a power of two.
+        append(&store, &format!("run-{}", round % 3), round % 7).await;
+        let checkpoint = cut(&store).await.expect("checkpoint");
+        let leaves = decode(&all_entries(&store).await);
+        assert_eq!(checkpoint.size, leaves.len() as u64, "round {round}");
+        assert_eq!(
+            checkpoint.root,
+            hex::encode(LogTree::from_entry_hashes(&leaves).root()),
+            "round {round}"
+        );
+        assert_eq!(
+            stored_frontier(&mut raw, checkpoint.id).await,
+            Some(frontier_of_the_log(&store).await),
+            "round {round}"
+        );
+        assert_eq!(
+            store.latest_checkpoint().await.expect("latest"),
+            Some(checkpoint.clone())
+        );
+        if let Some(previous) = previous.replace(checkpoint.id) {
+            assert!(checkpoint.id > previous);
+        }
+    }
+    assert_eq!(store.checkpoints().await.expect("all").len(), 40);
+}
+
+async fn a_tampered_frontier_is_refused(db: TestDb) {
+    let store = db.store().await;
+    append(&store, "run", 5).await;
+    let first = cut(&store).await.expect("first checkpoint");
+    append(&store, "run", 3).await;
+    let mut raw = db.raw().await;
+    unguard(&db, &mut raw, "checkpoints").await;
+    let good = stored_frontier(&mut raw, first.id).await.expect("stored");
+
+    let mut other = Frontier::new();
+    (0..5u8).for_each(|i| other.push(&[i; 32]));
+    let mut longer = Frontier::from_text(&good).expect("decodes");
+    longer.push(&[9; 32]);
+    let id = first.id.to_string();
+    let tampered = [
+        ("v1 5 zz".to_owned(), "does not decode"),
+        ("garbage".to_owned(), "does not decode"),
+        (String::new(), "does not decode"),
+        (good.replace("v1 5", "v1 7"), "does not decode"),
+        (other.to_text(), "its frontier gives"),
+        (
+            longer.to_text(),
+            "covers 5 entries but its frontier covers 6",
+        ),
+    ];
+    for (frontier, reason) in tampered {
+        raw.execute(&format!(
+            "UPDATE checkpoints SET frontier = '{frontier}' WHERE id = {id}"
+        ))
+        .await
+        .expect("tamper");
+        let err = cut(&store).await.expect_err("refused");
+        assert_inconsistent(&err, &[&format!("checkpoint {id} "), reason]);
+        assert_eq!(
+            store.checkpoints().await.expect("one").len(),
+            1,
+            "{frontier}"
+        );
+    }
+
+    // The root changed instead, the frontier left alone: refused all the same.
+    raw.execute(&format!(
+        "UPDATE checkpoints SET frontier = '{good}', root = '{}' WHERE id = {id}",
+        hex::encode(other.root())
+    ))
+    .await
+    .expect("tamper");
+    let err = cut(&store).await.expect_err("refused");
+    assert_inconsistent(
+        &err,
+        &[&format!("checkpoint {id} has root"), "its frontier gives"],
+    );
+
+    // Put back, the checkpoint is trusted again.
+    raw.execute(&format!(
+        "UPDATE checkpoints SET root = '{}' WHERE id = {id}",
+        first.root
+    ))
+    .await
+    .expect("restore");
+    let second = cut(&store).await.expect("second checkpoint");
+    let leaves = decode(&all_entries(&store).await);
+    assert_eq!(second.size, 8);
+    assert_eq!(
+        second.root,
+        hex::encode(LogTree::from_entry_hashes(&leaves).root())
+    );
+}
+
+async fn a_checkpoint_without_a_frontier_is_followed_by_a_full_read(db: TestDb) {
+    let store = db.store().await;
+    append(&store, "run-a", 9).await;
+    cut(&store).await.expect("first");
+    append(&store, "run-b", 4).await;
+    let second = cut(&store).await.expect("second");
+    // As if both were stored before schema version 9.
+    let mut raw = db.raw().await;
+    unguard(&db, &mut raw, "checkpoints").await;
+    raw.execute("UPDATE checkpoints SET frontier = NULL")
+        .await
+        .expect("forget the frontiers");
+    assert_eq!(stored_frontier(&mut raw, second.id).await, None);
+
+    append(&store, "run-a", 6).await;
+    let third = cut(&store).await.expect("third");
+    let leaves = decode(&all_entries(&store).await);
+    assert_eq!(third.size, 19);
+    assert_eq!(
+        third.root,
+        hex::encode(LogTree::from_entry_hashes(&leaves).root())
+    );
+    assert_eq!(
+        stored_frontier(&mut raw, third.id).await,
+        Some(frontier_of_the_log(&store).await)
+    );
+
+    append(&store, "run-b", 2).await;
+    let fourth = cut(&store).await.expect("fourth");
+    let leaves = decode(&all_entries(&store).await);
+    assert_eq!(
+        fourth.root,
+        hex::encode(LogTree::from_entry_hashes(&leaves).root())
+    );
+}
+
+async fn only_the_entries_after_the_last_checkpoint_are_read(db: TestDb) {
+    let store = db.store().await;
+    append(&store, "run", 6).await;
+    cut(&store).await.expect("first");
+    append(&store, "run", 5).await;
+    let expected = LogTree::from_entry_hashes(&decode(&all_entries(&store).await)).root();
+    // Entry 2's hash no longer decodes, but the frontier already covers it.
+    let mut raw = db.raw().await;
+    unguard(&db, &mut raw, "evidence_entries").await;
+    raw.execute(&format!(
+        "UPDATE evidence_entries SET hash = '{}' WHERE seq = 2",
+        "z".repeat(64)
+    ))
+    .await
+    .expect("tamper");
+    let second = cut(&store).await.expect("second");
+    assert_eq!(second.root, hex::encode(expected));
+
+    // Without the frontier, every entry is read, and entry 2 is refused.
+    unguard(&db, &mut raw, "checkpoints").await;
+    raw.execute(&format!(
+        "UPDATE checkpoints SET frontier = NULL WHERE id = {}",
+        second.id
+    ))
+    .await
+    .expect("forget the frontier");
+    let err = cut(&store).await.expect_err("refused");
+    assert_inconsistent(&err, &["entry 2 has hash"]);
+}
+
+async fn a_log_missing_entries_is_refused(db: TestDb) {
+    let store = db.store().await;
+    append(&store, "run", 4).await;
+    cut(&store).await.expect("first");
+    append(&store, "run", 3).await;
+    let mut raw = db.raw().await;
+    unguard(&db, &mut raw, "evidence_entries").await;
+    raw.execute("DELETE FROM evidence_entries WHERE seq = 6")
+        .await
+        .expect("delete");
+    let err = cut(&store).await.expect_err("a gap");
+    assert_inconsistent(&err, &["entry 6 is missing"]);
+    raw.execute("DELETE FROM evidence_entries WHERE seq >= 4")
+        .await
+        .expect("delete");
+    let err = cut(&store).await.expect_err("shorter than the checkpoint");
+    assert_inconsistent(&err, &["covers 4 entries", "entry 4 is not in the log"]);
+    assert_eq!(store.checkpoints().await.expect("one").len(), 1);
+}
+
 backend_tests!(
     a_checkpoint_covers_the_log_as_the_lock_saw_it,
     a_refused_checkpoint_stores_nothing,
+    a_root_other_than_the_log_s_is_refused,
+    checkpoints_between_appends_have_the_root_of_the_whole_log,
+    a_tampered_frontier_is_refused,
+    a_checkpoint_without_a_frontier_is_followed_by_a_full_read,
+    only_the_entries_after_the_last_checkpoint_are_read,
+    a_log_missing_entries_is_refused,
 );

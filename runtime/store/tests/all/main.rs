@@ -10,6 +10,7 @@ mod auth;
 mod checkpoints;
 mod drivers;
 mod open;
+mod people;
 mod processes;
 mod runs;
 mod schema;

@@ -13,7 +13,7 @@ async fn evidence_and_checkpoints_refuse_update_delete_and_truncate(db: TestDb) 
     store
         .append_checkpoint(|basis| {
             Ok(CheckpointDraft {
-                root: basis.leaves[0],
+                root: basis.frontier.root(),
                 note: "note".into(),
                 key_id: "key".into(),
             })
@@ -130,15 +130,15 @@ async fn plugins_approvals_and_revocations_hold_their_rows(db: TestDb) {
 
 async fn migrations_run_once_and_a_newer_schema_is_refused(db: TestDb) {
     let store = db.store().await;
-    assert_eq!(store.schema_version().await.expect("version"), 7);
+    assert_eq!(store.schema_version().await.expect("version"), 9);
     store.close().await;
     let again = db.store().await;
-    assert_eq!(again.schema_version().await.expect("version"), 7);
+    assert_eq!(again.schema_version().await.expect("version"), 9);
     let mut raw = db.raw().await;
     assert_eq!(
         raw.scalar("SELECT COUNT(*) FROM relo_schema_migrations")
             .await,
-        7
+        9
     );
 
     raw.execute(
@@ -154,7 +154,7 @@ async fn migrations_run_once_and_a_newer_schema_is_refused(db: TestDb) {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 7
+                supported: 9
             }
         ),
         "{err}"
