@@ -216,6 +216,10 @@ impl Store {
     pub async fn people_directory(&self) -> Result<Option<PeopleDirectory>> {
         let (revision, users, keys): (Option<i64>, Vec<(String, String)>, Vec<KeyRow>) =
             on_backend!(self.pools(), |pool| {
+                // The revision is read first: the people read after it are at least that
+                // new, so a cache keyed by the revision never keeps older people under a
+                // newer revision (at worst newer people under an older one, reloaded at
+                // the next check).
                 let mut tx = pool.begin().await?;
                 let revision =
                     sqlx::query_scalar("SELECT revision FROM people_directory WHERE id = 1")
