@@ -72,7 +72,7 @@ pub use permissions::{
 pub use plugins::PLUGIN_BODY_LIMIT;
 pub use ratelimit::{Limit, RateLimits};
 pub use routes::{HttpMethod, OPENAPI_JSON, ROUTES, Route};
-pub use runs::RUN_BODY_LIMIT;
+pub use runs::{MAX_RUN_WAIT_SECONDS, RUN_BODY_LIMIT};
 pub use state::AppState;
 pub use tokens::{
     ACCESS_TOKEN_LIFETIME, AccessClaims, JwtSecret, REFRESH_TOKEN_LIFETIME, SecretError,

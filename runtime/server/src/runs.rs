@@ -12,10 +12,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use base64ct::{Base64, Encoding as _};
 use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_manifest::{Diagnostics, Workflow};
@@ -41,6 +43,13 @@ pub const RUN_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Runs listed at most.
 const MAX_LISTED: u32 = 500;
+
+/// The longest `GET /v1/runs/{id}?wait=` holds a request, in seconds: well within the
+/// request time limit.
+pub const MAX_RUN_WAIT_SECONDS: u64 = 25;
+
+/// How often a held `GET /v1/runs/{id}` looks at the run again.
+const RUN_WAIT_POLL: Duration = Duration::from_millis(200);
 
 /// `POST /v1/workflows` and `POST /v1/workflows/validate`.
 #[derive(Debug, Deserialize)]
@@ -155,6 +164,14 @@ pub(crate) struct StepView {
     started_at: Option<String>,
     error: Option<String>,
     output: Value,
+}
+
+/// `GET /v1/runs/{id}?wait=N`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShowQuery {
+    #[serde(default)]
+    wait: Option<u64>,
 }
 
 /// `GET /v1/runs/{id}/logs?step=S`.
@@ -639,18 +656,81 @@ async fn row(state: &AppState, id: &str) -> Result<RunRow, ApiError> {
         .ok_or_else(|| run_not_found(id))
 }
 
-/// `GET /v1/runs/{id}`: the run, its steps and outputs.
+/// `GET /v1/runs/{id}[?wait=N]`: the run and its steps, with an `ETag` (the sha256 of
+/// the body). With `If-None-Match` naming the current tag the answer is 304; with `wait`
+/// as well, the request is held up to `wait` seconds (at most [`MAX_RUN_WAIT_SECONDS`],
+/// and within the request time limit) until the run changes, so a client follows a run with one request per change, or per
+/// `wait`, instead of polling.
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<RunDetail>, ApiError> {
-    let row = row(&state, &id).await?;
+    ApiQuery(query): ApiQuery<ShowQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let wait = query.wait.unwrap_or(0);
+    if wait > MAX_RUN_WAIT_SECONDS {
+        return Err(ApiError::bad_request(
+            "invalid-query",
+            format!("`wait` is at most {MAX_RUN_WAIT_SECONDS} seconds"),
+        )
+        .with_field("wait"));
+    }
+    let known = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    // Held at most until shortly before the request time limit would answer 503.
+    let hold = Duration::from_secs(wait).min(state.request_timeout().mul_f64(0.8));
+    let deadline = Instant::now() + hold;
+    loop {
+        let body =
+            serde_json::to_vec(&run_detail(&state, &id).await?).map_err(ApiError::internal)?;
+        let etag = format!("\"{}\"", sha256_hex(&body));
+        let unchanged = known
+            .as_deref()
+            .is_some_and(|tags| matches_tag(tags, &etag));
+        if !unchanged {
+            let mut response = (StatusCode::OK, body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(header::ETAG, tag_value(&etag)?);
+            return Ok(response);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            response
+                .headers_mut()
+                .insert(header::ETAG, tag_value(&etag)?);
+            return Ok(response);
+        }
+        tokio::time::sleep(RUN_WAIT_POLL.min(deadline - now)).await;
+    }
+}
+
+/// Whether the `If-None-Match` value `tags` names `etag` (or is `*`).
+fn matches_tag(tags: &str, etag: &str) -> bool {
+    tags.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+fn tag_value(etag: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(etag).map_err(ApiError::internal)
+}
+
+/// The run `id` and its steps, as `GET /v1/runs/{id}` shows them.
+async fn run_detail(state: &AppState, id: &str) -> Result<RunDetail, ApiError> {
+    let row = row(state, id).await?;
     let steps = state
         .store()
-        .run_steps(&id)
+        .run_steps(id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(RunDetail {
+    Ok(RunDetail {
         summary: RunSummary::from(&row),
         workflow_sha256: row
             .workflow_text
@@ -672,7 +752,7 @@ pub(crate) async fn show(
                 error: step.error,
             })
             .collect(),
-    }))
+    })
 }
 
 /// `GET /v1/runs/{id}/logs`: what the run's steps logged (redacted by the sandbox).

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use base64ct::{Base64, Encoding as _};
@@ -21,8 +21,11 @@ use crate::home::Home;
 use crate::plugin::policy;
 use crate::run::{SignedRequest, sign_request, signing_person};
 
-/// How often a followed run is asked for.
-const POLL_EVERY: Duration = Duration::from_millis(500);
+/// How often a followed run is asked for when the server does not hold the request.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// How long the server is asked to hold each request for the run's next change.
+const FOLLOW_WAIT_SECONDS: u64 = 20;
 
 /// Run states in which following stops.
 const SETTLED: [&str; 4] = ["succeeded", "failed", "cancelled", "waiting-approval"];
@@ -174,18 +177,34 @@ fn note(json: bool, text: String) {
     }
 }
 
-/// Asks for the run every [`POLL_EVERY`] until it is settled, printing each step's
-/// change of state; the run's last view, with its steps as JSON.
+/// Follows the run until it is settled, printing each step's change of state; the run's
+/// last view, with its steps as JSON. Each request after the first names the run's
+/// `ETag` and asks the server to hold it up to [`FOLLOW_WAIT_SECONDS`] for the next
+/// change, so following costs a request per change rather than per poll.
 async fn follow(
     session: &mut Session,
     run_id: &str,
     json: bool,
 ) -> anyhow::Result<(RunDetail, Vec<Value>)> {
     let mut seen: BTreeMap<String, (String, i64)> = BTreeMap::new();
-    let call = Call::get(&["v1", "runs", run_id]);
+    let mut tag: Option<String> = None;
     loop {
-        let value: Value = match session.call_json(&call).await {
-            Ok(value) => value,
+        let mut call = Call::get(&["v1", "runs", run_id]);
+        if let Some(tag) = &tag {
+            call = call
+                .if_none_match(tag)
+                .with_query("wait", &FOLLOW_WAIT_SECONDS.to_string());
+        }
+        let asked = Instant::now();
+        let answer = match session.call(&call).await {
+            Ok(answer) if answer.status == reqwest::StatusCode::NOT_MODIFIED => {
+                // Unchanged; a server that did not hold the request is asked less often.
+                if asked.elapsed() < POLL_EVERY {
+                    tokio::time::sleep(POLL_EVERY).await;
+                }
+                continue;
+            }
+            Ok(answer) => answer,
             // Polling shares the caller's request budget: wait as long as asked.
             Err(error)
                 if error
@@ -201,6 +220,8 @@ async fn follow(
             }
             Err(error) => return Err(error),
         };
+        tag = answer.etag.clone();
+        let value: Value = answer.json()?;
         let run: RunDetail = serde_json::from_value(value.clone())
             .context("the server's answer is not the run expected")?;
         for step in &run.steps {
@@ -216,7 +237,10 @@ async fn follow(
             let steps = value["steps"].as_array().cloned().unwrap_or_default();
             return Ok((run, steps));
         }
-        tokio::time::sleep(POLL_EVERY).await;
+        if tag.is_none() {
+            // A server without tags: ask again after a pause.
+            tokio::time::sleep(POLL_EVERY).await;
+        }
     }
 }
 

@@ -120,6 +120,7 @@ pub struct Call {
     segments: Vec<String>,
     query: Vec<(String, String)>,
     body: Option<Vec<u8>>,
+    if_none_match: Option<String>,
 }
 
 impl Call {
@@ -130,6 +131,7 @@ impl Call {
             segments: segments.iter().map(|s| (*s).to_owned()).collect(),
             query: Vec::new(),
             body: None,
+            if_none_match: None,
         }
     }
 
@@ -155,13 +157,21 @@ impl Call {
         self.query.push((name.to_owned(), value.to_owned()));
         self
     }
+
+    /// The same call answered 304 Not Modified while the resource's `ETag` is `tag`.
+    pub fn if_none_match(mut self, tag: &str) -> Call {
+        self.if_none_match = Some(tag.to_owned());
+        self
+    }
 }
 
-/// A successful answer.
+/// A successful answer (2xx, or 304 to a conditional call).
 #[derive(Debug)]
 pub struct Answer {
     /// The status.
     pub status: StatusCode,
+    /// The resource's `ETag`, when the server gave one.
+    pub etag: Option<String>,
     body: Vec<u8>,
 }
 
@@ -176,6 +186,7 @@ impl Answer {
 struct Raw {
     status: StatusCode,
     retry_after: Option<u64>,
+    etag: Option<String>,
     body: Vec<u8>,
 }
 
@@ -185,9 +196,10 @@ impl Raw {
     }
 
     fn into_answer(self) -> Result<Answer, Refusal> {
-        if self.status.is_success() {
+        if self.status.is_success() || self.status == StatusCode::NOT_MODIFIED {
             Ok(Answer {
                 status: self.status,
+                etag: self.etag,
                 body: self.body,
             })
         } else {
@@ -438,6 +450,9 @@ impl Session {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
+        if let Some(tag) = &call.if_none_match {
+            request = request.header(header::IF_NONE_MATCH, tag);
+        }
         let what = format!("{} {}", call.method, call.segments.join("/"));
         let response = request
             .send()
@@ -449,6 +464,11 @@ impl Session {
             .get(header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse().ok());
+        let etag = response
+            .headers()
+            .get(header::ETAG)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let body = response
             .bytes()
             .await
@@ -457,6 +477,7 @@ impl Session {
         Ok(Raw {
             status,
             retry_after,
+            etag,
             body,
         })
     }

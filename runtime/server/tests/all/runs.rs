@@ -859,7 +859,89 @@ async fn once_imported_the_stores_people_decide_whose_signatures_count(server: T
     );
 }
 
+/// `GET /v1/runs/{id}` with `If-None-Match: tag`, and `?wait=` when `wait` is given.
+async fn show_if_changed(
+    server: &TestServer,
+    token: &str,
+    run_id: &str,
+    tag: &str,
+    wait: Option<u64>,
+) -> crate::support::Answer {
+    let uri = match wait {
+        Some(seconds) => format!("/v1/runs/{run_id}?wait={seconds}"),
+        None => format!("/v1/runs/{run_id}"),
+    };
+    let request = axum::http::Request::get(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("if-none-match", tag)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    server.send(request).await
+}
+
+async fn a_run_is_followed_by_waiting_for_its_next_change(server: TestServer) {
+    let (olga, oscar) = ready(&server).await;
+    let started = api(
+        &server,
+        "POST",
+        "/v1/runs",
+        Some(&olga),
+        Some(start_body("run-w", "olga", &server.keys.olga)),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let waiting = wait_for_state(&server, &olga, "run-w", "waiting-approval").await;
+    let shown = server.get("/v1/runs/run-w", Some(&olga)).await;
+    assert_eq!(shown.body, waiting);
+    let tag = shown.headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(tag.len(), 66, "a quoted sha256: {tag}");
+
+    // Unchanged: 304 at once, or after the wait; `*` matches any run; another tag does not.
+    let same = show_if_changed(&server, &olga, "run-w", &tag, None).await;
+    assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(same.headers["etag"].to_str().unwrap(), tag);
+    assert_eq!(same.body, Value::Null);
+    let held = show_if_changed(&server, &olga, "run-w", &tag, Some(1)).await;
+    assert_eq!(held.status, StatusCode::NOT_MODIFIED);
+    let any = show_if_changed(&server, &olga, "run-w", "*", None).await;
+    assert_eq!(any.status, StatusCode::NOT_MODIFIED);
+    let other = show_if_changed(&server, &olga, "run-w", "\"0\", W/\"1\"", None).await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(other.body, waiting);
+    let listed = format!("\"0\", W/{tag}");
+    let weak = show_if_changed(&server, &olga, "run-w", &listed, None).await;
+    assert_eq!(weak.status, StatusCode::NOT_MODIFIED);
+    let too_long = show_if_changed(&server, &olga, "run-w", &tag, Some(26)).await;
+    too_long.assert_error(StatusCode::BAD_REQUEST, "invalid-query");
+    assert_eq!(too_long.body["error"]["field"], "wait");
+
+    // A request held for the next change answers with it once the gate is approved.
+    let follower = {
+        let server = &server;
+        let (olga, tag) = (olga.clone(), tag.clone());
+        async move { show_if_changed(server, &olga, "run-w", &tag, Some(25)).await }
+    };
+    let approver = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        api(
+            &server,
+            "POST",
+            "/v1/runs/run-w/gates/approve/approvals",
+            Some(&oscar),
+            Some(gate_approval("run-w", "oscar", &server.keys.oscar)),
+        )
+        .await
+    };
+    let (changed, approved) = tokio::join!(follower, approver);
+    assert_eq!(approved.status, StatusCode::CREATED, "{}", approved.body);
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_ne!(changed.headers["etag"].to_str().unwrap(), tag);
+    assert_ne!(changed.body, waiting);
+    wait_for_state(&server, &olga, "run-w", "succeeded").await;
+}
+
 server_tests!(
+    a_run_is_followed_by_waiting_for_its_next_change,
     once_imported_the_stores_people_decide_whose_signatures_count,
     a_signed_run_waits_at_its_gate_for_someone_else_then_finishes,
     requests_of_someone_else_another_text_or_twice_are_refused,
