@@ -131,6 +131,22 @@ async fn wait_for_state(server: &TestServer, token: &str, run_id: &str, state: &
     }
 }
 
+/// Starts run `run_id` of [`WORKFLOW`] as olga (202) and waits until it is in `state`;
+/// the run as shown then.
+async fn start_as_olga(server: &TestServer, olga: &str, run_id: &str, state: &str) -> Value {
+    let started = api(
+        server,
+        "POST",
+        "/v1/runs",
+        Some(olga),
+        Some(start_body(run_id, "olga", &server.keys.olga)),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    assert_eq!(started.body["run_id"], run_id);
+    wait_for_state(server, olga, run_id, state).await
+}
+
 /// The step `id` of a shown run.
 fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
     run["steps"]
@@ -154,17 +170,7 @@ async fn run_kinds(server: &TestServer, run_id: &str) -> Vec<String> {
 
 async fn a_signed_run_waits_at_its_gate_for_someone_else_then_finishes(server: TestServer) {
     let (olga, oscar) = ready(&server).await;
-    let started = api(
-        &server,
-        "POST",
-        "/v1/runs",
-        Some(&olga),
-        Some(start_body("run-1", "olga", &server.keys.olga)),
-    )
-    .await;
-    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
-    assert_eq!(started.body["run_id"], "run-1");
-    let waiting = wait_for_state(&server, &olga, "run-1", "waiting-approval").await;
+    let waiting = start_as_olga(&server, &olga, "run-1", "waiting-approval").await;
     assert_eq!(step(&waiting, "greet")["state"], "succeeded", "{waiting}");
     assert_eq!(step(&waiting, "greet")["output"]["echo"]["message"], "hi");
     assert_eq!(step(&waiting, "approve")["state"], "waiting");
@@ -606,16 +612,7 @@ async fn a_revoked_approval_or_a_blocked_plugin_stops_the_next_run(server: TestS
     .assert_error(StatusCode::NOT_FOUND, "approval-not-found");
 
     // The next run's step is refused: its plugin has no approval that counts.
-    let started = api(
-        &server,
-        "POST",
-        "/v1/runs",
-        Some(&olga),
-        Some(start_body("run-r", "olga", &server.keys.olga)),
-    )
-    .await;
-    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
-    let failed = wait_for_state(&server, &olga, "run-r", "failed").await;
+    let failed = start_as_olga(&server, &olga, "run-r", "failed").await;
     assert_eq!(step(&failed, "greet")["state"], "failed", "{failed}");
     assert!(
         step(&failed, "greet")["error"]
@@ -694,16 +691,7 @@ async fn once_imported_the_stores_people_decide_whose_signatures_count(server: T
     import_people(&server.store, server.policy().people())
         .await
         .unwrap();
-    let started = api(
-        &server,
-        "POST",
-        "/v1/runs",
-        Some(&olga),
-        Some(start_body("run-k", "olga", &server.keys.olga)),
-    )
-    .await;
-    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
-    wait_for_state(&server, &olga, "run-k", "waiting-approval").await;
+    start_as_olga(&server, &olga, "run-k", "waiting-approval").await;
     let gate = "/v1/runs/run-k/gates/approve/approvals";
 
     // ada revokes oscar's key (the one relo.toml lists): it counts nowhere from now on.
@@ -727,16 +715,7 @@ async fn once_imported_the_stores_people_decide_whose_signatures_count(server: T
     .await
     .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "unknown-signer");
     // Nor does the plugin approval it signed: a new run's step is refused.
-    let second = api(
-        &server,
-        "POST",
-        "/v1/runs",
-        Some(&olga),
-        Some(start_body("run-k2", "olga", &server.keys.olga)),
-    )
-    .await;
-    assert_eq!(second.status, StatusCode::ACCEPTED, "{}", second.body);
-    let failed = wait_for_state(&server, &olga, "run-k2", "failed").await;
+    let failed = start_as_olga(&server, &olga, "run-k2", "failed").await;
     let error = step(&failed, "greet")["error"].as_str().unwrap().to_owned();
     assert!(error.starts_with("refused ("), "{failed}");
 
@@ -881,16 +860,7 @@ async fn show_if_changed(
 
 async fn a_run_is_followed_by_waiting_for_its_next_change(server: TestServer) {
     let (olga, oscar) = ready(&server).await;
-    let started = api(
-        &server,
-        "POST",
-        "/v1/runs",
-        Some(&olga),
-        Some(start_body("run-w", "olga", &server.keys.olga)),
-    )
-    .await;
-    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
-    let waiting = wait_for_state(&server, &olga, "run-w", "waiting-approval").await;
+    let waiting = start_as_olga(&server, &olga, "run-w", "waiting-approval").await;
     let shown = server.get("/v1/runs/run-w", Some(&olga)).await;
     assert_eq!(shown.body, waiting);
     let tag = shown.headers["etag"].to_str().unwrap().to_owned();
