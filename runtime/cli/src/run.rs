@@ -195,7 +195,10 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The signer of `--key`, else of `--as NAME` (`keys/NAME.key` in the home), and the
-/// person in `[[people]]` it belongs to (which `--as` must name, if given).
+/// person it signs as: the person of `[[people]]` holding the key (whom `--as` must name,
+/// if given), or, for a key `[[people]]` does not list, the person `--as` names. Such a
+/// key is one an admin added through the server; whoever checks the signature (the
+/// server, or the store's people) decides whether it is that person's.
 pub fn signing_person(
     home: &Home,
     policy: &TrustPolicy,
@@ -212,10 +215,13 @@ pub fn signing_person(
     let signer = KeyFileSigner::load(&key_path)
         .with_context(|| format!("cannot load the key {}", key_path.display()))?;
     let Some(owner) = policy.person_with_key(signer.key_id()).map(str::to_owned) else {
-        bail!(
-            "key {} belongs to no person in [[people]]",
-            key_path.display()
-        );
+        let Some(name) = person else {
+            bail!(
+                "key {} belongs to no person in [[people]]; if it was added to a person on the server, name them with --as NAME",
+                key_path.display()
+            );
+        };
+        return Ok((signer, name.to_owned()));
     };
     if let Some(name) = person
         && name != owner

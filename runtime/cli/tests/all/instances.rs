@@ -1,6 +1,8 @@
 //! Two `relo serve` processes on one PostgreSQL database: a run started through one is
-//! visible through the other; the instance driving it is killed with SIGKILL while a
-//! step waits on the deploy target, and the other takes the run up once its leases run
+//! visible through the other; a key an admin gives a person through one instance, and
+//! the revocation of their old key through the other, decide whose gate approval counts
+//! on both; the instance driving the run is killed with SIGKILL while a step waits on
+//! the deploy target, and the other takes the run up once its leases run
 //! out, running that step a second time and no other step again. The run's evidence
 //! verifies and the release was published once.
 
@@ -161,9 +163,54 @@ fn a_second_instance_takes_over_the_runs_of_one_killed_mid_step() {
         state(&release, &second, &rita, &run)["state"] == "waiting-approval"
     });
 
-    // rita approves through the second instance, which drives the run on; it is killed
-    // while the deploy step waits on the target.
+    // People live in the store: through the first instance ada gives rita a key that
+    // relo.toml has never listed, and through the second revokes the one it lists.
+    let stem = release.dir.path().join("rita-new");
+    let generated = release
+        .command(&["key", "generate", "--type", "ed25519", "--out"])
+        .arg(&stem)
+        .output()
+        .expect("relo key generate");
+    ok(&generated);
+    let public_key = std::fs::read_to_string(stem.with_extension("pub")).expect("public key");
+    let (status, added) = request(
+        &first.url,
+        "POST",
+        "/v1/users/rita/keys",
+        Some(&admin),
+        &json!({"public_key": public_key}),
+    );
+    assert_eq!(status, 201, "{added}");
+    let (status, keys) = request(
+        &second.url,
+        "GET",
+        "/v1/users/rita/keys",
+        Some(&admin),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{keys}");
+    let imported = keys
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|key| key["added_by"] == "relo.toml")
+        .expect("rita's key of relo.toml")["key_id"]
+        .as_str()
+        .expect("key id")
+        .to_owned();
+    let (status, body) = request(
+        &second.url,
+        "POST",
+        &format!("/v1/users/rita/keys/{imported}/revoke"),
+        Some(&admin),
+        &json!({}),
+    );
+    assert_eq!(status, 204, "{body}");
+
+    // rita approves with the new key through the second instance, which drives the run
+    // on; it is killed while the deploy step waits on the target.
     release.target.delay_deployments(Duration::from_secs(30));
+    let new_key = stem.with_extension("key");
     client(
         &release,
         &second,
@@ -176,6 +223,8 @@ fn a_second_instance_takes_over_the_runs_of_one_killed_mid_step() {
             "approve-release",
             "--as",
             "rita",
+            "--key",
+            new_key.to_str().expect("a UTF-8 path"),
         ],
     );
     wait_for("the deploy request", || {
@@ -207,6 +256,13 @@ fn a_second_instance_takes_over_the_runs_of_one_killed_mid_step() {
     }
     assert_eq!(release.target.deployments_received(), 2);
     assert_eq!(release.forge.releases().len(), 1, "published once");
+    let approved = release.evidence(&run, "gate.approved");
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert_eq!(approved[0]["approver"], "rita");
+    assert_eq!(
+        approved[0]["key_id"], added["key_id"],
+        "signed with the key ada added"
+    );
     let started = release.evidence(&run, "step.started");
     assert_eq!(
         started.len(),
