@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_orchestrator::{
     CredentialSource, People, PluginCatalog, Progress, RunOutcome, RunRequest, RunSpec, Runner,
     StoredRun, StoredRunError, Workspaces, params,
@@ -141,6 +142,28 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let store = home.store().await?;
         let (runner, progress) = runner(&home, &store, RunnerOptions::local(args.parallel)).await?;
+        // The request is checked as a server checks it, against the people who count now
+        // (the store's, once a server imported them): a key relo.toml does not list, or
+        // one revoked or of a disabled person, starts nothing.
+        let people = runner.catalog.people().policy().await?;
+        if let Err(refusal) = RunRequest::verify(&envelope, &people, &workflow_text) {
+            store
+                .record(&EvidenceRecord::new(
+                    Scope::Control,
+                    None,
+                    EvidenceEvent::AuthRefused {
+                        who: Some(person.clone()),
+                        code: refusal.code.to_owned(),
+                        route: "relo run".to_owned(),
+                        client: "local".to_owned(),
+                        detail: Some(refusal.reason.clone()),
+                    },
+                ))
+                .await?;
+            eprintln!("refused ({}): {}", refusal.code, refusal.reason);
+            store.close().await;
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
         display.line(format!(
             "run {run_id} of {} requested by {person}",
             workflow.name

@@ -98,6 +98,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                     imported.users.join(", ")
                 );
             }
+            if !imported.left_out.is_empty() {
+                eprintln!(
+                    "relo serve: warning: relo.toml's [[people]] names {}, who are not in the store; people now change only through the API (POST /v1/users, POST /v1/users/NAME/keys)",
+                    imported.left_out.join(", ")
+                );
+            }
             if imported.opened_directory {
                 eprintln!(
                     "relo serve: people, their roles and keys now live in the store, which from now on says whose signature counts, not relo.toml's [[people]] (manage them with /v1/users)"

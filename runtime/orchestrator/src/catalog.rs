@@ -229,7 +229,12 @@ impl PluginCatalog {
                 limits: review.limits,
             });
         if let Err(error) = &result
-            && !matches!(error, CatalogError::Load(_) | CatalogError::Store(_))
+            && !matches!(
+                error,
+                CatalogError::Load(_)
+                    | CatalogError::Store(_)
+                    | CatalogError::People(PeopleError::Store(_))
+            )
         {
             tracing::warn!(code = error.code(), "plugin refused: {error}");
             evidence.enqueue(EvidenceRecord::new(

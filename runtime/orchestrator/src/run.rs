@@ -466,16 +466,32 @@ impl Runner {
                     .map_err(|e| format!("its input: {e}"));
                 ready.push((step.clone(), input));
             }
+            let finished: Vec<Finished<'_>> = unstored.iter().map(Unstored::finished).collect();
             // The people a gate of this wave is decided against, read before the wave
-            // claims anything: a store that cannot say who counts leaves nothing claimed.
+            // claims anything. When they cannot be read, the last wave's ends are still
+            // stored (steps that ran are never run again for it) and nothing is claimed.
             let people = if ready.iter().any(|(step, _)| step.approval.is_some()) {
-                Some(self.catalog.people().policy().await?)
+                match self.catalog.people().policy().await {
+                    Ok(people) => Some(people),
+                    Err(error) => {
+                        self.store
+                            .advance(
+                                run_id,
+                                &self.owner,
+                                &finished,
+                                &[],
+                                self.lease,
+                                SystemTime::now(),
+                            )
+                            .await?;
+                        return Err(error.into());
+                    }
+                }
             } else {
                 None
             };
             // One transaction stores the last wave's ends and claims this wave.
             let ids: Vec<&str> = ready.iter().map(|(step, _)| step.id.as_str()).collect();
-            let finished: Vec<Finished<'_>> = unstored.iter().map(Unstored::finished).collect();
             let advanced = self
                 .store
                 .advance(

@@ -73,7 +73,7 @@ pub use plugins::PLUGIN_BODY_LIMIT;
 pub use ratelimit::{Limit, RateLimits};
 pub use routes::{HttpMethod, OPENAPI_JSON, ROUTES, Route};
 pub use runs::{MAX_RUN_WAIT_SECONDS, RUN_BODY_LIMIT};
-pub use state::AppState;
+pub use state::{AppState, MAX_HELD_READS};
 pub use tokens::{
     ACCESS_TOKEN_LIFETIME, AccessClaims, JwtSecret, REFRESH_TOKEN_LIFETIME, SecretError,
 };

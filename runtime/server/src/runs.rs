@@ -49,7 +49,7 @@ const MAX_LISTED: u32 = 500;
 pub const MAX_RUN_WAIT_SECONDS: u64 = 25;
 
 /// How often a held `GET /v1/runs/{id}` looks at the run again.
-const RUN_WAIT_POLL: Duration = Duration::from_millis(200);
+const RUN_WAIT_POLL: Duration = Duration::from_millis(500);
 
 /// `POST /v1/workflows` and `POST /v1/workflows/validate`.
 #[derive(Debug, Deserialize)]
@@ -659,7 +659,8 @@ async fn row(state: &AppState, id: &str) -> Result<RunRow, ApiError> {
 /// `GET /v1/runs/{id}[?wait=N]`: the run and its steps, with an `ETag` (the sha256 of
 /// the body). With `If-None-Match` naming the current tag the answer is 304; with `wait`
 /// as well, the request is held up to `wait` seconds (at most [`MAX_RUN_WAIT_SECONDS`],
-/// and within the request time limit) until the run changes, so a client follows a run with one request per change, or per
+/// within the request time limit, and while fewer than
+/// [`MAX_HELD_READS`](crate::state::MAX_HELD_READS) are held) until the run changes, so a client follows a run with one request per change, or per
 /// `wait`, instead of polling.
 pub(crate) async fn show(
     State(state): State<AppState>,
@@ -679,8 +680,13 @@ pub(crate) async fn show(
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    // Held at most until shortly before the request time limit would answer 503.
-    let hold = Duration::from_secs(wait).min(state.request_timeout().mul_f64(0.8));
+    // Held at most until shortly before the request time limit would answer 503, and
+    // only while fewer than MAX_HELD_READS are held; the permit lasts the request.
+    let permit = if wait > 0 { state.hold_read() } else { None };
+    let hold = match permit {
+        Some(_) => Duration::from_secs(wait).min(state.request_timeout().mul_f64(0.8)),
+        None => Duration::ZERO,
+    };
     let deadline = Instant::now() + hold;
     loop {
         let body =

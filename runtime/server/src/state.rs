@@ -10,6 +10,7 @@ use relo_store::Store;
 use relo_trust::{TrustError, TrustPolicy};
 
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use axum::http::StatusCode;
@@ -22,6 +23,10 @@ use crate::evidence::EvidenceService;
 use crate::metrics::Metrics;
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::tokens::{AccessTokens, JwtSecret, SecretError};
+
+/// The most requests held at once waiting for a run to change (`?wait=`); beyond it a
+/// read is answered at once.
+pub const MAX_HELD_READS: usize = 64;
 
 /// The server's shared state: the store, the access token key, the clock, the rate
 /// limits and their buckets, the metrics, and (for the plugin routes) the operator's
@@ -63,6 +68,8 @@ struct Shared {
     limits: RateLimits,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
+    /// Permits for `GET /v1/runs/{id}?wait=` to hold a request.
+    held_reads: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -87,6 +94,7 @@ impl AppState {
                 limits,
                 limiter: RateLimiter::default(),
                 metrics: Arc::new(Metrics::default()),
+                held_reads: Arc::new(Semaphore::new(MAX_HELD_READS)),
             }),
             trust: None,
             engine: None,
@@ -195,6 +203,11 @@ impl AppState {
                  run requests",
             )
         })
+    }
+
+    /// A permit to hold a read for a change, unless [`MAX_HELD_READS`] are held already.
+    pub(crate) fn hold_read(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.inner.held_reads).try_acquire_owned().ok()
     }
 
     pub(crate) fn access_tokens(&self) -> &AccessTokens {

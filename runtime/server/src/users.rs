@@ -177,22 +177,44 @@ pub struct Imported {
     pub keys: Vec<(String, String)>,
     /// Whether this import made the store the source of people.
     pub opened_directory: bool,
+    /// People of relo.toml not in the store, left out because the store already was the
+    /// source of people.
+    pub left_out: Vec<String>,
 }
 
 /// Moves `[[people]]` (`people`, as relo.toml's trust policy loaded them) into the
-/// store, which is the source of people from then on (DESIGN §5):
+/// store, which is the source of people from then on (DESIGN §5). Until the people
+/// directory exists (the first start, or a start interrupted before it finished):
 ///
 /// - every person who is not a user yet becomes one, with the person's roles and no
 ///   password (`user.imported`);
-/// - a user with no key in the store at all (none ever added, none revoked) gets the
-///   person's keys (`key.imported`);
+/// - each of the person's keys not stored yet is added (`key.imported`);
 /// - then the people directory is opened, so every instance checks signatures against
 ///   the store's people, not relo.toml's.
 ///
-/// Each addition is an `admin.action` entry by `relo.toml`. Users and keys already in the
-/// store are left as they are: roles and keys change through the API afterwards.
+/// Each addition is an `admin.action` entry by `relo.toml`. Once the directory exists
+/// nothing is imported: people, roles and keys change through the API, and people of
+/// relo.toml not in the store are only reported ([`Imported::left_out`]).
 pub async fn import_people(store: &Store, people: &[Identity]) -> Result<Imported, UserError> {
     let mut imported = Imported::default();
+    if store
+        .people_revision()
+        .await
+        .map_err(UserError::Store)?
+        .is_some()
+    {
+        for person in people {
+            if store
+                .user(&person.name)
+                .await
+                .map_err(UserError::Store)?
+                .is_none()
+            {
+                imported.left_out.push(person.name.clone());
+            }
+        }
+        return Ok(imported);
+    }
     for person in people {
         let name = person.name.as_str();
         if store.user(name).await.map_err(UserError::Store)?.is_none() {
@@ -223,15 +245,11 @@ pub async fn import_people(store: &Store, people: &[Identity]) -> Result<Importe
                 Err(err) => return Err(UserError::Store(err)),
             }
         }
-        if !store
-            .person_keys(name)
-            .await
-            .map_err(UserError::Store)?
-            .is_empty()
-        {
-            continue;
-        }
+        let stored = store.person_keys(name).await.map_err(UserError::Store)?;
         for key in &person.keys {
+            if stored.iter().any(|s| s.key_id == key.key_id()) {
+                continue;
+            }
             let added = store
                 .add_person_key(
                     &NewPersonKey {

@@ -302,13 +302,20 @@ impl Store {
     /// before schema version 9 has none, and the first checkpoint after it reads every
     /// entry. The new checkpoint is stored with its frontier.
     ///
+    /// The previous frontier is used only when `trust_previous` accepts the previous
+    /// checkpoint (for [`Store::checkpoint`]: its note verifies with the signing key and
+    /// names the row's size and root), so a checkpoint row inserted behind the store's
+    /// back cannot make the next checkpoint sign over subtrees it chose; otherwise every
+    /// entry is read.
+    ///
     /// A previous frontier that does not decode, or whose size or root is not its
     /// checkpoint's, and a log that lacks an entry the previous checkpoint covers or has
     /// a gap, are [`StoreError::Inconsistent`]: nothing is signed over them. If `make`
     /// fails, or returns a root that is not the frontier's, nothing is stored and the
     /// error comes back as [`StoreError::Checkpoint`].
-    pub async fn append_checkpoint<F>(&self, make: F) -> Result<Checkpoint>
+    pub async fn append_checkpoint<T, F>(&self, trust_previous: T, make: F) -> Result<Checkpoint>
     where
+        T: FnOnce(&Checkpoint) -> bool + Send,
         F: FnOnce(&CheckpointBasis) -> Result<CheckpointDraft, CheckpointError> + Send,
     {
         let mut locked = self.begin_locked().await?;
@@ -326,7 +333,8 @@ impl Store {
                 let checkpoint = Checkpoint::from_row((id, size, root, note, key_id, created_at))?;
                 let frontier = frontier
                     .map(|text| checked_frontier(&checkpoint, &text))
-                    .transpose()?;
+                    .transpose()?
+                    .filter(|_| trust_previous(&checkpoint));
                 (Some(checkpoint), frontier)
             }
         };
@@ -389,7 +397,8 @@ impl Store {
         key_name: &str,
         origin: &str,
     ) -> Result<Checkpoint> {
-        self.append_checkpoint(|basis| {
+        let trusted = |previous: &Checkpoint| signed_by(previous, signer, key_name, origin);
+        self.append_checkpoint(trusted, |basis| {
             let root = basis.frontier.root();
             let note = relo_evidence::Checkpoint::new(origin, basis.size, root)?
                 .sign(&[(key_name, signer)])?;
@@ -558,6 +567,28 @@ impl Store {
         });
         rows.into_iter().map(Checkpoint::from_row).collect()
     }
+}
+
+/// Whether `previous`'s note verifies with `signer`'s key under `key_name` for the log
+/// `origin`, and names the row's size and root.
+fn signed_by(previous: &Checkpoint, signer: &dyn Signer, key_name: &str, origin: &str) -> bool {
+    let mut ring = relo_evidence::KeyRing::new();
+    if ring
+        .add(
+            key_name,
+            signer.public_key().clone(),
+            relo_evidence::KeyStatus::Active,
+        )
+        .is_err()
+    {
+        return false;
+    }
+    relo_evidence::open_checkpoint(previous.note.as_bytes(), &ring, Some(origin)).is_ok_and(
+        |verified| {
+            verified.checkpoint.size == previous.size
+                && hex::encode(verified.checkpoint.root) == previous.root
+        },
+    )
 }
 
 /// The frontier stored with `checkpoint`, once it is shown to be that checkpoint's:

@@ -8,13 +8,14 @@ use anyhow::{Context as _, bail};
 use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_manifest::Role;
 use relo_policy::{Capabilities, declared_capabilities};
-use relo_store::NewApproval;
+use relo_store::{NewApproval, Store};
 use relo_trust::{KeyFileSigner, SignedApproval, Signer as _, parse_rfc3339, widened};
 use serde_json::json;
 
 use super::{config, policy, refuse, stored_plugin, verify_stored};
 use crate::args::{PluginApproveArgs, PluginBlockArgs, PluginRevokeArgs};
 use crate::home::Home;
+use crate::run::people;
 
 /// `relo plugin approve PLUGIN --key KEY [--expires WHEN] [--capabilities FILE]`.
 pub async fn approve(home: &Home, args: &PluginApproveArgs) -> anyhow::Result<ExitCode> {
@@ -48,9 +49,11 @@ pub async fn approve(home: &Home, args: &PluginApproveArgs) -> anyhow::Result<Ex
     }
     let signer = KeyFileSigner::load(&args.key)
         .with_context(|| format!("cannot load the approver's key {}", args.key.display()))?;
-    let Some(person) = policy.person_with_key(signer.key_id()) else {
+    // Whose key it is, and whether the approval counts, as the people are now.
+    let people = people(&store, &policy).policy().await?;
+    let Some(person) = people.person_with_key(signer.key_id()) else {
         bail!(
-            "key {} ({}) belongs to no person in [[people]]; an approval is signed by an operator's key",
+            "key {} ({}) belongs to no person; an approval is signed by an operator's key",
             signer.key_id(),
             args.key.display()
         );
@@ -66,7 +69,7 @@ pub async fn approve(home: &Home, args: &PluginApproveArgs) -> anyhow::Result<Ex
         .context("cannot sign the approval")?;
     // The runtime's own check, before anything is stored: role, separation of duties,
     // digest, expiry, capabilities.
-    if let Err(refusal) = policy.verify_approval(&verified, &approval.envelope, &declared, now) {
+    if let Err(refusal) = people.verify_approval(&verified, &approval.envelope, &declared, now) {
         return Err(refuse(
             &store,
             &verified.digest,
@@ -149,23 +152,24 @@ fn expiry(text: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
     Ok(now + duration)
 }
 
-/// The operator acting: a person with the operator role.
-fn operator(home: &Home, name: &str) -> anyhow::Result<String> {
-    let config = config(home)?;
-    match config.person(name) {
-        Some(person) if person.roles.contains(&Role::Operator) => Ok(name.to_owned()),
-        Some(_) => bail!("{name} does not have the operator role in relo.toml"),
-        None => bail!("{name} is not one of the [[people]] in relo.toml"),
+/// The operator acting: a person with the operator role among the people who count now
+/// (relo.toml's, or the store's once a server imported them).
+async fn operator(home: &Home, store: &Store, name: &str) -> anyhow::Result<String> {
+    let people = people(store, &policy(home)?).policy().await?;
+    match people.roles_of(name) {
+        Some(roles) if roles.contains(&Role::Operator) => Ok(name.to_owned()),
+        Some(_) => bail!("{name} does not have the operator role"),
+        None => bail!("{name} is not one of the people"),
     }
 }
 
 /// `relo plugin revoke-approval ID --reason TEXT --as NAME`.
 pub async fn revoke(home: &Home, args: &PluginRevokeArgs) -> anyhow::Result<ExitCode> {
-    let by = operator(home, &args.as_person)?;
     if args.id.len() < 12 {
         bail!("give at least 12 characters of the approval id");
     }
     let store = home.store().await?;
+    let by = operator(home, &store, &args.as_person).await?;
     let found = store.approval(&args.id).await?;
     let approval = match found.as_slice() {
         [one] => one,
@@ -211,7 +215,6 @@ pub async fn revoke(home: &Home, args: &PluginRevokeArgs) -> anyhow::Result<Exit
 
 /// `relo plugin block DIGEST --reason TEXT --as NAME`.
 pub async fn block(home: &Home, args: &PluginBlockArgs) -> anyhow::Result<ExitCode> {
-    let by = operator(home, &args.as_person)?;
     let digest = args
         .digest
         .strip_prefix("sha256:")
@@ -221,6 +224,7 @@ pub async fn block(home: &Home, args: &PluginBlockArgs) -> anyhow::Result<ExitCo
         bail!("`{}` is not a sha256 digest (64 hex digits)", args.digest);
     }
     let store = home.store().await?;
+    let by = operator(home, &store, &args.as_person).await?;
     let record = EvidenceRecord::new(
         Scope::Control,
         None,

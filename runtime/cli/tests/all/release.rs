@@ -454,6 +454,53 @@ fn a_tampered_plugin_is_refused_before_anything_runs() {
     );
 }
 
+#[test]
+fn a_run_requested_with_a_key_nobody_holds_starts_nothing() {
+    let release = Release::new();
+    let stem = release.dir.path().join("stranger");
+    ok(&release.relo(&[
+        "key",
+        "generate",
+        "--type",
+        "ed25519",
+        "--out",
+        &path(&stem),
+    ]));
+    // Signed as olga with a key [[people]] does not list: checked as a server checks it.
+    let mut args = release.run_args();
+    args.extend(["--key".to_owned(), path(&stem.with_extension("key"))]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = release.relo(&args);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("refused (unknown-signer)"),
+        "{output:?}"
+    );
+    let listed = ok(&release.relo(&["runs", "list", "--json"]));
+    assert_eq!(listed, serde_json::json!([]), "no run was stored");
+    // The refusal is in the control chain.
+    let db = release.home.join("relo.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let refused: Vec<String> = runtime.block_on(async {
+        use sqlx::Connection as _;
+        let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path(&db)))
+            .await
+            .expect("connect");
+        sqlx::query_scalar("SELECT body FROM evidence_entries WHERE kind = 'auth.refused'")
+            .fetch_all(&mut connection)
+            .await
+            .expect("query")
+    });
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let body: Value = serde_json::from_str(&refused[0]).expect("JSON");
+    assert_eq!(body["code"], "unknown-signer");
+    assert_eq!(body["who"], "olga");
+    assert_eq!(body["route"], "relo run");
+}
+
 /// Waits until `done` holds, failing after a minute.
 fn wait_for(what: &str, done: impl FnMut() -> bool) {
     poll(

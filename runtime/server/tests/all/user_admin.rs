@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use relo_server::{Imported, import_people};
+use relo_trust::Identity;
 use serde_json::json;
 
 use crate::support::{PASSWORD, TestServer, server_tests};
@@ -192,6 +193,18 @@ async fn people_are_imported_without_a_password_until_an_admin_sets_one(server: 
         Imported::default(),
         "importing twice changes nothing"
     );
+    // Once the store is the source of people, a person added to relo.toml is reported,
+    // not imported.
+    let mut later = policy.people().to_vec();
+    later.push(Identity {
+        name: "newbie".to_owned(),
+        keys: Vec::new(),
+        roles: vec![relo_manifest::Role::Admin],
+    });
+    let again = import_people(&server.store, &later).await.unwrap();
+    assert_eq!(again.left_out, ["newbie"]);
+    assert!(again.users.is_empty() && again.keys.is_empty());
+    assert!(server.store.user("newbie").await.unwrap().is_none());
     let oscar = server.store.user("oscar").await.unwrap().unwrap();
     assert_eq!(oscar.roles, ["operator"]);
     assert_eq!(

@@ -31,13 +31,16 @@ async fn append(store: &Store, scope: &str, n: usize) {
 /// Cuts a checkpoint whose root is the basis's, with a test note.
 async fn cut(store: &Store) -> Result<Checkpoint, StoreError> {
     store
-        .append_checkpoint(|basis| {
-            Ok(CheckpointDraft {
-                root: basis.frontier.root(),
-                note: format!("relo.test\n{}\n", basis.size),
-                key_id: "key".into(),
-            })
-        })
+        .append_checkpoint(
+            |_| true,
+            |basis| {
+                Ok(CheckpointDraft {
+                    root: basis.frontier.root(),
+                    note: format!("relo.test\n{}\n", basis.size),
+                    key_id: "key".into(),
+                })
+            },
+        )
         .await
 }
 
@@ -98,17 +101,20 @@ async fn a_checkpoint_covers_the_log_as_the_lock_saw_it(db: TestDb) {
     let entries = all_entries(&store).await;
 
     let first = store
-        .append_checkpoint(|basis| {
-            assert_eq!(basis.size, 5);
-            assert_eq!(basis.previous, None);
-            assert_eq!(basis.frontier.size(), 5);
-            assert_eq!(basis.frontier.root(), leaf_root(&decode(&entries)));
-            Ok(CheckpointDraft {
-                root: basis.frontier.root(),
-                note: format!("relo.test\n{}\n", basis.size),
-                key_id: "key-1".into(),
-            })
-        })
+        .append_checkpoint(
+            |_| true,
+            |basis| {
+                assert_eq!(basis.size, 5);
+                assert_eq!(basis.previous, None);
+                assert_eq!(basis.frontier.size(), 5);
+                assert_eq!(basis.frontier.root(), leaf_root(&decode(&entries)));
+                Ok(CheckpointDraft {
+                    root: basis.frontier.root(),
+                    note: format!("relo.test\n{}\n", basis.size),
+                    key_id: "key-1".into(),
+                })
+            },
+        )
         .await
         .expect("first checkpoint");
     assert_eq!(first.size, 5);
@@ -124,15 +130,18 @@ async fn a_checkpoint_covers_the_log_as_the_lock_saw_it(db: TestDb) {
         .await
         .expect("append");
     let second = store
-        .append_checkpoint(|basis| {
-            assert_eq!(basis.size, 6);
-            assert_eq!(basis.previous.as_ref(), Some(&first));
-            Ok(CheckpointDraft {
-                root: basis.frontier.root(),
-                note: "second".into(),
-                key_id: "key-2".into(),
-            })
-        })
+        .append_checkpoint(
+            |_| true,
+            |basis| {
+                assert_eq!(basis.size, 6);
+                assert_eq!(basis.previous.as_ref(), Some(&first));
+                Ok(CheckpointDraft {
+                    root: basis.frontier.root(),
+                    note: "second".into(),
+                    key_id: "key-2".into(),
+                })
+            },
+        )
         .await
         .expect("second checkpoint");
     assert!(second.id > first.id);
@@ -149,7 +158,7 @@ async fn a_checkpoint_covers_the_log_as_the_lock_saw_it(db: TestDb) {
 async fn a_refused_checkpoint_stores_nothing(db: TestDb) {
     let store = db.store().await;
     let err = store
-        .append_checkpoint(|_| Err("the evidence key is missing".into()))
+        .append_checkpoint(|_| true, |_| Err("the evidence key is missing".into()))
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::Checkpoint(_)), "{err}");
@@ -169,13 +178,16 @@ async fn a_root_other_than_the_log_s_is_refused(db: TestDb) {
     let store = db.store().await;
     append(&store, "run", 3).await;
     let err = store
-        .append_checkpoint(|_| {
-            Ok(CheckpointDraft {
-                root: [7; 32],
-                note: "note".into(),
-                key_id: "key".into(),
-            })
-        })
+        .append_checkpoint(
+            |_| true,
+            |_| {
+                Ok(CheckpointDraft {
+                    root: [7; 32],
+                    note: "note".into(),
+                    key_id: "key".into(),
+                })
+            },
+        )
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::Checkpoint(_)), "{err}");
@@ -369,6 +381,52 @@ async fn a_log_missing_entries_is_refused(db: TestDb) {
     assert_eq!(store.checkpoints().await.expect("one").len(), 1);
 }
 
+async fn a_forged_checkpoint_row_is_not_built_on(db: TestDb) {
+    let store = db.store().await;
+    let origin = store.evidence_origin().await.expect("origin");
+    let key = relo_trust::PrivateKey::generate(relo_trust::KeyAlgorithm::Ed25519);
+    let signed = |store: Store| {
+        let (key, origin) = (&key, origin.clone());
+        async move { store.checkpoint(key, &origin, &origin).await }
+    };
+    append(&store, "run-a", 8).await;
+    signed(store.clone()).await.expect("first");
+    append(&store, "run-a", 5).await;
+    // A row inserted behind the store's back (the guard stops only updates): its
+    // frontier, size and root agree, but over leaves that are not the log's, and its
+    // note is signed by nobody.
+    let mut fake = Frontier::new();
+    for i in 0..13u8 {
+        fake.push(&[i; 32]);
+    }
+    let mut raw = db.raw().await;
+    raw.execute(&format!(
+        "INSERT INTO checkpoints (size, root, note, key_id, created_at, frontier) \
+         VALUES (13, '{}', 'forged', 'nobody', '2026-11-23T00:00:00.000000000Z', '{}')",
+        hex::encode(fake.root()),
+        fake.to_text()
+    ))
+    .await
+    .expect("insert a forged checkpoint");
+    append(&store, "run-b", 3).await;
+    let third = signed(store.clone()).await.expect("third");
+    let leaves = decode(&all_entries(&store).await);
+    assert_eq!(third.size, 16);
+    assert_eq!(
+        third.root,
+        hex::encode(LogTree::from_entry_hashes(&leaves).root()),
+        "the whole log was read, not the forged frontier"
+    );
+    // The next one builds on the third, which its key signed.
+    append(&store, "run-b", 2).await;
+    let fourth = signed(store.clone()).await.expect("fourth");
+    let leaves = decode(&all_entries(&store).await);
+    assert_eq!(
+        fourth.root,
+        hex::encode(LogTree::from_entry_hashes(&leaves).root())
+    );
+}
+
 backend_tests!(
     a_checkpoint_covers_the_log_as_the_lock_saw_it,
     a_refused_checkpoint_stores_nothing,
@@ -378,4 +436,5 @@ backend_tests!(
     a_checkpoint_without_a_frontier_is_followed_by_a_full_read,
     only_the_entries_after_the_last_checkpoint_are_read,
     a_log_missing_entries_is_refused,
+    a_forged_checkpoint_row_is_not_built_on,
 );

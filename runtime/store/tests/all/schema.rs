@@ -11,13 +11,16 @@ async fn evidence_and_checkpoints_refuse_update_delete_and_truncate(db: TestDb) 
         .await
         .expect("append");
     store
-        .append_checkpoint(|basis| {
-            Ok(CheckpointDraft {
-                root: basis.frontier.root(),
-                note: "note".into(),
-                key_id: "key".into(),
-            })
-        })
+        .append_checkpoint(
+            |_| true,
+            |basis| {
+                Ok(CheckpointDraft {
+                    root: basis.frontier.root(),
+                    note: "note".into(),
+                    key_id: "key".into(),
+                })
+            },
+        )
         .await
         .expect("checkpoint");
     let before = all_entries(&store).await;
