@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64ct::{Base64, Encoding as _};
 use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
-use relo_policy::CapabilityDiff;
+use relo_policy::{Capabilities, CapabilityDiff};
 use relo_store::{Added, NewApproval, NewPlugin, StoreError, StoredApproval, StoredPlugin};
 use relo_trust::{
     Envelope, Refusal, VerifiedPlugin, read_envelope, sha256_hex, stored_approval_predicate,
@@ -185,6 +185,21 @@ async fn verify_stored(
         Ok(verified) => Ok(verified),
         Err(refusal) => Err(refuse_trust(state, &plugin.digest, refusal).await),
     }
+}
+
+/// What `verified` declares, resolved against relo.toml; 422 `undeclarable` when an
+/// endpoint it names is not bound there.
+fn declared(trust: &Trust, verified: &VerifiedPlugin) -> Result<Capabilities, ApiError> {
+    relo_policy::declared_capabilities(&verified.manifest, &trust.config).map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "undeclarable",
+            format!(
+                "{}'s declared capabilities do not resolve against relo.toml: {error}",
+                verified.reference()
+            ),
+        )
+    })
 }
 
 /// The approvals stored for `plugin`'s digest, oldest first.
@@ -411,17 +426,7 @@ pub(crate) async fn approve(
         let detail = Some(format!("approval of {digest} by its uploader"));
         return Err(refused(&state, origin.site(), Some(&principal.user), detail, err).await);
     }
-    let declared =
-        relo_policy::declared_capabilities(&verified.manifest, &trust.config).map_err(|error| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "undeclarable",
-                format!(
-                    "{}'s declared capabilities do not resolve against relo.toml: {error}",
-                    verified.reference()
-                ),
-            )
-        })?;
+    let declared = declared(trust, &verified)?;
     let approval =
         match policy.verify_approval(&verified, &envelope, &declared, state.clock().now()) {
             Ok(approval) => approval,
@@ -648,24 +653,15 @@ pub(crate) async fn diff(
 ) -> Result<Json<DiffView>, ApiError> {
     let digest = digest_of(&digest)?;
     let trust = state.trust()?;
-    let declared = |verified: &VerifiedPlugin| {
-        relo_policy::declared_capabilities(&verified.manifest, &trust.config).map_err(|error| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "undeclarable",
-                format!(
-                    "{}'s declared capabilities do not resolve against relo.toml: {error}",
-                    verified.reference()
-                ),
-            )
-        })
-    };
     let new = verify_stored(&state, trust, &stored(&state, &digest).await?).await?;
     let (old_caps, old) = match &query.against {
         Some(against) => {
             let against = digest_of(against).map_err(|e| e.with_field("against"))?;
             let old = verify_stored(&state, trust, &stored(&state, &against).await?).await?;
-            (declared(&old)?, format!("{} (declared)", old.reference()))
+            (
+                declared(trust, &old)?,
+                format!("{} (declared)", old.reference()),
+            )
         }
         None => {
             let approvals = state
@@ -700,7 +696,7 @@ pub(crate) async fn diff(
             (predicate.capabilities, old)
         }
     };
-    let diff = CapabilityDiff::between(&old_caps, &declared(&new)?);
+    let diff = CapabilityDiff::between(&old_caps, &declared(trust, &new)?);
     Ok(Json(DiffView {
         old,
         new: new.reference(),

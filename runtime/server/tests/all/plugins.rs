@@ -4,39 +4,16 @@
 //! (`relo_test_components::ECHO`), signed at test time with keys made for the test.
 
 use axum::http::StatusCode;
-use base64ct::{Base64, Encoding as _};
 use relo_manifest::parse_plugin;
-use relo_policy::declared_capabilities;
 use relo_server::{Role, create_user};
-use relo_trust::{KeyAlgorithm, PrivateKey, SignedApproval, SignedPlugin, VerifiedPlugin};
-use serde_json::{Value, json};
+use relo_trust::SignedPlugin;
+use relo_trust::{KeyAlgorithm, PrivateKey};
+use serde_json::json;
 
-use crate::support::{PASSWORD, TestServer, server_tests, start_time};
-
-const NAME: &str = "relo-test/echo";
-
-fn echo() -> Vec<u8> {
-    std::fs::read(relo_test_components::ECHO).unwrap()
-}
-
-fn other_component() -> Vec<u8> {
-    std::fs::read(relo_test_components::OUTPUT_NOT_JSON).unwrap()
-}
-
-/// The attestation (DSSE envelope, JSON) of `wasm` as `NAME@version`, signed by `key`.
-fn attest(wasm: &[u8], version: &str, key: &PrivateKey) -> String {
-    let manifest = format!("[plugin]\nname = \"{NAME}\"\nversion = \"{version}\"\n");
-    let manifest = parse_plugin("relo-plugin.toml", manifest.as_bytes()).unwrap();
-    SignedPlugin::sign(wasm, &manifest, key)
-        .unwrap()
-        .envelope
-        .to_json()
-}
-
-/// The upload request body.
-fn upload_body(wasm: &[u8], attestation: &str) -> Value {
-    json!({ "wasm_base64": Base64::encode_string(wasm), "attestation": attestation })
-}
+use crate::support::{
+    NAME, PASSWORD, TestServer, approval, attest, echo, other_component, server_tests, start_time,
+    upload_body, verified,
+};
 
 /// Adds paul (plugin-author) and oscar (operator) and logs everyone needed in: the
 /// access tokens of paul, olga and oscar.
@@ -52,22 +29,6 @@ async fn people(server: &TestServer) -> (String, String, String) {
         server.login("olga").await.access,
         server.login("oscar").await.access,
     )
-}
-
-/// What the trust policy verifies `wasm` with `attestation` as.
-fn verified(server: &TestServer, wasm: &[u8], attestation: &str) -> VerifiedPlugin {
-    server
-        .policy()
-        .verify_plugin(wasm, attestation.as_bytes())
-        .unwrap()
-}
-
-/// An approval of everything `plugin` declares by `person` with `key`, as the JSON
-/// document `relo plugin approve --out` writes.
-fn approval(server: &TestServer, plugin: &VerifiedPlugin, person: &str, key: &PrivateKey) -> Value {
-    let declared = declared_capabilities(&plugin.manifest, &server.config).unwrap();
-    let signed = SignedApproval::sign(plugin, declared, person, key, start_time(), None).unwrap();
-    serde_json::from_str(&signed.envelope.to_json_pretty()).unwrap()
 }
 
 fn approvals_path(digest: &str) -> String {
@@ -217,7 +178,7 @@ async fn approvals_are_checked_for_role_signer_and_separation_of_duties(server: 
     assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
     let plugin = verified(&server, &wasm, &attestation);
     let path = approvals_path(&plugin.digest);
-    let by_olga = approval(&server, &plugin, "olga", &server.keys.olga);
+    let by_olga = approval(&server, &plugin, "olga", &server.keys.olga, start_time());
 
     // A plugin author may not approve at all.
     let answer = server
@@ -226,7 +187,7 @@ async fn approvals_are_checked_for_role_signer_and_separation_of_duties(server: 
     answer.assert_error(StatusCode::FORBIDDEN, "forbidden");
 
     // An operator cannot submit another person's approval.
-    let by_oscar = approval(&server, &plugin, "oscar", &server.keys.oscar);
+    let by_oscar = approval(&server, &plugin, "oscar", &server.keys.oscar, start_time());
     let answer = server
         .call("POST", &path, Some(&olga), Some(by_oscar), None)
         .await;
@@ -246,7 +207,13 @@ async fn approvals_are_checked_for_role_signer_and_separation_of_duties(server: 
         &other,
         &attest(&other, "2.0.0", &server.keys.author),
     );
-    let elsewhere = approval(&server, &other_plugin, "olga", &server.keys.olga);
+    let elsewhere = approval(
+        &server,
+        &other_plugin,
+        "olga",
+        &server.keys.olga,
+        start_time(),
+    );
     let answer = server
         .call("POST", &path, Some(&olga), Some(elsewhere), None)
         .await;
@@ -302,7 +269,7 @@ async fn the_signer_of_a_plugin_cannot_approve_it(server: TestServer) {
     assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
     let plugin = verified(&server, &wasm, &attestation);
     assert_eq!(plugin.signer_person.as_deref(), Some("olga"));
-    let own = approval(&server, &plugin, "olga", &server.keys.olga);
+    let own = approval(&server, &plugin, "olga", &server.keys.olga, start_time());
     let answer = server
         .call(
             "POST",
@@ -360,7 +327,7 @@ async fn the_uploader_of_a_plugin_cannot_approve_it(server: TestServer) {
         .await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     let plugin = verified(&server, &wasm, &attestation);
-    let own = approval(&server, &plugin, "oscar", &server.keys.oscar);
+    let own = approval(&server, &plugin, "oscar", &server.keys.oscar, start_time());
     let answer = server
         .call(
             "POST",
@@ -406,7 +373,13 @@ async fn a_new_version_is_compared_with_the_approved_one(server: TestServer) {
             "POST",
             &approvals_path(&old_digest),
             Some(&oscar),
-            Some(approval(&server, &plugin, "oscar", &server.keys.oscar)),
+            Some(approval(
+                &server,
+                &plugin,
+                "oscar",
+                &server.keys.oscar,
+                start_time(),
+            )),
             None,
         )
         .await;

@@ -16,7 +16,10 @@ use relo_server::{Role, create_user, import_people};
 use relo_trust::{PrivateKey, sha256_hex};
 use serde_json::{Value, json};
 
-use crate::support::{MAX_ACTIVE_RUNS, PASSWORD, TestServer, server_tests};
+use crate::support::{
+    MAX_ACTIVE_RUNS, PASSWORD, TestServer, approval, attest, echo, server_tests, upload_body,
+    verified,
+};
 
 const WORKFLOW: &str = "\
 apiVersion: relo.dev/v1
@@ -45,9 +48,10 @@ async fn ready(server: &TestServer) -> (String, String) {
             .await
             .unwrap();
     }
-    let (wasm, attestation) = echo_plugin(server);
+    let wasm = echo();
+    let attestation = attest(&wasm, "1.0.0", &server.keys.author);
     let paul = server.login("paul").await.access;
-    let upload = json!({ "wasm_base64": Base64::encode_string(&wasm), "attestation": attestation });
+    let upload = upload_body(&wasm, &attestation);
     let uploaded = api(server, "POST", "/v1/plugins", Some(&paul), Some(upload)).await;
     assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
     let digest = uploaded.body["digest"].as_str().unwrap().to_owned();
@@ -650,39 +654,11 @@ async fn a_revoked_approval_or_a_blocked_plugin_stops_the_next_run(server: TestS
     assert_eq!(who("plugin.blocked").await, ["oscar"], "recorded once");
 }
 
-/// `relo-test/echo@1.0.0` and its attestation, signed by paul's key.
-fn echo_plugin(server: &TestServer) -> (Vec<u8>, String) {
-    let wasm = std::fs::read(relo_test_components::ECHO).unwrap();
-    let manifest = relo_manifest::parse_plugin(
-        "relo-plugin.toml",
-        b"[plugin]\nname = \"relo-test/echo\"\nversion = \"1.0.0\"\n",
-    )
-    .unwrap();
-    let attestation = relo_trust::SignedPlugin::sign(&wasm, &manifest, &server.keys.author)
-        .unwrap()
-        .envelope
-        .to_json();
-    (wasm, attestation)
-}
-
-/// An approval of the test plugin (the one [`ready`] uploads) by `person`, signed by `key`.
+/// An approval of the plugin [`ready`] uploads by `person`, signed by `key` now.
 fn plugin_approval(server: &TestServer, person: &str, key: &PrivateKey) -> Value {
-    let (wasm, attestation) = echo_plugin(server);
-    let verified = server
-        .policy()
-        .verify_plugin(&wasm, attestation.as_bytes())
-        .unwrap();
-    let declared = relo_policy::declared_capabilities(&verified.manifest, &server.config).unwrap();
-    let approval = relo_trust::SignedApproval::sign(
-        &verified,
-        declared,
-        person,
-        key,
-        std::time::SystemTime::now(),
-        None,
-    )
-    .unwrap();
-    serde_json::from_str(&approval.envelope.to_json()).unwrap()
+    let wasm = echo();
+    let plugin = verified(server, &wasm, &attest(&wasm, "1.0.0", &server.keys.author));
+    approval(server, &plugin, person, key, std::time::SystemTime::now())
 }
 
 async fn once_imported_the_stores_people_decide_whose_signatures_count(server: TestServer) {

@@ -12,13 +12,14 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use std::collections::BTreeMap;
 
+use base64ct::{Base64, Encoding as _};
 use relo_manifest::{OperatorConfig, parse_operator};
 use relo_orchestrator::{CredentialSource, PluginCatalog, Runner, Workspaces};
 use relo_sandbox::{LoopbackOnly, Sandbox, SandboxConfig};
 use relo_server::{AppState, JwtSecret, Limit, ManualClock, RateLimits, Role, app, create_user};
 use relo_store::Store;
 use relo_store::{CheckpointPolicy, EvidenceWriter, WriterOptions};
-use relo_trust::{KeyAlgorithm, PrivateKey, TrustPolicy};
+use relo_trust::{KeyAlgorithm, PrivateKey, TrustPolicy, VerifiedPlugin};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
@@ -244,6 +245,57 @@ async fn runner(store: &Store, config: &OperatorConfig, home: &std::path::Path) 
         parallel: 4,
         max_active_runs: Some(MAX_ACTIVE_RUNS),
     })
+}
+
+/// The name the test plugins are signed under.
+pub const NAME: &str = "relo-test/echo";
+
+/// The echo component.
+pub fn echo() -> Vec<u8> {
+    std::fs::read(relo_test_components::ECHO).unwrap()
+}
+
+/// Another component (its output is not JSON).
+pub fn other_component() -> Vec<u8> {
+    std::fs::read(relo_test_components::OUTPUT_NOT_JSON).unwrap()
+}
+
+/// The attestation (DSSE envelope, JSON) of `wasm` as `NAME@version`, signed by `key`.
+pub fn attest(wasm: &[u8], version: &str, key: &PrivateKey) -> String {
+    let manifest = format!("[plugin]\nname = \"{NAME}\"\nversion = \"{version}\"\n");
+    let manifest = relo_manifest::parse_plugin("relo-plugin.toml", manifest.as_bytes()).unwrap();
+    relo_trust::SignedPlugin::sign(wasm, &manifest, key)
+        .unwrap()
+        .envelope
+        .to_json()
+}
+
+/// The upload request body.
+pub fn upload_body(wasm: &[u8], attestation: &str) -> Value {
+    json!({ "wasm_base64": Base64::encode_string(wasm), "attestation": attestation })
+}
+
+/// What the trust policy verifies `wasm` with `attestation` as.
+pub fn verified(server: &TestServer, wasm: &[u8], attestation: &str) -> VerifiedPlugin {
+    server
+        .policy()
+        .verify_plugin(wasm, attestation.as_bytes())
+        .unwrap()
+}
+
+/// An approval of everything `plugin` declares by `person` with `key`, signed at
+/// `signed_at`, as the JSON document `relo plugin approve --out` writes.
+pub fn approval(
+    server: &TestServer,
+    plugin: &VerifiedPlugin,
+    person: &str,
+    key: &PrivateKey,
+    signed_at: SystemTime,
+) -> Value {
+    let declared = relo_policy::declared_capabilities(&plugin.manifest, &server.config).unwrap();
+    let signed =
+        relo_trust::SignedApproval::sign(plugin, declared, person, key, signed_at, None).unwrap();
+    serde_json::from_str(&signed.envelope.to_json_pretty()).unwrap()
 }
 
 /// The moment the test clock starts at: fixed, so runs are repeatable.
