@@ -29,6 +29,8 @@ say "1. build relo, the demo's stand-ins and the official plugins"
 cargo build -q -p relo -p relo-stand-ins
 relo="$PWD/target/debug/relo"
 plugins=(verify-release pin-image-digest sign-artifact verify-signature publish-release deploy)
+# On a fresh clone nothing has made target/guests yet (the test suite is not a prerequisite).
+mkdir -p target/guests
 for plugin in "${plugins[@]}"; do
     "$relo" plugin build "plugins/$plugin" --target-dir target/guests --json >"target/guests/$plugin.build.json"
 done

@@ -553,8 +553,8 @@ fn write_case(dir: &Path, name: &str, envelope: &Envelope, log: &Log, expect: &s
 
 #[test]
 fn securesystemslib_and_in_toto_attestation_check_the_export() {
-    if std::env::var_os("RELO_SKIP_INTEROP").is_some_and(|v| v == "1") {
-        eprintln!("RELO_SKIP_INTEROP=1: skipping the export interop check");
+    if relo_test_env::skip_requested("INTEROP") {
+        eprintln!("skipping the export interop check");
         return;
     }
     let log = Log::new();

@@ -137,12 +137,7 @@ async fn no_secret_value_reaches_the_sqlite_files() {
 
 #[tokio::test]
 async fn no_secret_value_reaches_postgresql() {
-    let Ok(base) = std::env::var("RELO_TEST_POSTGRES_URL") else {
-        assert_eq!(
-            std::env::var("RELO_SKIP_POSTGRES").as_deref(),
-            Ok("1"),
-            "RELO_TEST_POSTGRES_URL is not set (or set RELO_SKIP_POSTGRES=1)"
-        );
+    let Some(base) = relo_test_env::postgres_url() else {
         return;
     };
     let schema = format!("relo_at_rest_{}", std::process::id());

@@ -1,7 +1,7 @@
 //! Integration tests of relo-server, driving [`relo_server::app`] with `oneshot` and no
 //! socket. Every test runs on SQLite in a temporary relo home, and again on PostgreSQL in
 //! a fresh schema of the database named by `RELO_TEST_POSTGRES_URL` when that is set
-//! (skipped when it is not).
+//! (which fails, naming it, when unset unless `RELO_SKIP_POSTGRES=1` outside CI).
 
 #![allow(
     clippy::unwrap_used,

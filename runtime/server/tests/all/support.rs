@@ -27,9 +27,6 @@ use std::net::SocketAddr;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
-/// The variable naming the PostgreSQL database the tests may create schemas in.
-pub const POSTGRES_URL_ENV: &str = "RELO_TEST_POSTGRES_URL";
-
 /// The password of every test user.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -331,15 +328,9 @@ impl TestServer {
     }
 
     /// A server on a fresh schema of the `RELO_TEST_POSTGRES_URL` database, or `None`
-    /// when the variable is unset.
+    /// when `RELO_SKIP_POSTGRES=1` (outside CI); an unset variable fails the test.
     pub async fn postgres_with(limits: RateLimits) -> Option<TestServer> {
-        let Some(base) = std::env::var(POSTGRES_URL_ENV)
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            eprintln!("skipped: {POSTGRES_URL_ENV} is not set");
-            return None;
-        };
+        let base = relo_test_env::postgres_url()?;
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

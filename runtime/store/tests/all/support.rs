@@ -73,20 +73,7 @@ impl TestDb {
     /// A fresh schema in the `RELO_TEST_POSTGRES_URL` database, or `None` when
     /// `RELO_SKIP_POSTGRES=1`.
     pub async fn postgres() -> Option<TestDb> {
-        let Some(base) = std::env::var(POSTGRES_URL_ENV)
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            if std::env::var("RELO_SKIP_POSTGRES").as_deref() == Ok("1") {
-                eprintln!("skipped: RELO_SKIP_POSTGRES=1");
-                return None;
-            }
-            panic!(
-                "{POSTGRES_URL_ENV} is not set: point it at a PostgreSQL database the tests may \
-                 create schemas in (e.g. postgres://postgres@127.0.0.1:5432/test), or set \
-                 RELO_SKIP_POSTGRES=1 to skip the PostgreSQL half of the suite"
-            );
-        };
+        let base = relo_test_env::postgres_url()?;
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

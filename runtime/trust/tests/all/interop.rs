@@ -33,9 +33,9 @@ pub(crate) fn python() -> std::ffi::OsString {
 
 /// Whether `RELO_SKIP_INTEROP=1` asks to skip the checks with independent tools.
 pub(crate) fn skipped(what: &str) -> bool {
-    let skip = std::env::var_os("RELO_SKIP_INTEROP").is_some_and(|v| v == "1");
+    let skip = relo_test_env::skip_requested("INTEROP");
     if skip {
-        eprintln!("RELO_SKIP_INTEROP=1: skipping the {what} interop check");
+        eprintln!("skipping the {what} interop check");
     }
     skip
 }

@@ -14,9 +14,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 use tempfile::TempDir;
 
-/// The variable naming the PostgreSQL database the tests may create schemas in.
-pub const POSTGRES_URL_ENV: &str = "RELO_TEST_POSTGRES_URL";
-
 /// Runs each named `async fn(TestHome)` on both backends, as `sqlite::NAME` and
 /// `postgres::NAME`.
 macro_rules! backend_tests {
@@ -65,21 +62,9 @@ impl TestHome {
         TestHome::new("sqlite://relo.db".to_owned(), Backend::Sqlite, None)
     }
 
-    /// A fresh schema, or `None` when `RELO_SKIP_POSTGRES=1`.
+    /// A fresh schema, or `None` when `RELO_SKIP_POSTGRES=1` (outside CI).
     pub async fn postgres() -> Option<TestHome> {
-        let Some(base) = std::env::var(POSTGRES_URL_ENV)
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            if std::env::var("RELO_SKIP_POSTGRES").as_deref() == Ok("1") {
-                eprintln!("skipped: RELO_SKIP_POSTGRES=1");
-                return None;
-            }
-            panic!(
-                "{POSTGRES_URL_ENV} is not set: point it at a PostgreSQL database the tests may \
-                 create schemas in, or set RELO_SKIP_POSTGRES=1"
-            );
-        };
+        let base = relo_test_env::postgres_url()?;
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
