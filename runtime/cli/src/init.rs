@@ -29,8 +29,8 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
             config_path.display()
         );
     }
-    std::fs::create_dir_all(home.join("keys"))
-        .with_context(|| format!("cannot create {}", home.display()))?;
+    create_private_dir(home)?;
+    create_private_dir(&home.join("keys"))?;
     let text = match &args.from {
         Some(from) => std::fs::read_to_string(from)
             .with_context(|| format!("cannot read {}", from.display()))?,
@@ -208,4 +208,19 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Creates `dir` (and missing parents) private to its owner, 0700: a home holds private
+/// keys, the database and the precompiled cache. An existing folder is left as it is.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }

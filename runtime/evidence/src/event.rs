@@ -410,6 +410,15 @@ pub enum EvidenceEvent {
         /// The gates waiting.
         gates: Vec<String>,
     },
+    /// This instance could no longer renew its lease on a step (another instance may
+    /// take the step over): the step was stopped, and its outcome is not stored.
+    #[serde(rename = "step.lease-lost")]
+    LeaseLost {
+        /// The instance that lost the lease.
+        owner: String,
+        /// Why the renewal failed.
+        reason: String,
+    },
     /// A run was continued after waiting or after its process ended.
     #[serde(rename = "run.resumed")]
     RunResumed {
@@ -433,6 +442,13 @@ pub enum EvidenceEvent {
     WorkspaceRestored {
         /// sha256 of the snapshot.
         digest: String,
+    },
+    /// The run's workspace was not saved after a step: it held a link or special file,
+    /// or an entry that could not be read through its handles (`workspace-entry-refused`).
+    #[serde(rename = "workspace.refused")]
+    WorkspaceRefused {
+        /// Which entry, and why.
+        reason: String,
     },
     /// A trusted signer key was retired in `relo.toml`: its signatures are refused.
     #[serde(rename = "signer.retired")]
@@ -484,6 +500,20 @@ pub enum EvidenceEvent {
         /// The client's address, or `unknown`.
         client: String,
     },
+    /// Refusals the server counted rather than recorded one by one: after the first
+    /// refusal of a burst from one client with one code (an `auth.refused` entry), at
+    /// most one of these per window, standing for the refusals since `since`.
+    #[serde(rename = "auth.refusals-counted")]
+    AuthRefusalsCounted {
+        /// The client's address (an IPv6 client's /64), or `unknown`.
+        client: String,
+        /// The refusals' stable code: `invalid-token`, `rate-limited`, ...
+        code: String,
+        /// How many refusals this entry stands for.
+        count: u64,
+        /// When the counted period began (RFC 3339, UTC).
+        since: String,
+    },
 }
 
 impl EvidenceEvent {
@@ -520,11 +550,14 @@ impl EvidenceEvent {
             EvidenceEvent::GateRefused { .. } => "gate.refused",
             EvidenceEvent::GatePassed { .. } => "gate.passed",
             EvidenceEvent::RunWaiting { .. } => "run.waiting",
+            EvidenceEvent::LeaseLost { .. } => "step.lease-lost",
             EvidenceEvent::RunResumed { .. } => "run.resumed",
             EvidenceEvent::WorkspaceSnapshot { .. } => "workspace.snapshot",
             EvidenceEvent::WorkspaceRestored { .. } => "workspace.restored",
+            EvidenceEvent::WorkspaceRefused { .. } => "workspace.refused",
             EvidenceEvent::AuthRefused { .. } => "auth.refused",
             EvidenceEvent::AuthTokenReused { .. } => "auth.token-reused",
+            EvidenceEvent::AuthRefusalsCounted { .. } => "auth.refusals-counted",
             EvidenceEvent::AdminAction { .. } => "admin.action",
         }
     }
@@ -588,6 +621,12 @@ mod tests {
                 user: "olga".into(),
                 family: "f1".into(),
                 client: "unknown".into(),
+            },
+            EvidenceEvent::AuthRefusalsCounted {
+                client: "2001:db8:1:2::/64".into(),
+                code: "invalid-token".into(),
+                count: 99,
+                since: "2030-03-17T17:46:40.000000000Z".into(),
             },
             EvidenceEvent::AdminAction {
                 by: "ada".into(),

@@ -16,26 +16,61 @@ pub enum EvidenceError {
     /// The backing store failed; the records after the last durable ticket may be lost.
     #[error("evidence store failed: {0}")]
     Store(String),
+    /// Some of the records waited for were never stored (their write failed), though the
+    /// sink goes on storing later ones. The text says which records and why.
+    #[error("evidence unavailable: {0}")]
+    Unavailable(String),
     /// The sink was closed before the records were stored.
     #[error("evidence sink is closed")]
     Closed,
 }
 
+impl EvidenceError {
+    /// The stable code shown to users: `evidence-unavailable` when records were not
+    /// stored ([`Store`](EvidenceError::Store), [`Unavailable`](EvidenceError::Unavailable)),
+    /// `evidence-closed` when the sink had stopped ([`Closed`](EvidenceError::Closed)).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EvidenceError::Store(_) | EvidenceError::Unavailable(_) => "evidence-unavailable",
+            EvidenceError::Closed => "evidence-closed",
+        }
+    }
+}
+
 /// A destination for evidence records.
 ///
 /// [`enqueue`](EvidenceSink::enqueue) must not block: it runs on the hot path of host
-/// calls. [`durable`](EvidenceSink::durable) resolves once every record up to and
-/// including the ticket is durably stored; the sandbox awaits it before it returns a
-/// step's result.
+/// calls. [`durable`](EvidenceSink::durable) resolves once the record of the ticket is
+/// durably stored; the sandbox awaits [`durable_range`](EvidenceSink::durable_range)
+/// over a step's tickets before it returns the step's result.
+///
+/// A sink may go on after a failed write, so a later ticket can be durable while an
+/// earlier one was lost: waiting for the last ticket alone does not vouch for the ones
+/// before it. [`durable_range`](EvidenceSink::durable_range) does.
 pub trait EvidenceSink: Send + Sync {
     /// Queues a record and returns its ticket.
     fn enqueue(&self, record: EvidenceRecord) -> Ticket;
 
-    /// Resolves when every record up to `ticket` is durable.
+    /// Resolves when the record of `ticket` is durable, or fails if it never will be.
     fn durable(
         &self,
         ticket: Ticket,
     ) -> Pin<Box<dyn Future<Output = Result<(), EvidenceError>> + Send + '_>>;
+
+    /// Resolves when every record from `first` to `last` (inclusive) is durable, or
+    /// fails if any of them never will be ([`EvidenceError::Unavailable`]).
+    ///
+    /// The default waits for [`durable(last)`](EvidenceSink::durable), which is right
+    /// for a sink that stops at its first failure (so `last` durable means everything
+    /// before it is); a sink that goes on after a failure overrides it.
+    fn durable_range(
+        &self,
+        first: Ticket,
+        last: Ticket,
+    ) -> Pin<Box<dyn Future<Output = Result<(), EvidenceError>> + Send + '_>> {
+        let _ = first;
+        self.durable(last)
+    }
 }
 
 /// An in-memory sink: records are "durable" as soon as they are queued.
@@ -119,5 +154,29 @@ mod tests {
     async fn an_unissued_ticket_is_an_error() {
         let sink = MemorySink::new();
         assert!(sink.durable(Ticket(5)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_range_waits_for_its_last_ticket_by_default() {
+        let sink = MemorySink::new();
+        let first = sink.enqueue(record("a"));
+        let last = sink.enqueue(record("b"));
+        sink.durable_range(first, last).await.expect("durable");
+        assert!(sink.durable_range(first, Ticket(3)).await.is_err());
+    }
+
+    #[test]
+    fn errors_have_stable_codes_and_lowercase_messages() {
+        let unavailable = EvidenceError::Unavailable("tickets 3..=4 were not stored".into());
+        assert_eq!(unavailable.code(), "evidence-unavailable");
+        assert_eq!(
+            unavailable.to_string(),
+            "evidence unavailable: tickets 3..=4 were not stored"
+        );
+        assert_eq!(
+            EvidenceError::Store("disk full".into()).code(),
+            "evidence-unavailable"
+        );
+        assert_eq!(EvidenceError::Closed.code(), "evidence-closed");
     }
 }

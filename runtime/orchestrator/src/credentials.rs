@@ -45,6 +45,32 @@ pub enum CredentialError {
     /// `relo.toml` is missing something the configured provider needs.
     #[error("relo.toml: {0}")]
     Config(String),
+    /// A `[signing.keys]` key is also a person's or a trusted plugin signer's key, which
+    /// would let any plugin granted it forge that identity's approvals or attestations.
+    #[error(
+        "signing-key-reuse: [signing.keys] {name} (key {key_id}) is also the key of {owner}; \
+         give steps a key of their own"
+    )]
+    SigningKeyReuse {
+        /// The logical key name.
+        name: String,
+        /// The key's id.
+        key_id: String,
+        /// Whose key it also is: `person NAME` or `[[trust.signers]] PATH`.
+        owner: String,
+    },
+}
+
+impl CredentialError {
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CredentialError::Secret(error) => error.code(),
+            CredentialError::SigningKey { .. } => "signing-key",
+            CredentialError::Config(_) => "config",
+            CredentialError::SigningKeyReuse { .. } => "signing-key-reuse",
+        }
+    }
 }
 
 /// Credentials issued to one step. [`IssuedCredentials::finish`] revokes the step's
@@ -77,6 +103,31 @@ impl IssuedCredentials {
             token.revoke().await;
         }
     }
+}
+
+/// Whose identity key `key_id` is, if any: a person's in `[[people]]` or a trusted plugin
+/// signer's in `[[trust.signers]]` (key files relative to `home`; a file that does not
+/// load is left to the trust policy, which refuses it).
+fn identity_key_owner(config: &OperatorConfig, home: &Path, key_id: &str) -> Option<String> {
+    let is_it = |path: &str| {
+        relo_trust::PublicKey::from_pem_file(home.join(path))
+            .is_ok_and(|key| key.key_id() == key_id)
+    };
+    let person = config.people.iter().find_map(|person| {
+        person
+            .keys
+            .iter()
+            .any(|path| is_it(path))
+            .then(|| format!("person {}", person.name.as_str()))
+    });
+    person.or_else(|| {
+        config
+            .trust
+            .signers
+            .iter()
+            .find(|signer| is_it(&signer.key))
+            .map(|signer| format!("[[trust.signers]] {}", signer.key))
+    })
 }
 
 /// Everything steps' credentials are made from: the secret backend, the bindings of
@@ -180,6 +231,13 @@ impl CredentialSource {
                     Arc::new(signer)
                 }
             };
+            if let Some(owner) = identity_key_owner(config, home, signer.key_id()) {
+                return Err(CredentialError::SigningKeyReuse {
+                    key_id: signer.key_id().to_owned(),
+                    name,
+                    owner,
+                });
+            }
             signers.insert(name, signer);
         }
         Ok(Self::new(backend, config, signers))

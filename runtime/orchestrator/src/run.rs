@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
 use relo_manifest::{Approval, Step, Workflow};
 use relo_policy::WorkspaceAccess;
-use relo_sandbox::{LogSource, Sandbox, StepContext, StepOutcome, StepRequest};
+use relo_sandbox::{LogSource, Sandbox, StepContext, StepOutcome, StepRequest, TreeLimits};
 use relo_store::{
     DriverClaim, EvidenceWriter, Finished, NewRun, Placed, StepEnd, Store, StoreError,
 };
@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 use crate::credentials::CredentialSource;
 use crate::expr::{self, Context};
 use crate::request::GateApprovalPayload;
-use crate::workspace::{WorkspaceError, Workspaces, snapshot_of};
+use crate::workspace::{SEED_LIMITS, WorkspaceError, Workspaces, snapshot_of};
 use crate::{CatalogError, PeopleError, PluginCatalog};
 
 /// How often a queued run asks whether its concurrency group is free.
@@ -78,6 +78,17 @@ pub enum RunError {
     /// The people whose approvals count could not be read.
     #[error(transparent)]
     People(#[from] PeopleError),
+    /// This runner could no longer renew its lease on a step: the step was stopped,
+    /// `step.lease-lost` recorded, and another instance may take the step over.
+    #[error(
+        "lease-lost: the lease on step `{step}` could not be renewed ({reason}); the step was stopped"
+    )]
+    LeaseLost {
+        /// The step.
+        step: String,
+        /// Why the renewal failed.
+        reason: String,
+    },
 }
 
 /// How a run ended, or where it stopped.
@@ -228,7 +239,10 @@ impl Runner {
         };
         // The workspace is archived (and refused if it holds what cannot be archived)
         // before anything is stored.
-        let seed = spec.workspace.map(snapshot_of).transpose()?;
+        let seed = spec
+            .workspace
+            .map(|folder| snapshot_of(folder, SEED_LIMITS))
+            .transpose()?;
         let placed = self
             .store
             .create_run(
@@ -646,7 +660,12 @@ impl Runner {
         scope: &Scope,
     ) -> Result<(), RunError> {
         let dir = self.workspaces.dir(run_id);
-        if dir.is_dir() && self.workspaces.snapshot(run_id)?.digest == digest {
+        // A local copy that cannot be archived is replaced from the store like one that
+        // differs.
+        let local = dir
+            .is_dir()
+            .then(|| self.workspaces.snapshot(run_id, SEED_LIMITS));
+        if local.is_some_and(|snapshot| snapshot.is_ok_and(|s| s.digest == digest)) {
             return Ok(());
         }
         let bytes = self
@@ -778,7 +797,7 @@ impl Runner {
         let mut last = String::new();
         // While the step runs (and waits between retries), its lease is renewed every
         // third of the lease, so no other instance takes over a step that is alive.
-        let _renewal = LeaseRenewal::start(
+        let mut renewal = LeaseRenewal::start(
             self.store.clone(),
             run_id.to_owned(),
             Some(id.to_owned()),
@@ -828,29 +847,42 @@ impl Runner {
                 step: id.to_owned(),
                 attempt,
             });
-            let outcome = self
-                .sandbox
-                .run(
-                    &admitted.plugin,
-                    StepRequest {
-                        context: StepContext {
-                            run_id: run_id.to_owned(),
-                            step_id: id.to_owned(),
-                            attempt,
-                        },
-                        input: input.to_string(),
-                        grant: Arc::clone(&admitted.grant),
-                        limits,
-                        workspace,
-                        evidence: self.evidence.clone() as Arc<dyn EvidenceSink>,
-                        credentials: issued.credentials.clone(),
+            let running = self.sandbox.run(
+                &admitted.plugin,
+                StepRequest {
+                    context: StepContext {
+                        run_id: run_id.to_owned(),
+                        step_id: id.to_owned(),
+                        attempt,
                     },
-                )
-                .await;
+                    input: input.to_string(),
+                    grant: Arc::clone(&admitted.grant),
+                    limits,
+                    workspace,
+                    evidence: self.evidence.clone() as Arc<dyn EvidenceSink>,
+                    credentials: issued.credentials.clone(),
+                },
+            );
+            // A step whose lease this runner can no longer renew is stopped at once
+            // (dropping the future drops its store), since another instance may run it.
+            let outcome = tokio::select! {
+                outcome = running => outcome,
+                reason = renewal.lost() => {
+                    issued.finish().await;
+                    return Err(self.lease_lost(run_id, id, reason).await);
+                }
+            };
             issued.finish().await;
             self.store_logs(run_id, id, attempt, &outcome).await?;
             if access == Some(WorkspaceAccess::ReadWrite) && self.workspaces.dir(run_id).is_dir() {
-                let snapshot = self.workspaces.snapshot(run_id)?;
+                let bounds = TreeLimits {
+                    bytes: limits.workspace_bytes,
+                    entries: limits.workspace_files,
+                };
+                let snapshot = match self.workspaces.snapshot(run_id, bounds) {
+                    Ok(snapshot) => snapshot,
+                    Err(refused) => return self.workspace_refused(&scope, id, refused).await,
+                };
                 self.store
                     .put_snapshot(
                         run_id,
@@ -871,6 +903,36 @@ impl Runner {
             }
         }
         Ok(Ended::Failed(last))
+    }
+
+    /// Ends a step whose workspace could not be saved: past its limits (`workspace`,
+    /// recorded as `limit.exceeded`) or holding what cannot be archived
+    /// (`workspace-entry-refused`, recorded as `workspace.refused`). Not retried: the
+    /// workspace would be the same.
+    async fn workspace_refused(
+        &self,
+        scope: &Scope,
+        id: &str,
+        error: WorkspaceError,
+    ) -> Result<Ended, RunError> {
+        let event = match &error {
+            WorkspaceError::TooLarge(limit) => EvidenceEvent::LimitExceeded {
+                limit: limit.kind.code().to_owned(),
+                allowed: limit.allowed,
+                requested: limit.requested,
+            },
+            WorkspaceError::Refused(reason) => EvidenceEvent::WorkspaceRefused {
+                reason: reason.clone(),
+            },
+            WorkspaceError::Io { .. } => return Err(error.into()),
+        };
+        let ticket = self.evidence.enqueue(EvidenceRecord::new(
+            scope.clone(),
+            Some(id.to_owned()),
+            event,
+        ));
+        self.durable(ticket).await?;
+        Ok(Ended::Failed(error.to_string()))
     }
 
     /// Stores what an attempt logged, and its stdout and stderr line by line (the
@@ -997,6 +1059,28 @@ fn state_name(end: StepEnd) -> &'static str {
     }
 }
 
+impl Runner {
+    /// Records that the lease on `step` was lost, and the error that stops the driver.
+    async fn lease_lost(&self, run_id: &str, step: &str, reason: String) -> RunError {
+        tracing::warn!(run_id, step, "lease lost, step stopped: {reason}");
+        let ticket = self.evidence.enqueue(EvidenceRecord::new(
+            Scope::Run(run_id.to_owned()),
+            Some(step.to_owned()),
+            EvidenceEvent::LeaseLost {
+                owner: self.owner.clone(),
+                reason: reason.clone(),
+            },
+        ));
+        if let Err(error) = self.durable(ticket).await {
+            return error;
+        }
+        RunError::LeaseLost {
+            step: step.to_owned(),
+            reason,
+        }
+    }
+}
+
 fn snapshot_event(snapshot: &crate::workspace::Snapshot) -> EvidenceEvent {
     EvidenceEvent::WorkspaceSnapshot {
         digest: snapshot.digest.clone(),
@@ -1006,8 +1090,12 @@ fn snapshot_event(snapshot: &crate::workspace::Snapshot) -> EvidenceEvent {
 }
 
 /// Renews a step's lease (or, without a step, the run's driver lease) every third of its
-/// length until dropped.
-struct LeaseRenewal(tokio::task::JoinHandle<()>);
+/// length until dropped; [`LeaseRenewal::lost`] resolves, with the reason, once a renewal
+/// fails.
+struct LeaseRenewal {
+    task: tokio::task::JoinHandle<()>,
+    lost: tokio::sync::watch::Receiver<Option<String>>,
+}
 
 impl LeaseRenewal {
     fn start(
@@ -1017,7 +1105,8 @@ impl LeaseRenewal {
         owner: String,
         lease: Duration,
     ) -> Self {
-        Self(tokio::spawn(async move {
+        let (report, lost) = tokio::sync::watch::channel(None);
+        let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
                 let now = SystemTime::now();
@@ -1028,24 +1117,35 @@ impl LeaseRenewal {
                         .map(|()| true),
                     None => store.renew_run_driver(&run_id, &owner, lease, now).await,
                 };
-                match renewed {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(run_id, "another runner took the run over");
-                        return;
-                    }
-                    Err(error) => {
-                        tracing::warn!(run_id, ?step_id, "lease renewal stopped: {error}");
-                        return;
-                    }
-                }
+                let reason = match renewed {
+                    Ok(true) => continue,
+                    Ok(false) => "another runner took the run over".to_owned(),
+                    Err(error) => error.to_string(),
+                };
+                tracing::warn!(run_id, ?step_id, "lease renewal stopped: {reason}");
+                let _ = report.send(Some(reason));
+                return;
             }
-        }))
+        });
+        Self { task, lost }
+    }
+
+    /// Resolves with the reason once a renewal has failed; never while they succeed.
+    async fn lost(&mut self) -> String {
+        let reported = match self.lost.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            // The task is gone without reporting (it is only aborted by drop): wait on.
+            Err(_) => None,
+        };
+        match reported {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
     }
 }
 
 impl Drop for LeaseRenewal {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }

@@ -5,13 +5,20 @@
 //! Snapshots are deterministic (entries sorted, times, owners and modes normalised), so
 //! the same tree always has the same sha256, and an instance can tell whether its local
 //! copy is the run's newest state by hashing it. Only directories and regular files are
-//! kept: a symbolic link (which a step cannot make, but a seeded folder could hold) is
-//! refused rather than followed.
+//! kept. A step with the read-write workspace can make anything WASI allows in it,
+//! symbolic links included (`symlink-at` makes relative ones), huge sparse files, and
+//! swap a file for a link while the host reads: so a snapshot is taken through
+//! relo-sandbox's [`Tree`], which reads through directory handles, never follows a
+//! link, and measures the tree against the run's limits before a byte is read. A link
+//! or special file is refused (`workspace-entry-refused`), and so is every tar entry
+//! other than a directory or a regular file on restore (a sparse or link entry could
+//! expand or escape when unpacked).
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use relo_sandbox::{LimitExceeded, Tree, TreeError, TreeLimits};
 use sha2::{Digest as _, Sha256};
 
 /// Why a workspace could not be made, saved or restored.
@@ -26,10 +33,32 @@ pub enum WorkspaceError {
         /// Why.
         source: io::Error,
     },
-    /// The tree holds something that is neither a directory nor a regular file.
-    #[error("workspace {}: only directories and regular files are allowed (not a symbolic link or device)", .0.display())]
-    Unsupported(PathBuf),
+    /// The tree or an archive holds something other than directories and regular files
+    /// (a symbolic link, a device, a sparse or hard-link tar entry), or an entry that
+    /// could not be read through its handles.
+    #[error("workspace-entry-refused: {0}")]
+    Refused(String),
+    /// The tree holds more bytes or entries than the run's limits allow.
+    #[error("workspace: {0}")]
+    TooLarge(LimitExceeded),
 }
+
+impl From<TreeError> for WorkspaceError {
+    fn from(error: TreeError) -> Self {
+        match error {
+            TreeError::TooLarge(limit) => WorkspaceError::TooLarge(limit),
+            other => WorkspaceError::Refused(other.to_string()),
+        }
+    }
+}
+
+/// What a workspace seeded from a folder, or found on disk when a run is taken up, may
+/// hold: 1 GiB in 100,000 entries. (After a step, the plugin's `[limits] workspace` and
+/// `workspace_files` apply.)
+pub const SEED_LIMITS: TreeLimits = TreeLimits {
+    bytes: 1 << 30,
+    entries: 100_000,
+};
 
 /// A saved workspace: a tar archive and its sha256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,12 +95,13 @@ impl Workspaces {
         self.root.join(run_id)
     }
 
-    /// The snapshot of the run's workspace as it is now.
-    pub fn snapshot(&self, run_id: &str) -> Result<Snapshot, WorkspaceError> {
-        snapshot_of(&self.dir(run_id))
+    /// The snapshot of the run's workspace as it is now, within `limits`.
+    pub fn snapshot(&self, run_id: &str, limits: TreeLimits) -> Result<Snapshot, WorkspaceError> {
+        snapshot_of(&self.dir(run_id), limits)
     }
 
-    /// Replaces the run's workspace by the tree in the tar archive `bytes`.
+    /// Replaces the run's workspace by the tree in the tar archive `bytes`, which may
+    /// hold only directories and regular files.
     pub fn restore(&self, run_id: &str, bytes: &[u8]) -> Result<(), WorkspaceError> {
         let dir = self.dir(run_id);
         self.remove(run_id)?;
@@ -79,8 +109,27 @@ impl Workspaces {
         let mut archive = tar::Archive::new(bytes);
         archive.set_preserve_permissions(false);
         archive.set_overwrite(false);
-        // `unpack` refuses entries that would land outside `dir` (absolute paths, `..`).
-        archive.unpack(&dir).map_err(io_error(&dir))
+        for entry in archive.entries().map_err(io_error(&dir))? {
+            let mut entry = entry.map_err(io_error(&dir))?;
+            let kind = entry.header().entry_type();
+            if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Directory) {
+                let path = entry
+                    .path()
+                    .map_or_else(|_| "an entry".to_owned(), |path| path.display().to_string());
+                return Err(WorkspaceError::Refused(format!(
+                    "{path} is a {kind:?} entry; a workspace archive holds directories and \
+                     regular files only"
+                )));
+            }
+            // `unpack_in` refuses entries that would land outside `dir` (absolute paths,
+            // `..`) and returns false for them.
+            if !entry.unpack_in(&dir).map_err(io_error(&dir))? {
+                return Err(WorkspaceError::Refused(
+                    "an entry points outside the workspace".to_owned(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Removes the run's workspace directory, if there is one.
@@ -94,72 +143,54 @@ impl Workspaces {
 }
 
 /// A deterministic tar archive of the tree under `root` (sorted, times and owners
-/// zeroed); a symbolic link or anything but files and folders is refused.
-pub fn snapshot_of(root: &Path) -> Result<Snapshot, WorkspaceError> {
-    let mut paths = Vec::new();
-    collect(root, Path::new(""), &mut paths)?;
-    paths.sort();
-    let mut builder = tar::Builder::new(Vec::new());
+/// zeroed), measured against `limits` before anything is read, read through handles; a
+/// symbolic link or anything but files and folders is refused.
+pub fn snapshot_of(root: &Path, limits: TreeLimits) -> Result<Snapshot, WorkspaceError> {
+    let tree = Tree::scan(root, limits)?;
+    let mut builder = tar::Builder::new(Vec::with_capacity(tree.bytes() as usize / 2));
     builder.mode(tar::HeaderMode::Deterministic);
-    let mut files = 0;
-    for (relative, is_dir) in &paths {
-        let full = root.join(relative);
+    for entry in tree.entries() {
+        let full = root.join(&entry.path);
         let mut header = tar::Header::new_ustar();
         header.set_mtime(0);
         header.set_uid(0);
         header.set_gid(0);
-        if *is_dir {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
-            header.set_size(0);
-            builder
-                .append_data(&mut header, relative, io::empty())
-                .map_err(io_error(&full))?;
-        } else {
-            let bytes = fs::read(&full).map_err(io_error(&full))?;
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(0o644);
-            header.set_size(bytes.len() as u64);
-            builder
-                .append_data(&mut header, relative, bytes.as_slice())
-                .map_err(io_error(&full))?;
-            files += 1;
+        match entry.size {
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder
+                    .append_data(&mut header, &entry.path, io::empty())
+                    .map_err(io_error(&full))?;
+            }
+            Some(size) => {
+                let contents = tree.open(entry)?;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(size);
+                builder
+                    .append_data(&mut header, &entry.path, contents)
+                    .map_err(io_error(&full))?;
+            }
         }
     }
     let bytes = builder.into_inner().map_err(io_error(root))?;
     Ok(Snapshot {
         digest: hex::encode(Sha256::digest(&bytes)),
         bytes,
-        files,
+        files: tree.files(),
     })
-}
-
-/// Every directory and regular file below `root/relative`, as (path, is a directory).
-fn collect(
-    root: &Path,
-    relative: &Path,
-    out: &mut Vec<(PathBuf, bool)>,
-) -> Result<(), WorkspaceError> {
-    let dir = root.join(relative);
-    for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
-        let entry = entry.map_err(io_error(&dir))?;
-        let path = relative.join(entry.file_name());
-        let kind = entry.file_type().map_err(io_error(&root.join(&path)))?;
-        if kind.is_dir() {
-            out.push((path.clone(), true));
-            collect(root, &path, out)?;
-        } else if kind.is_file() {
-            out.push((path, false));
-        } else {
-            return Err(WorkspaceError::Unsupported(root.join(path)));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ROOMY: TreeLimits = TreeLimits {
+        bytes: 1 << 20,
+        entries: 100,
+    };
 
     fn tree(root: &Path) {
         fs::create_dir_all(root.join("deploy/chart")).expect("mkdir");
@@ -173,13 +204,16 @@ mod tests {
         let source = temp.path().join("source");
         tree(&source);
         let workspaces = Workspaces::new(temp.path().join("ws"));
-        let first = snapshot_of(&source).expect("snapshot");
+        let first = snapshot_of(&source, ROOMY).expect("snapshot");
         workspaces.restore("run-1", &first.bytes).expect("create");
         assert_eq!(first.files, 2);
-        assert_eq!(workspaces.snapshot("run-1").expect("snapshot"), first);
+        assert_eq!(
+            workspaces.snapshot("run-1", ROOMY).expect("snapshot"),
+            first
+        );
 
         fs::write(workspaces.dir("run-1").join("VERSION"), "1.5.0\n").expect("write");
-        let changed = workspaces.snapshot("run-1").expect("snapshot");
+        let changed = workspaces.snapshot("run-1", ROOMY).expect("snapshot");
         assert_ne!(changed.digest, first.digest);
 
         workspaces
@@ -190,7 +224,10 @@ mod tests {
             "1.5.0\n"
         );
         assert_eq!(
-            workspaces.snapshot("run-2").expect("snapshot").digest,
+            workspaces
+                .snapshot("run-2", ROOMY)
+                .expect("snapshot")
+                .digest,
             changed.digest
         );
         workspaces.remove("run-2").expect("remove");
@@ -202,7 +239,56 @@ mod tests {
         let temp = tempfile::tempdir().expect("tempdir");
         tree(temp.path());
         std::os::unix::fs::symlink("/etc/passwd", temp.path().join("escape")).expect("symlink");
-        let error = snapshot_of(temp.path()).expect_err("refused");
-        assert!(matches!(error, WorkspaceError::Unsupported(path) if path.ends_with("escape")));
+        let error = snapshot_of(temp.path(), ROOMY).expect_err("refused");
+        assert!(
+            matches!(&error, WorkspaceError::Refused(reason) if reason.contains("escape")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn an_archive_with_a_link_or_sparse_entry_is_refused_on_restore() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        for kind in [
+            tar::EntryType::Symlink,
+            tar::EntryType::GNUSparse,
+            tar::EntryType::Link,
+        ] {
+            let mut builder = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_size(0);
+            header.set_mode(0o644);
+            if kind == tar::EntryType::GNUSparse {
+                // A valid sparse entry: 8 GiB once expanded, from one byte of data.
+                header.set_size(1);
+                let gnu = header.as_gnu_mut().expect("a GNU header");
+                gnu.set_real_size(8 << 30);
+                gnu.set_is_extended(false);
+                gnu.sparse[0].set_offset((8 << 30) - 1);
+                gnu.sparse[0].set_length(1);
+            } else {
+                header
+                    .set_link_name("../../server/jwt.secret")
+                    .expect("link name");
+            }
+            header.set_cksum();
+            let data: &[u8] = if kind == tar::EntryType::GNUSparse {
+                b"x"
+            } else {
+                b""
+            };
+            builder
+                .append_data(&mut header, "entry", data)
+                .expect("append");
+            let bytes = builder.into_inner().expect("tar");
+            let workspaces = Workspaces::new(temp.path().join("ws"));
+            let error = workspaces.restore("run", &bytes).expect_err("refused");
+            assert!(
+                matches!(&error, WorkspaceError::Refused(reason) if reason.contains("entry")),
+                "{kind:?}: {error:?}"
+            );
+            assert!(error.to_string().starts_with("workspace-entry-refused"));
+        }
     }
 }

@@ -151,7 +151,7 @@ impl CapabilityDiff {
             );
         }
         let (a, b) = (&old.limits, &new.limits);
-        let limits: [(&str, u64, u64); 8] = [
+        let limits: [(&str, u64, u64); 11] = [
             ("fuel", a.fuel, b.fuel),
             ("memory_bytes", a.memory_bytes, b.memory_bytes),
             ("table_elements", a.table_elements, b.table_elements),
@@ -160,6 +160,9 @@ impl CapabilityDiff {
             ("log_bytes", a.log_bytes, b.log_bytes),
             ("egress_requests", a.egress_requests, b.egress_requests),
             ("egress_bytes", a.egress_bytes, b.egress_bytes),
+            ("host_calls", a.host_calls, b.host_calls),
+            ("workspace_bytes", a.workspace_bytes, b.workspace_bytes),
+            ("workspace_files", a.workspace_files, b.workspace_files),
         ];
         for (name, before, after) in limits {
             if before != after {

@@ -39,6 +39,8 @@ pub use grant::{
     Capabilities, CapabilityDenial, Ceilings, Grant, GrantSummary, SecretGrant, WorkspaceAccess,
     effective_grant,
 };
-pub use limits::{LimitKind, Limits};
+pub use limits::{
+    DEFAULT_HOST_CALLS, DEFAULT_WORKSPACE_BYTES, DEFAULT_WORKSPACE_FILES, LimitKind, Limits,
+};
 pub use manifest::{DeclarationError, declared_capabilities, operator_ceilings};
 pub use net::{BlockedAddress, NetworkPolicy};

@@ -26,6 +26,37 @@ pub struct Limits {
     pub egress_requests: u64,
     /// Bytes the step may send and receive over egress, bodies included.
     pub egress_bytes: u64,
+    /// Host calls the host may refuse (secrets, reveal, signer, egress) before the step
+    /// ends with the limit `host-calls`.
+    #[serde(default = "default_host_calls")]
+    pub host_calls: u64,
+    /// Bytes of regular files (apparent sizes: a sparse file counts whole) the run's
+    /// workspace may hold after a read-write step.
+    #[serde(default = "default_workspace_bytes")]
+    pub workspace_bytes: u64,
+    /// Directories and files the run's workspace may hold after a read-write step.
+    #[serde(default = "default_workspace_files")]
+    pub workspace_files: u64,
+}
+
+/// The workspace's bytes unless the manifest asks otherwise: 64 MiB.
+pub const DEFAULT_WORKSPACE_BYTES: u64 = 64 * 1024 * 1024;
+/// The workspace's directories and files unless the manifest asks otherwise.
+pub const DEFAULT_WORKSPACE_FILES: u64 = 10_000;
+
+fn default_workspace_bytes() -> u64 {
+    DEFAULT_WORKSPACE_BYTES
+}
+
+fn default_workspace_files() -> u64 {
+    DEFAULT_WORKSPACE_FILES
+}
+
+/// Refused host calls a step may make unless its manifest asks otherwise.
+pub const DEFAULT_HOST_CALLS: u64 = 64;
+
+fn default_host_calls() -> u64 {
+    DEFAULT_HOST_CALLS
 }
 
 impl Default for Limits {
@@ -39,6 +70,9 @@ impl Default for Limits {
             log_bytes: 1024 * 1024,
             egress_requests: 100,
             egress_bytes: 16 * 1024 * 1024,
+            host_calls: DEFAULT_HOST_CALLS,
+            workspace_bytes: DEFAULT_WORKSPACE_BYTES,
+            workspace_files: DEFAULT_WORKSPACE_FILES,
         }
     }
 }
@@ -61,11 +95,18 @@ pub enum LimitKind {
     EgressRequests,
     /// The step sent or received more egress bytes than allowed.
     EgressBytes,
+    /// The host refused more of the step's host calls than allowed.
+    HostCalls,
+    /// The step held more host-side resources (wasi:http fields, requests, streams, ...)
+    /// at once than the host allows one step.
+    HostResources,
+    /// The run's workspace held more bytes or entries than allowed after a step.
+    Workspace,
 }
 
 impl LimitKind {
     /// The stable name of this limit: `fuel`, `memory`, `timeout`, `output`, `log`,
-    /// `egress-requests` or `egress-bytes`.
+    /// `egress-requests`, `egress-bytes`, `host-calls`, `host-resources` or `workspace`.
     pub fn code(self) -> &'static str {
         match self {
             LimitKind::Fuel => "fuel",
@@ -75,6 +116,9 @@ impl LimitKind {
             LimitKind::Log => "log",
             LimitKind::EgressRequests => "egress-requests",
             LimitKind::EgressBytes => "egress-bytes",
+            LimitKind::HostCalls => "host-calls",
+            LimitKind::HostResources => "host-resources",
+            LimitKind::Workspace => "workspace",
         }
     }
 }
@@ -91,6 +135,9 @@ impl Limits {
             log_bytes: self.log_bytes.min(other.log_bytes),
             egress_requests: self.egress_requests.min(other.egress_requests),
             egress_bytes: self.egress_bytes.min(other.egress_bytes),
+            host_calls: self.host_calls.min(other.host_calls),
+            workspace_bytes: self.workspace_bytes.min(other.workspace_bytes),
+            workspace_files: self.workspace_files.min(other.workspace_files),
         }
     }
 
@@ -134,6 +181,9 @@ mod tests {
             LimitKind::Log,
             LimitKind::EgressRequests,
             LimitKind::EgressBytes,
+            LimitKind::HostCalls,
+            LimitKind::HostResources,
+            LimitKind::Workspace,
         ]
         .iter()
         .map(|kind| kind.code())
@@ -147,7 +197,10 @@ mod tests {
                 "output",
                 "log",
                 "egress-requests",
-                "egress-bytes"
+                "egress-bytes",
+                "host-calls",
+                "host-resources",
+                "workspace"
             ]
         );
     }
@@ -156,5 +209,15 @@ mod tests {
     fn limits_serialise_timeout_in_milliseconds() {
         let json = serde_json::to_value(Limits::default()).expect("limits serialise");
         assert_eq!(json["timeout"], 30_000);
+    }
+
+    #[test]
+    fn limits_stored_before_host_calls_read_with_the_default() {
+        let mut json = serde_json::to_value(Limits::default()).expect("limits serialise");
+        json.as_object_mut()
+            .expect("an object")
+            .remove("host_calls");
+        let limits: Limits = serde_json::from_value(json).expect("old limits parse");
+        assert_eq!(limits.host_calls, DEFAULT_HOST_CALLS);
     }
 }

@@ -112,6 +112,13 @@ pub fn declared_capabilities(
             egress_bytes: requested
                 .egress_bytes
                 .map_or(defaults.egress_bytes, |size| size.bytes()),
+            host_calls: requested.host_calls.unwrap_or(defaults.host_calls),
+            workspace_bytes: requested
+                .workspace
+                .map_or(defaults.workspace_bytes, |size| size.bytes()),
+            workspace_files: requested
+                .workspace_files
+                .unwrap_or(defaults.workspace_files),
             ..defaults
         },
     })
@@ -151,6 +158,9 @@ pub fn operator_ceilings(config: &OperatorConfig) -> Result<Ceilings, Declaratio
             log_bytes: u64::MAX,
             egress_requests: set.egress_requests.unwrap_or(u64::MAX),
             egress_bytes: set.egress_bytes.map_or(u64::MAX, |size| size.bytes()),
+            host_calls: set.host_calls.unwrap_or(u64::MAX),
+            workspace_bytes: set.workspace.map_or(u64::MAX, |size| size.bytes()),
+            workspace_files: set.workspace_files.unwrap_or(u64::MAX),
         },
         networks: NetworkPolicy {
             extra_blocked: networks(&set.extra_blocked_networks)?,

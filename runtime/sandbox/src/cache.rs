@@ -27,7 +27,14 @@ pub(crate) struct PrecompiledCache {
 
 impl PrecompiledCache {
     pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        // Private to the owner: what is loaded from here is executed (after its hash check).
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt as _;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Self {

@@ -1,8 +1,10 @@
 //! The egress circuit breaker: a destination that keeps failing is paused.
 //!
-//! A [`Sandbox`](crate::Sandbox) keeps one breaker per destination (scheme, host, port),
-//! shared by every step it runs. `failures` consecutive failed requests (a transport
-//! error or a 5xx answer) open it; while it is open, a request that passed the grant is
+//! A [`Sandbox`](crate::Sandbox) keeps one breaker per plugin and destination (the
+//! plugin's digest; scheme, host, port), shared by every step of that plugin it runs, so
+//! one hostile plugin cannot pause a destination for the others. `failures` consecutive
+//! failed requests (a transport error or a 5xx answer, never a timeout the step chose
+//! itself) open it; while it is open, a request that passed the grant is
 //! refused without connecting. After `cooldown` one trial request goes through: its
 //! success closes the breaker, its failure opens it for another cooldown. Outcomes of
 //! requests that were sent before the breaker opened are ignored while it is open.
@@ -31,9 +33,11 @@ impl Default for CircuitBreakerConfig {
     }
 }
 
-/// Where requests go, as far as a breaker is concerned.
+/// Where requests go, and from which plugin, as far as a breaker is concerned.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Destination {
+    /// The sha256 of the plugin whose steps make the requests.
+    pub(crate) plugin: Arc<str>,
     pub(crate) scheme: String,
     /// Lowercase, without a trailing dot.
     pub(crate) host: String,
@@ -41,8 +45,9 @@ pub(crate) struct Destination {
 }
 
 impl Destination {
-    pub(crate) fn new(scheme: &str, host: &str, port: u16) -> Self {
+    pub(crate) fn new(plugin: Arc<str>, scheme: &str, host: &str, port: u16) -> Self {
         Self {
+            plugin,
             scheme: scheme.to_ascii_lowercase(),
             host: host.trim_end_matches('.').to_ascii_lowercase(),
             port,
@@ -265,8 +270,12 @@ mod tests {
         }))
     }
 
+    fn plugin(digest: &str) -> Arc<str> {
+        Arc::from(digest)
+    }
+
     fn forge() -> Destination {
-        Destination::new("https", "forge.example.com", 443)
+        Destination::new(plugin("a"), "https", "forge.example.com", 443)
     }
 
     /// Sends one request at `now` that ends with `verdict`; `Err` if it was refused.
@@ -380,19 +389,23 @@ mod tests {
     }
 
     #[test]
-    fn breakers_are_per_destination_compared_without_case() {
+    fn breakers_are_per_plugin_and_destination_compared_without_case() {
         let breakers = breakers(1);
         let t0 = Instant::now();
         assert_eq!(request(&breakers, Verdict::Failure, t0), Ok(opened(1)));
         assert!(
             breakers
-                .admit(Destination::new("HTTPS", "Forge.Example.com.", 443), t0)
+                .admit(
+                    Destination::new(plugin("a"), "HTTPS", "Forge.Example.com.", 443),
+                    t0
+                )
                 .is_err()
         );
         for other in [
-            Destination::new("https", "forge.example.com", 8443),
-            Destination::new("http", "forge.example.com", 443),
-            Destination::new("https", "api.example.com", 443),
+            Destination::new(plugin("a"), "https", "forge.example.com", 8443),
+            Destination::new(plugin("a"), "http", "forge.example.com", 443),
+            Destination::new(plugin("a"), "https", "api.example.com", 443),
+            Destination::new(plugin("b"), "https", "forge.example.com", 443),
         ] {
             assert!(breakers.admit(other, t0).is_ok());
         }

@@ -91,6 +91,12 @@ pub enum StepFailure {
         /// What the evidence sink reported.
         reason: String,
     },
+    /// The step left the workspace holding something the host will not take: a link,
+    /// a special file, or an entry it could not read through its handles.
+    WorkspaceRefused {
+        /// Which entry, and why.
+        reason: String,
+    },
 }
 
 impl StepFailure {
@@ -103,7 +109,8 @@ impl StepFailure {
             StepFailure::InvalidOutput { .. } => "invalid-output",
             StepFailure::Setup { .. } => "setup-failed",
             StepFailure::SecretInOutput { .. } => "secret-in-output",
-            StepFailure::Evidence { .. } => "evidence-failed",
+            StepFailure::Evidence { .. } => "evidence-unavailable",
+            StepFailure::WorkspaceRefused { .. } => "workspace-entry-refused",
         }
     }
 
@@ -122,6 +129,9 @@ impl StepFailure {
                 reason: redact(&reason),
             },
             StepFailure::Setup { reason } => StepFailure::Setup {
+                reason: redact(&reason),
+            },
+            StepFailure::WorkspaceRefused { reason } => StepFailure::WorkspaceRefused {
                 reason: redact(&reason),
             },
             other => other,
@@ -160,6 +170,7 @@ impl fmt::Display for StepFailure {
                     "step evidence could not be stored, result refused: {reason}"
                 )
             }
+            StepFailure::WorkspaceRefused { reason } => write!(f, "{reason}"),
         }
     }
 }

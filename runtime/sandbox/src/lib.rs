@@ -37,6 +37,7 @@
 //! ```
 
 mod bindings;
+mod budget;
 mod cache;
 mod capture;
 mod circuit;
@@ -51,6 +52,7 @@ mod recorder;
 mod redact;
 mod run;
 mod state;
+mod tree;
 
 pub use capture::{LogLine, LogSource};
 pub use circuit::CircuitBreakerConfig;
@@ -64,3 +66,4 @@ pub use plugin::{Digest, Plugin};
 pub use relo_evidence::StepUsage;
 pub use relo_policy::LimitKind;
 pub use run::{StepContext, StepCredentials, StepOutcome, StepRequest};
+pub use tree::{Tree, TreeEntry, TreeError, TreeLimits};

@@ -13,13 +13,14 @@ use relo_trust::Signer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tracing::Instrument;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::exports::relo::plugin::step::StepError as WitStepError;
 use crate::bindings::relo::plugin::types::StepContext as WitStepContext;
+use crate::budget::{MAX_FIELD_BYTES, MAX_HOST_RESOURCES, RefusedCalls};
 use crate::capture::{LogLine, Stdio, StepLog};
 use crate::engine::Sandbox;
 use crate::error::{LimitExceeded, StepFailure};
@@ -29,6 +30,7 @@ use crate::plugin::Plugin;
 use crate::recorder::Recorder;
 use crate::redact::Redactor;
 use crate::state::StepState;
+use crate::tree::{Tree, TreeError, TreeLimits};
 
 /// Where the run's workspace appears inside a step that was granted it.
 pub const WORKSPACE_GUEST_PATH: &str = "/workspace";
@@ -166,6 +168,7 @@ impl Sandbox {
 
         let log = StepLog::new(limits.log_bytes);
         let counters = Arc::new(EgressCounters::new(&limits));
+        let refused = Arc::new(RefusedCalls::new(limits.host_calls));
         let in_flight = InFlight::default();
         let started = Instant::now();
         let (result, fuel, memory_peak) = match build_wasi(&grant, workspace.as_deref(), &log) {
@@ -176,9 +179,9 @@ impl Sandbox {
                     grant: Arc::clone(&grant),
                     recorder: recorder.clone(),
                     log: log.clone(),
-                    table: ResourceTable::new(),
+                    table: bounded_table(),
                     wasi,
-                    http: WasiHttpCtx::new(),
+                    http: bounded_http(),
                     egress: EgressGate {
                         grant: Arc::clone(&grant),
                         recorder: recorder.clone(),
@@ -190,11 +193,14 @@ impl Sandbox {
                         in_flight: in_flight.clone(),
                         secrets: secrets.clone(),
                         redactor: redactor.clone(),
+                        refused: Arc::clone(&refused),
+                        plugin: Arc::from(plugin.digest.to_hex()),
                     },
                     limiter: StepLimiter::new(limits.memory_bytes, limits.table_elements),
                     secrets,
                     signers,
                     redactor: redactor.clone(),
+                    refused,
                 };
                 let mut store = Store::new(&self.engine, state);
                 let result =
@@ -203,6 +209,12 @@ impl Sandbox {
                 let memory_peak = store.data().limiter.memory_peak();
                 (result, limits.fuel.saturating_sub(fuel_left), memory_peak)
             }
+        };
+        let result = match (result, grant.workspace, workspace.as_deref()) {
+            (Ok(output), Some(WorkspaceAccess::ReadWrite), Some(dir)) => {
+                check_workspace(dir, &limits).await.map(|()| output)
+            }
+            (result, _, _) => result,
         };
         let wall = started.elapsed();
         // The store is gone: requests still in flight are being aborted; let them record.
@@ -268,6 +280,41 @@ impl Sandbox {
     }
 }
 
+/// Measures the workspace a read-write step left, through handles and without reading a
+/// byte: past its byte or entry limit the step fails with the limit `workspace`; a link
+/// or special file fails it with `workspace-entry-refused`.
+async fn check_workspace(dir: &Path, limits: &Limits) -> Result<(), StepFailure> {
+    let dir = dir.to_owned();
+    let bounds = TreeLimits {
+        bytes: limits.workspace_bytes,
+        entries: limits.workspace_files,
+    };
+    match tokio::task::spawn_blocking(move || Tree::scan(&dir, bounds)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(TreeError::TooLarge(limit))) => Err(StepFailure::LimitExceeded(limit)),
+        Ok(Err(error)) => Err(StepFailure::WorkspaceRefused {
+            reason: error.to_string(),
+        }),
+        Err(join) => Err(StepFailure::WorkspaceRefused {
+            reason: format!("measuring the workspace failed: {join}"),
+        }),
+    }
+}
+
+/// The step's resource table, capped at [`MAX_HOST_RESOURCES`] live entries.
+fn bounded_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_HOST_RESOURCES);
+    table
+}
+
+/// The step's wasi:http context, each header map capped at [`MAX_FIELD_BYTES`].
+fn bounded_http() -> WasiHttpCtx {
+    let mut http = WasiHttpCtx::new();
+    http.set_field_size_limit(MAX_FIELD_BYTES);
+    http
+}
+
 /// The WASI context: captured stdio, granted environment, the workspace if granted,
 /// no sockets.
 fn build_wasi(grant: &Grant, workspace: Option<&Path>, log: &StepLog) -> Result<WasiCtx, String> {
@@ -320,7 +367,7 @@ async fn call(
     let timeout = *limits;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |store| {
-        if let Some(limit) = store.data().egress.counters.exceeded() {
+        if let Some(limit) = stopping_limit(store.data()) {
             return Err(wasmtime::Error::new(limit));
         }
         if Instant::now() >= deadline {
@@ -356,8 +403,8 @@ async fn call(
         }
         Ok(returned) => returned?,
     };
-    // An egress budget exhausted while the step was waiting in the host ends it too.
-    if let Some(limit) = store.data().egress.counters.exceeded() {
+    // A budget exhausted while the step was waiting in the host ends it too.
+    if let Some(limit) = stopping_limit(store.data()) {
         return Err(StepFailure::LimitExceeded(limit));
     }
     let output = returned.map_err(|err| {
@@ -387,14 +434,24 @@ async fn call(
 }
 
 /// Refuses an output that contains a secret value the step touched, recording that the
-/// leak was blocked (by name, never the value).
+/// leak was blocked (by name, never the value). The output is checked as what it means,
+/// not as the text the step wrote: every string in it, decoded (so a `\u`-escaped
+/// character hides nothing), and the re-serialised form that the store, the API and the
+/// next step's input hold.
 fn refuse_secret_output(
     result: Result<String, StepFailure>,
     redactor: &Redactor,
     recorder: &Recorder,
 ) -> Result<String, StepFailure> {
     let output = result?;
-    match redactor.find_in(&output) {
+    let found = redactor.find_in(&output).or_else(|| {
+        // `call` accepted only valid JSON.
+        let value: serde_json::Value = serde_json::from_str(&output).ok()?;
+        redactor
+            .find_in(&value.to_string())
+            .or_else(|| find_in_strings(redactor, &value))
+    });
+    match found {
         None => Ok(output),
         Some(name) => {
             recorder.record(EvidenceEvent::SecretLeakBlocked {
@@ -403,6 +460,33 @@ fn refuse_secret_output(
             });
             Err(StepFailure::SecretInOutput { name })
         }
+    }
+}
+
+/// A budget the step exhausted through the host (egress, refused host calls): the step
+/// must stop at its next chance.
+fn stopping_limit(state: &StepState) -> Option<LimitExceeded> {
+    state
+        .egress
+        .counters
+        .exceeded()
+        .or_else(|| state.refused.exceeded())
+}
+
+/// The name of a secret whose value occurs in a string (or an object key) of `value`.
+fn find_in_strings(redactor: &Redactor, value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => redactor.find_in(text),
+        Value::Array(items) => items
+            .iter()
+            .find_map(|item| find_in_strings(redactor, item)),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            redactor
+                .find_in(key)
+                .or_else(|| find_in_strings(redactor, item))
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
 
@@ -427,6 +511,18 @@ fn classify(
     });
     if let Some(limit) = limit {
         return StepFailure::LimitExceeded(limit);
+    }
+    let table_full = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<ResourceTableError>()
+            .is_some_and(|e| matches!(e, ResourceTableError::Full))
+    });
+    if table_full {
+        return StepFailure::LimitExceeded(LimitExceeded {
+            kind: LimitKind::HostResources,
+            allowed: MAX_HOST_RESOURCES as u64,
+            requested: MAX_HOST_RESOURCES as u64 + 1,
+        });
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => StepFailure::LimitExceeded(LimitExceeded {

@@ -10,6 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::budget::{MAX_NAME_BYTES, MAX_TEXT_BYTES, RefusedCalls, bounded};
 use crate::capture::StepLog;
 use crate::host::egress::EgressGate;
 use crate::limiter::StepLimiter;
@@ -33,6 +34,26 @@ pub(crate) struct StepState {
     pub(crate) signers: BTreeMap<String, Arc<dyn Signer>>,
     /// The values the step touched, for redaction.
     pub(crate) redactor: Redactor,
+    /// The step's refused host calls, against `[limits] host_calls`.
+    pub(crate) refused: Arc<RefusedCalls>,
+}
+
+impl StepState {
+    /// Counts one refused host call; past the budget, the trap that ends the step with
+    /// the limit `host-calls` (the caller then records nothing for this call).
+    pub(crate) fn charge_refusal(&self) -> wasmtime::Result<()> {
+        self.refused.charge().map_err(wasmtime::Error::new)
+    }
+
+    /// A guest-chosen name as the host keeps it in notes and evidence: redacted, bounded.
+    pub(crate) fn guest_name(&self, name: &str) -> String {
+        bounded(&self.redactor.redact(name), MAX_NAME_BYTES)
+    }
+
+    /// Longer text that carries guest-chosen parts (a refusal's reason): redacted, bounded.
+    pub(crate) fn guest_text(&self, text: &str) -> String {
+        bounded(&self.redactor.redact(text), MAX_TEXT_BYTES)
+    }
 }
 
 impl WasiView for StepState {

@@ -34,6 +34,16 @@ pub enum SecretError {
     /// The provider's configuration or a file it reads is not usable.
     #[error("{0}")]
     Config(String),
+    /// The Vault address is plain `http://` to a host that is not loopback: the token and
+    /// every secret would cross the network in clear.
+    #[error(
+        "the Vault address `{address}` is plain http:// to a host that is not loopback: \
+         use https:// (plain http:// is allowed for 127.0.0.0/8, ::1 and localhost only)"
+    )]
+    Insecure {
+        /// The address as configured.
+        address: String,
+    },
 }
 
 impl SecretError {
@@ -45,6 +55,7 @@ impl SecretError {
             Self::Unavailable { .. } => "provider-unavailable",
             Self::Unbound { .. } => "secret-unbound",
             Self::Config(_) => "provider-config",
+            Self::Insecure { .. } => "vault-insecure",
         }
     }
 }

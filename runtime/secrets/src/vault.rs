@@ -88,6 +88,16 @@ pub struct VaultHealth {
     pub version: Option<String>,
 }
 
+/// Whether `url`'s host is this machine's loopback: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// A Vault client holding one token; the token is zeroed when the session is dropped.
 pub(crate) struct Session {
     client: VaultClient,
@@ -104,6 +114,11 @@ impl Session {
             return Err(SecretError::Config(format!(
                 "the Vault address `{address}` must be an http:// or https:// URL with a host"
             )));
+        }
+        if url.scheme() == "http" && !is_loopback(&url) {
+            return Err(SecretError::Insecure {
+                address: address.to_owned(),
+            });
         }
         install_crypto_provider();
         let settings = VaultClientSettingsBuilder::default()
@@ -811,6 +826,28 @@ mod tests {
         let shown = format!("{token:?} {approle:?}");
         for secret in ["hvs.secret", "role-123", "sid-456"] {
             assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_only() {
+        for remote in [
+            "http://vault.example:8200",
+            "http://10.0.0.8:8200",
+            "http://[2001:db8::1]:8200",
+            "http://127.0.0.1.example:8200",
+        ] {
+            let error = Session::new(remote, VAULT_TIMEOUT).err().unwrap();
+            assert_eq!(error.code(), "vault-insecure", "{remote}");
+        }
+        for local in [
+            "http://127.0.0.1:8200",
+            "http://127.1.2.3:8200",
+            "http://[::1]:8200",
+            "http://LOCALHOST:8200",
+            "https://vault.example:8200",
+        ] {
+            assert!(Session::new(local, VAULT_TIMEOUT).is_ok(), "{local}");
         }
     }
 

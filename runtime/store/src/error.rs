@@ -22,6 +22,19 @@ pub enum StoreError {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The SQLite file (or its WAL or shared-memory file) may be read by the group or by
+    /// others: refused rather than opened, since it holds the runs' data.
+    #[error(
+        "insecure-permissions: {} has mode {mode:o}, readable beyond its owner: \
+         run `chmod 600` on it (and on its -wal and -shm files)",
+        path.display()
+    )]
+    InsecurePermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The database could not be opened: unreachable server, bad credentials, or a file
     /// that is not a SQLite database.
     #[error("cannot open the database {target}: {source}")]

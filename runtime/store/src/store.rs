@@ -1,6 +1,6 @@
 //! The store handle: opening either backend, migrations, and the write lock.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -97,12 +97,7 @@ impl Store {
         let parsed = DatabaseUrl::parse(url)?;
         let (pools, target) = match parsed.sqlite_path(home) {
             Some(path) => {
-                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                        path: dir.to_owned(),
-                        source,
-                    })?;
-                }
+                prepare_sqlite_file(&path)?;
                 let target = path.display().to_string();
                 let options = SqliteConnectOptions::new()
                     .filename(&path)
@@ -386,6 +381,46 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0009_checkpoint_frontier.sql"),
     },
 ];
+
+/// Makes the SQLite file private before SQLite opens it: its folder is created 0700 if
+/// missing, the file itself 0600 (SQLite gives its WAL and shared-memory files the
+/// database's mode); an existing file, WAL or shared-memory file that the group or others
+/// may read is refused with [`StoreError::InsecurePermissions`].
+fn prepare_sqlite_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+    }
+    // `create_new` never truncates or re-modes a file that raced in: it is checked below.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        let Ok(metadata) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(StoreError::InsecurePermissions { path: file, mode });
+        }
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

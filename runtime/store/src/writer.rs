@@ -15,7 +15,7 @@ use crate::evidence::{Checkpoint, EntryDraft, EntryToHash, Hash, entry_hash};
 use crate::store::Store;
 
 /// The entry hash function the writer chains with: [`entry_hash`] unless a test
-/// supplies its own. An error fails the append (and stops the writer).
+/// supplies its own. An error fails the append of that batch (the writer goes on).
 pub type EntryHasher = dyn Fn(&EntryToHash<'_>) -> Result<Hash, EntryError> + Send + Sync;
 
 /// Cut a signed checkpoint every `every` entries this writer appends.
@@ -89,8 +89,21 @@ impl Default for WriterOptions {
 /// checkpoint that fails is logged and retried at the next batch; the entries are
 /// stored and chained regardless.
 ///
-/// A failed append is final: the writer stops, and every ticket not yet durable reports
-/// the failure, so no step's result is accepted on evidence that was never stored.
+/// A failed append fails that batch only. Its records are never stored; the writer
+/// logs the failure, remembers the batch's ticket range, and goes on with the next
+/// batch. The store numbers and links each batch inside its own transaction, so the
+/// chains stay gapless and linked without the lost entries. Waiting on a ticket of the
+/// failed batch gives [`EvidenceError::Unavailable`], and so does
+/// [`durable_range`](EvidenceSink::durable_range) over any span that includes one,
+/// even once later tickets are durable. A step awaits the range of its own tickets, so
+/// no step's result is accepted on evidence that was never stored, while a step whose
+/// records all landed is not failed for a neighbour's lost batch.
+///
+/// Failed ranges are rare and kept for the writer's lifetime: consecutive failed
+/// batches (an outage) make one range, and past 1024 distinct ranges the two oldest
+/// are merged into one. A merged range may then cover records that were stored;
+/// waiting on them reports them unavailable, erring towards refusing a step's result
+/// rather than accepting one.
 #[derive(Debug)]
 pub struct EvidenceWriter {
     store: Store,
@@ -106,10 +119,68 @@ struct Queue {
     sender: Option<mpsc::UnboundedSender<(Ticket, EvidenceRecord)>>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// How many distinct failed ticket ranges an [`EvidenceWriter`] remembers before it
+/// merges the two oldest.
+const MAX_FAILED_RANGES: usize = 1024;
+
+/// What the writer task has done, announced on a watch channel.
+#[derive(Debug, Default)]
 struct Progress {
-    durable: u64,
-    failure: Option<Arc<str>>,
+    /// Every ticket up to this one is settled: stored, or in `failed`.
+    settled: u64,
+    failed: FailedRanges,
+}
+
+/// The ticket ranges of failed batches, in ticket order, disjoint and not adjacent.
+#[derive(Debug, Default)]
+struct FailedRanges(Vec<FailedRange>);
+
+#[derive(Debug)]
+struct FailedRange {
+    first: u64,
+    last: u64,
+    /// Why the first batch of the range failed.
+    reason: Arc<str>,
+}
+
+impl FailedRanges {
+    /// Remembers that tickets `first..=last` were not stored. Batches settle in ticket
+    /// order, so a range extends the newest one or comes after it.
+    fn add(&mut self, first: u64, last: u64, reason: Arc<str>) {
+        if let Some(newest) = self.0.last_mut()
+            && newest.last.saturating_add(1) >= first
+        {
+            newest.last = newest.last.max(last);
+            return;
+        }
+        self.0.push(FailedRange {
+            first,
+            last,
+            reason,
+        });
+        if self.0.len() > MAX_FAILED_RANGES {
+            let second = self.0.remove(1);
+            self.0[0].last = second.last;
+        }
+    }
+
+    /// The first failed range that shares a ticket with `first..=last`.
+    fn find(&self, first: u64, last: u64) -> Option<&FailedRange> {
+        if first > last {
+            return None;
+        }
+        let index = self.0.partition_point(|range| range.last < first);
+        self.0.get(index).filter(|range| range.first <= last)
+    }
+}
+
+impl FailedRange {
+    fn error(&self) -> EvidenceError {
+        EvidenceError::Unavailable(format!(
+            "records {}..={} were not stored: {}",
+            self.first, self.last, self.reason
+        ))
+    }
 }
 
 impl EvidenceWriter {
@@ -135,13 +206,20 @@ impl EvidenceWriter {
         }
     }
 
-    /// The highest ticket whose record, and every one before it, is durable.
+    /// The highest ticket whose record, and every one before it, is durable. It stops
+    /// for good short of the first failed batch.
     pub fn durable_ticket(&self) -> Ticket {
-        Ticket(self.progress.borrow().durable)
+        let progress = self.progress.borrow();
+        match progress.failed.0.first() {
+            Some(failed) => Ticket(failed.first - 1),
+            None => Ticket(progress.settled),
+        }
     }
 
     /// Stops accepting records, stores everything already queued, and waits for the
-    /// writer task to end. Returns the writer's failure, if it had one.
+    /// writer task to end. Returns [`EvidenceError::Unavailable`] (naming the first
+    /// failed range) if any batch of this writer failed, so `Ok` means every record it
+    /// queued is stored.
     pub async fn close(&self) -> Result<(), EvidenceError> {
         drop(self.lock_queue().sender.take());
         let task = lock(&self.task).take();
@@ -150,14 +228,16 @@ impl EvidenceWriter {
                 EvidenceError::Store(format!("evidence writer task ended abnormally: {err}"))
             })?;
         }
-        match &self.progress.borrow().failure {
-            Some(failure) => Err(EvidenceError::Store(failure.to_string())),
+        match self.progress.borrow().failed.0.first() {
+            Some(failed) => Err(failed.error()),
             None => Ok(()),
         }
     }
 
-    /// Waits until everything enqueued so far is durable, then cuts a signed checkpoint
-    /// of the whole log (what a run's end does). Needs a [`CheckpointPolicy`].
+    /// Waits until everything enqueued so far is settled (stored, or its batch failed),
+    /// then cuts a signed checkpoint of the whole log as stored (what a run's end does).
+    /// A failed batch is its own waiters' error, not the checkpoint's. Needs a
+    /// [`CheckpointPolicy`].
     pub async fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
         let Some(policy) = &self.checkpoints else {
             return Err(StoreError::Checkpoint(
@@ -165,9 +245,10 @@ impl EvidenceWriter {
             ));
         };
         let issued = Ticket(self.lock_queue().issued);
-        self.durable(issued)
-            .await
-            .map_err(|err| StoreError::Checkpoint(Box::new(err)))?;
+        match self.durable(issued).await {
+            Ok(()) | Err(EvidenceError::Unavailable(_)) => {}
+            Err(err) => return Err(StoreError::Checkpoint(Box::new(err))),
+        }
         self.store
             .checkpoint(&*policy.signer, &policy.key_name, &policy.origin)
             .await
@@ -196,28 +277,39 @@ impl EvidenceSink for EvidenceWriter {
         ticket
     }
 
+    /// Resolves once `ticket`'s batch is stored; [`EvidenceError::Unavailable`] if that
+    /// batch failed, whatever happened to the batches around it.
     fn durable(
         &self,
         ticket: Ticket,
     ) -> Pin<Box<dyn Future<Output = Result<(), EvidenceError>> + Send + '_>> {
+        self.durable_range(ticket, ticket)
+    }
+
+    /// Waits until `last` is settled (stored or failed), then fails with
+    /// [`EvidenceError::Unavailable`] if any ticket of `first..=last` was in a failed
+    /// batch. An empty range (`last` before `first`) only waits for `last`.
+    fn durable_range(
+        &self,
+        first: Ticket,
+        last: Ticket,
+    ) -> Pin<Box<dyn Future<Output = Result<(), EvidenceError>> + Send + '_>> {
         let issued = self.lock_queue().issued;
         let mut progress = self.progress.clone();
         Box::pin(async move {
-            if ticket.0 > issued {
+            if last.0 > issued {
                 return Err(EvidenceError::Store(format!(
                     "ticket {} was never issued by this writer",
-                    ticket.0
+                    last.0
                 )));
             }
-            // An error here means the writer task is gone; its last word is still readable.
-            let _ = progress
-                .wait_for(|p| p.durable >= ticket.0 || p.failure.is_some())
-                .await;
-            let last = progress.borrow();
-            if last.durable >= ticket.0 {
+            // An error here means the writer task is gone; what it settled is still readable.
+            let _ = progress.wait_for(|p| p.settled >= last.0).await;
+            let now = progress.borrow();
+            if let Some(failed) = now.failed.find(first.0, last.0) {
+                Err(failed.error())
+            } else if now.settled >= last.0 {
                 Ok(())
-            } else if let Some(failure) = &last.failure {
-                Err(EvidenceError::Store(failure.to_string()))
             } else {
                 Err(EvidenceError::Closed)
             }
@@ -225,8 +317,8 @@ impl EvidenceSink for EvidenceWriter {
     }
 }
 
-/// The writer task: drain, append, announce, checkpoint when due; stop at the first
-/// failed append.
+/// The writer task: drain, append, announce, checkpoint when due. A failed append is
+/// logged and announced as a failed range, and the task goes on with the next batch.
 async fn write_batches(
     store: Store,
     options: WriterOptions,
@@ -243,20 +335,32 @@ async fn write_batches(
                 .iter()
                 .map(|(_, record)| EntryDraft::from_record(record)),
         );
+        let first = batch.first().map_or(0, |(ticket, _)| ticket.0);
         let last = batch.last().map_or(0, |(ticket, _)| ticket.0);
         match store.append(&drafts, &*options.hasher).await {
-            Ok(_) => progress.send_modify(|p| p.durable = last),
+            Ok(_) => {
+                progress.send_modify(|p| p.settled = last);
+                since_checkpoint += drafts.len() as u64;
+            }
             Err(err) => {
-                tracing::error!(error = %err, "evidence writer stopped: append failed");
-                let failure: Arc<str> = Arc::from(format!(
+                tracing::error!(
+                    error = %err,
+                    first_ticket = first,
+                    last_ticket = last,
+                    records = drafts.len(),
+                    "evidence batch not stored: append failed; the writer goes on"
+                );
+                let reason: Arc<str> = Arc::from(format!(
                     "appending evidence to {} failed: {err}",
                     store.target()
                 ));
-                progress.send_modify(|p| p.failure = Some(failure));
-                return;
+                progress.send_modify(|p| {
+                    p.failed.add(first, last, reason);
+                    p.settled = last;
+                });
             }
         }
-        since_checkpoint += drafts.len() as u64;
+        // A failed batch adds nothing to the count; a checkpoint still due is tried again.
         if let Some(policy) = &options.checkpoints
             && since_checkpoint >= policy.every.max(1)
         {
@@ -270,5 +374,65 @@ async fn write_batches(
         }
         batch.clear();
         drafts.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(text: &str) -> Arc<str> {
+        Arc::from(text)
+    }
+
+    fn spans(ranges: &FailedRanges) -> Vec<(u64, u64)> {
+        ranges.0.iter().map(|r| (r.first, r.last)).collect()
+    }
+
+    #[test]
+    fn consecutive_failed_batches_make_one_range() {
+        let mut failed = FailedRanges::default();
+        failed.add(3, 5, reason("first"));
+        failed.add(6, 9, reason("second"));
+        failed.add(12, 12, reason("third"));
+        assert_eq!(spans(&failed), [(3, 9), (12, 12)]);
+        assert_eq!(
+            &*failed.0[0].reason, "first",
+            "the range keeps its first reason"
+        );
+    }
+
+    #[test]
+    fn a_range_is_found_by_any_ticket_it_shares() {
+        let mut failed = FailedRanges::default();
+        failed.add(3, 5, reason("a"));
+        failed.add(10, 12, reason("b"));
+        assert!(failed.find(1, 2).is_none());
+        assert!(failed.find(6, 9).is_none());
+        assert!(failed.find(13, 99).is_none());
+        assert_eq!(failed.find(1, 3).map(|r| r.first), Some(3));
+        assert_eq!(failed.find(5, 5).map(|r| r.first), Some(3));
+        assert_eq!(failed.find(6, 10).map(|r| r.first), Some(10));
+        assert_eq!(failed.find(1, 99).map(|r| r.first), Some(3));
+        assert!(failed.find(5, 3).is_none(), "an empty span shares nothing");
+    }
+
+    #[test]
+    fn past_the_cap_the_two_oldest_ranges_merge() {
+        let mut failed = FailedRanges::default();
+        for i in 0..=MAX_FAILED_RANGES as u64 {
+            failed.add(i * 10, i * 10 + 1, reason("down"));
+        }
+        assert_eq!(failed.0.len(), MAX_FAILED_RANGES);
+        assert_eq!(spans(&failed)[..2], [(0, 11), (20, 21)]);
+        assert!(
+            failed.find(5, 5).is_some(),
+            "a merged range errs towards unavailable"
+        );
+        let newest = MAX_FAILED_RANGES as u64 * 10;
+        assert_eq!(
+            failed.find(newest, newest).map(|r| r.last),
+            Some(newest + 1)
+        );
     }
 }

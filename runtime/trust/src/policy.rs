@@ -252,6 +252,19 @@ pub struct VerifiedPlugin {
     pub signer_key_id: String,
     /// The person `[[trust.signers]]` attributes that key to, if any.
     pub signer_person: Option<String>,
+    /// Every trusted key whose signature on the attestation verified (the one above
+    /// among them), with its person if any: separation of duties looks at all of them,
+    /// not at whichever signature happened to come first.
+    pub signed_by: Vec<(String, Option<String>)>,
+}
+
+impl VerifiedPlugin {
+    /// Whether the person `person`, or the key `key_id`, signed this plugin's attestation.
+    fn signed_by(&self, person: &str, key_id: &str) -> bool {
+        self.signed_by
+            .iter()
+            .any(|(signer, owner)| signer == key_id || owner.as_deref() == Some(person))
+    }
 }
 
 impl VerifiedPlugin {
@@ -509,6 +522,10 @@ impl TrustPolicy {
             manifest,
             signer_key_id: signer.key.key_id().to_owned(),
             signer_person: signer.person.clone(),
+            signed_by: signers
+                .iter()
+                .map(|s| (s.key.key_id().to_owned(), s.person.clone()))
+                .collect(),
         })
     }
 
@@ -589,17 +606,26 @@ impl TrustPolicy {
                 person: person.name.clone(),
             });
         }
-        if plugin.signer_person.as_deref() == Some(person.name.as_str()) {
-            return Err(Refusal::SeparationOfDuties {
-                approval_id: id,
-                person: person.name.clone(),
-            });
-        }
-        if *key_id == plugin.signer_key_id {
-            return Err(Refusal::SeparationOfDuties {
-                approval_id: id,
-                person: format!("{} (the plugin's signing key {key_id})", person.name),
-            });
+        // Every signature on the approval, against every signature on the plugin.
+        for signed in &key_ids {
+            let Some(signer) = self
+                .people
+                .iter()
+                .find(|person| person.keys.iter().any(|key| key.key_id() == signed))
+            else {
+                continue;
+            };
+            if plugin.signed_by(&signer.name, signed) {
+                let person = if plugin.signed_by.iter().any(|(key, _)| key == signed) {
+                    format!("{} (the plugin's signing key {signed})", signer.name)
+                } else {
+                    signer.name.clone()
+                };
+                return Err(Refusal::SeparationOfDuties {
+                    approval_id: id,
+                    person,
+                });
+            }
         }
         if let Some(expires) = &predicate.expires_at {
             let at = parse_rfc3339(expires).ok_or_else(|| {

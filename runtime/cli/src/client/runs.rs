@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use base64ct::{Base64, Encoding as _};
-use relo_orchestrator::snapshot_of;
+use relo_orchestrator::{SEED_LIMITS, snapshot_of};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -106,7 +106,7 @@ pub async fn start(session: &mut Session, args: &RunArgs) -> anyhow::Result<Exit
         "workflow_text": workflow_text,
     });
     if let Some(source) = &workspace {
-        let snapshot = snapshot_of(source)
+        let snapshot = snapshot_of(source, SEED_LIMITS)
             .with_context(|| format!("cannot archive the workspace {}", source.display()))?;
         body["workspace_tar_base64"] = Value::String(Base64::encode_string(&snapshot.bytes));
         note(

@@ -236,7 +236,10 @@ fn a_second_instance_takes_over_the_runs_of_one_killed_mid_step() {
         kill(&mut second.child);
         (&first, &olga)
     } else {
-        assert!(drives(&first), "one of the two instances drives the run: {shown}");
+        assert!(
+            drives(&first),
+            "one of the two instances drives the run: {shown}"
+        );
         kill(&mut first.child);
         (&second, &rita)
     };
@@ -276,6 +279,11 @@ fn a_second_instance_takes_over_the_runs_of_one_killed_mid_step() {
         7,
         "six plugin steps, deploy twice: {started:?}"
     );
-    let verdict = client(&release, survivor, person, &["evidence", "verify", "--json"]);
+    let verdict = client(
+        &release,
+        survivor,
+        person,
+        &["evidence", "verify", "--json"],
+    );
     assert_eq!(verdict["verified"], true, "{verdict}");
 }

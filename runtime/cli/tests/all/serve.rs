@@ -282,3 +282,42 @@ fn schemathesis_finds_no_server_error_in_the_openapi_document() {
     );
     assert!(!report.contains("Server error"), "{report}");
 }
+
+/// `relo init` makes the home, its keys folder and its database private to their owner
+/// whatever the umask; `relo serve` refuses to start on a database the group or others
+/// may read, naming it (`insecure-permissions`).
+#[test]
+fn a_home_is_private_and_a_readable_database_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let init = Command::new(env!("CARGO_BIN_EXE_relo"))
+        .args(["init", "--person", "olga", "--home"])
+        .arg(&home)
+        .output()
+        .expect("relo init");
+    assert!(init.status.success(), "{init:?}");
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&home), 0o700);
+    assert_eq!(mode(&home.join("keys")), 0o700);
+    let database = home.join("relo.db");
+    assert_eq!(mode(&database), 0o600);
+
+    std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let refused = Command::new(env!("CARGO_BIN_EXE_relo"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RELO_HOME", &home)
+        .output()
+        .expect("relo serve");
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("insecure-permissions"), "{stderr}");
+    assert!(stderr.contains("relo.db"), "{stderr}");
+}

@@ -22,6 +22,12 @@ pub const MEMORY_RANGE: RangeInclusive<u64> = 64 * 1024..=4 * 1024 * 1024 * 1024
 pub const TIMEOUT_RANGE_MS: RangeInclusive<u64> = 1..=24 * 60 * 60 * 1000;
 /// Egress requests per step.
 pub const EGRESS_REQUESTS_RANGE: RangeInclusive<u64> = 0..=1_000_000;
+/// Refused host calls a step may make before it ends (`host_calls`).
+pub const HOST_CALLS_RANGE: RangeInclusive<u64> = 0..=100_000;
+/// The bytes a run's workspace may hold (`workspace`).
+pub const WORKSPACE_RANGE: RangeInclusive<u64> = 0..=(16 << 30);
+/// The directories and files a run's workspace may hold (`workspace_files`).
+pub const WORKSPACE_FILES_RANGE: RangeInclusive<u64> = 1..=10_000_000;
 /// Egress bytes per step: up to 16 GiB.
 pub const EGRESS_BYTES_RANGE: RangeInclusive<u64> = 0..=16 * 1024 * 1024 * 1024;
 /// Retries of one step.

@@ -7,8 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    EGRESS_BYTES_RANGE, EGRESS_REQUESTS_RANGE, FUEL_RANGE, MEMORY_RANGE, TIMEOUT_RANGE_MS,
-    duration_in, no_duplicates, optional, size_in,
+    EGRESS_BYTES_RANGE, EGRESS_REQUESTS_RANGE, FUEL_RANGE, HOST_CALLS_RANGE, MEMORY_RANGE,
+    TIMEOUT_RANGE_MS, WORKSPACE_FILES_RANGE, WORKSPACE_RANGE, duration_in, no_duplicates, optional,
+    size_in,
 };
 use crate::decode::{Cx, Decode, Path, suggest};
 use crate::diagnostic::Code;
@@ -36,6 +37,9 @@ pub(crate) const CEILINGS: &[&str] = &[
     "timeout",
     "egress_requests",
     "egress_bytes",
+    "host_calls",
+    "workspace",
+    "workspace_files",
     "extra_blocked_networks",
     "allowed_networks",
 ];
@@ -134,6 +138,19 @@ pub struct Ceilings {
     /// HTTP bytes per step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_bytes: Option<ByteSize>,
+    /// Host calls (secrets, reveal, signer, egress) the host may refuse before the step
+    /// ends with the limit `host-calls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100_000))]
+    pub host_calls: Option<u64>,
+    /// Bytes the run's workspace may hold after a read-write step (apparent sizes), at
+    /// most 16GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<ByteSize>,
+    /// Directories and files the run's workspace may hold after a read-write step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10_000_000))]
+    pub workspace_files: Option<u64>,
     /// Networks blocked on top of the built-in list (loopback, private, link-local, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_blocked_networks: Vec<Cidr>,
@@ -344,6 +361,15 @@ fn decode_ceilings(cx: &mut Cx<'_>, node: &Node, path: &Path) -> Option<Ceilings
     let egress_bytes = optional(cx, fields.get("egress_bytes"), |cx, node, path| {
         size_in(cx, node, path, EGRESS_BYTES_RANGE)
     });
+    let host_calls = optional(cx, fields.get("host_calls"), |cx, node, path| {
+        cx.uint(node, path, HOST_CALLS_RANGE)
+    });
+    let workspace = optional(cx, fields.get("workspace"), |cx, node, path| {
+        size_in(cx, node, path, WORKSPACE_RANGE)
+    });
+    let workspace_files = optional(cx, fields.get("workspace_files"), |cx, node, path| {
+        cx.uint(node, path, WORKSPACE_FILES_RANGE)
+    });
     let extra_blocked_networks = fields.opt::<Vec<Cidr>>(cx, "extra_blocked_networks");
     let allowed_networks = fields.opt::<Vec<Cidr>>(cx, "allowed_networks");
     Some(Ceilings {
@@ -352,6 +378,9 @@ fn decode_ceilings(cx: &mut Cx<'_>, node: &Node, path: &Path) -> Option<Ceilings
         timeout: timeout.ok()?,
         egress_requests: egress_requests.ok()?,
         egress_bytes: egress_bytes.ok()?,
+        host_calls: host_calls.ok()?,
+        workspace: workspace.ok()?,
+        workspace_files: workspace_files.ok()?,
         extra_blocked_networks: extra_blocked_networks.ok()?.unwrap_or_default(),
         allowed_networks: allowed_networks.ok()?.unwrap_or_default(),
     })

@@ -145,3 +145,43 @@ async fn a_file_backend_needs_a_private_file_and_vault_needs_auth() {
         .unwrap_err();
     assert!(error.to_string().contains("cannot read"), "{error}");
 }
+
+/// A `[signing.keys]` key that is also a person's or a trusted plugin signer's key would
+/// make the step signing capability an oracle for that identity's approvals: refused,
+/// naming the key and whose it is.
+#[tokio::test]
+async fn a_signing_key_that_is_also_an_identity_key_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join("keys")).unwrap();
+    for stem in ["olga", "author", "release"] {
+        relo_trust::generate_key_files(
+            KeyAlgorithm::EcdsaP256,
+            &relo_trust::KeyPaths::from_stem(home.path().join(format!("keys/{stem}"))),
+        )
+        .unwrap();
+    }
+    let text = |signing: &str| {
+        format!(
+            "[[trust.signers]]\nkey = \"keys/author.pub\"\nplugins = [\"acme/*\"]\n\n\
+             [[people]]\nname = \"olga\"\nkeys = [\"keys/olga.pub\"]\nroles = [\"operator\"]\n\n\
+             [signing.keys]\nrelease = \"keys/{signing}.key\"\n"
+        )
+    };
+    for (stem, owner) in [
+        ("olga", "person olga"),
+        ("author", "[[trust.signers]] keys/author.pub"),
+    ] {
+        let config = parse_operator("relo.toml", text(stem).as_bytes()).unwrap();
+        let error = CredentialSource::from_config(&config, home.path())
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "signing-key-reuse", "{error}");
+        let message = error.to_string();
+        assert!(message.contains("[signing.keys] release"), "{message}");
+        assert!(message.contains(owner), "{message}");
+    }
+    let config = parse_operator("relo.toml", text("release").as_bytes()).unwrap();
+    CredentialSource::from_config(&config, home.path())
+        .await
+        .expect("a key of its own is accepted");
+}

@@ -61,8 +61,10 @@ struct Setup {
     keys: crate::support::Keys,
 }
 
-/// A home whose store holds `relo-test/echo` and `relo-test/broken` (output-not-json),
-/// signed and approved, and a runner over it.
+/// A home whose store holds `relo-test/echo`, `relo-test/broken` (output-not-json),
+/// `relo-test/sleeper` (timeout-busy), and with the read-write workspace
+/// `relo-test/racer` (fs-symlink-race) and `relo-test/filler` (fs-fill), signed and
+/// approved, and a runner over it.
 async fn setup() -> Setup {
     let home = tempfile::tempdir().unwrap();
     let keys = keys(home.path());
@@ -80,11 +82,27 @@ async fn setup() -> Setup {
     let store = Store::connect(home.path(), "sqlite://relo.db")
         .await
         .unwrap();
-    for (name, wasm) in [
-        ("relo-test/echo", relo_test_components::ECHO),
-        ("relo-test/broken", relo_test_components::OUTPUT_NOT_JSON),
+    let read_write = "[filesystem]\nworkspace = \"read-write\"\n";
+    for (name, wasm, extra) in [
+        ("relo-test/echo", relo_test_components::ECHO, ""),
+        (
+            "relo-test/broken",
+            relo_test_components::OUTPUT_NOT_JSON,
+            "",
+        ),
+        ("relo-test/sleeper", relo_test_components::TIMEOUT_BUSY, ""),
+        (
+            "relo-test/racer",
+            relo_test_components::FS_SYMLINK_RACE,
+            read_write,
+        ),
+        (
+            "relo-test/filler",
+            relo_test_components::FS_FILL,
+            read_write,
+        ),
     ] {
-        let manifest = format!("[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\n");
+        let manifest = format!("[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\n{extra}");
         register(&store, &config, home.path(), &keys, &manifest, wasm).await;
     }
     let sandbox = Arc::new(
@@ -282,12 +300,9 @@ async fn an_unknown_plugin_fails_its_step_with_the_refusal() {
     assert!(root_cause.contains("unknown-plugin"), "{root_cause}");
 }
 
-/// A step that outlives its lease (here: retries whose backoffs add up to three leases)
-/// keeps it, because the runner renews it while the step is alive.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_longer_than_its_lease_keeps_it() {
-    let setup = setup().await;
-    let short = Arc::new(Runner {
+/// A runner over the setup's store and sandbox, as the instance `owner` with `lease`.
+fn with_lease(setup: &Setup, owner: &str, lease: Duration) -> Arc<Runner> {
+    Arc::new(Runner {
         store: setup.runner.store.clone(),
         catalog: Arc::clone(&setup.runner.catalog),
         sandbox: Arc::clone(&setup.runner.sandbox),
@@ -295,11 +310,19 @@ async fn a_step_longer_than_its_lease_keeps_it() {
         evidence: Arc::clone(&setup.runner.evidence),
         workspaces: setup.runner.workspaces.clone(),
         progress: None,
-        owner: "short-lease".into(),
-        lease: Duration::from_secs(1),
+        owner: owner.into(),
+        lease,
         parallel: 2,
         max_active_runs: None,
-    });
+    })
+}
+
+/// A step that outlives its lease (here: retries whose backoffs add up to three leases)
+/// keeps it, because the runner renews it while the step is alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_longer_than_its_lease_keeps_it() {
+    let setup = setup().await;
+    let short = with_lease(&setup, "short-lease", Duration::from_secs(1));
     // Six retries back off 0.1, 0.2, 0.4, 0.8 and 1.6 s: 3.1 s in all, the last wait
     // longer than the 1 s lease. Renewals every third of a second leave a loaded machine
     // two thirds of a second of slack.
@@ -312,6 +335,57 @@ async fn a_step_longer_than_its_lease_keeps_it() {
     let steps = setup.store.run_steps("run-5").await.unwrap();
     assert_eq!(steps[0].state, "failed");
     assert_eq!(steps[0].attempt, 1, "never taken over");
+}
+
+/// A runner that can no longer renew a step's lease (another instance took the step
+/// over) stops the step at once instead of running it beside the new owner: the run's
+/// driver ends with `lease-lost`, recorded as `step.lease-lost`, and the step's outcome
+/// is never stored by the runner that lost it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_whose_lease_is_lost_is_stopped_and_recorded() {
+    let setup = setup().await;
+    let losing = with_lease(&setup, "losing", Duration::from_millis(900));
+    // The step sleeps until its 30 s timeout unless it is stopped.
+    let wf =
+        workflow("  - id: sleep\n    uses: relo-test/sleeper@1.0.0\n    with: { mode: sleep }\n");
+    let path = setup.home.path().join("relo.db");
+    // Another instance takes the step over behind the runner's back, once it is claimed.
+    let thief = tokio::spawn(async move {
+        let url = format!("sqlite://{}", path.display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let taken = sqlx::query(
+                "UPDATE steps SET lease_owner = 'thief' \
+                 WHERE run_id = 'run-lost' AND step_id = 'sleep' AND lease_owner = 'losing'",
+            )
+            .execute(&mut db)
+            .await
+            .unwrap()
+            .rows_affected();
+            if taken == 1 {
+                return;
+            }
+        }
+    });
+    let error = losing
+        .run(&wf.spec("run-lost", &params()))
+        .await
+        .unwrap_err();
+    thief.await.unwrap();
+    assert!(
+        matches!(&error, RunError::LeaseLost { step, .. } if step == "sleep"),
+        "{error:?}"
+    );
+    assert!(error.to_string().starts_with("lease-lost"), "{error}");
+    let kinds = kinds(&setup.store, "run-lost").await;
+    assert!(kinds.iter().any(|k| k == "step.lease-lost"), "{kinds:?}");
+    // Stopped by the runner, not left to run into its timeout.
+    for absent in ["step.finished", "limit.exceeded"] {
+        assert!(!kinds.iter().any(|k| k == absent), "{absent} in {kinds:?}");
+    }
+    let steps = setup.store.run_steps("run-lost").await.unwrap();
+    assert_ne!(steps[0].state, "succeeded");
 }
 
 /// Signs `approver`'s approval of gate `step` of `run` and stores it with its evidence
@@ -794,6 +868,71 @@ async fn a_concurrency_group_refuses_or_queues_a_second_run() {
         RunOutcome::Succeeded
     );
     assert_eq!(queued.await.unwrap().unwrap(), RunOutcome::Succeeded);
+}
+
+/// Two read-write steps in one wave: one swaps `data` between a file and a link toward
+/// a secret outside the workspace while the other finishes and its snapshot is taken.
+/// Whatever the timing, the orchestrator survives, and no snapshot it stores holds what
+/// the link points to: a snapshot that meets the link, or a file mid-swap, is refused
+/// (`workspace-entry-refused`, recorded as `workspace.refused`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_swapped_in_during_a_snapshot_never_copies_its_target() {
+    let setup = setup().await;
+    // The link `data` -> `../../secret` from workspaces/RUN/ reaches the home's `secret`.
+    std::fs::write(setup.home.path().join("secret"), "TOP-SECRET-CONTENT").unwrap();
+    let source = setup.home.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("VERSION"), "1.2.3\n").unwrap();
+    let wf = workflow(
+        "  - id: race\n    uses: relo-test/racer@1.0.0\n    with: { rounds: 4000, end_as_file: true }\n\
+         \x20 - id: quick\n    uses: relo-test/filler@1.0.0\n    with: { files: 1, bytes: 10 }\n",
+    );
+    let params = params();
+    let mut spec = wf.spec("run-race", &params);
+    spec.workspace = Some(&source);
+    let outcome = setup
+        .runner
+        .run(&spec)
+        .await
+        .expect("the orchestrator survives");
+    let steps = setup.store.run_steps("run-race").await.unwrap();
+    for step in &steps {
+        if step.state == "failed" {
+            let error = step.error.as_deref().unwrap_or_default();
+            assert!(
+                error.contains("workspace-entry-refused"),
+                "{}: {error}",
+                step.step_id
+            );
+        }
+    }
+    // Each refusal is recorded: by the sandbox's measure after the step (the outcome of
+    // `step.finished`) or by the snapshot (`workspace.refused`).
+    let entries = setup
+        .store
+        .scope_entries("run-race", 0, 1000)
+        .await
+        .unwrap();
+    let recorded = entries
+        .iter()
+        .filter(|e| {
+            e.kind == "workspace.refused"
+                || (e.kind == "step.finished" && e.body.contains("workspace-entry-refused"))
+        })
+        .count();
+    let failed = steps.iter().filter(|s| s.state == "failed").count();
+    assert!(
+        recorded >= failed,
+        "{failed} failed, {recorded} recorded: {outcome:?}"
+    );
+    for (_, digest) in setup.store.run_snapshots("run-race").await.unwrap() {
+        let bytes = setup.store.snapshot(&digest).await.unwrap().unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("TOP-SECRET-CONTENT"),
+            "snapshot {digest} holds the secret"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

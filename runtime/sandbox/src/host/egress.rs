@@ -34,6 +34,7 @@ use relo_secrets::StepSecrets;
 use tokio::sync::Notify;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::budget::{MAX_NAME_BYTES, MAX_TEXT_BYTES, RefusedCalls, bounded};
 use crate::capture::StepLog;
 use crate::circuit::{
     CircuitBreakers, CircuitOpen, CircuitPermit, Destination, Transition, Verdict,
@@ -202,6 +203,10 @@ pub(crate) struct EgressGate {
     pub(crate) secrets: Option<StepSecrets>,
     /// The values the step touched, for redaction.
     pub(crate) redactor: Redactor,
+    /// The step's refused host calls; a denied request is one.
+    pub(crate) refused: Arc<RefusedCalls>,
+    /// The plugin's digest: circuit breakers are per plugin and destination.
+    pub(crate) plugin: Arc<str>,
 }
 
 /// The opening of a secret placeholder in a header value: `{{secret:NAME}}`.
@@ -321,8 +326,9 @@ impl EgressGate {
                 Ok(()) => None,
             };
             if let Some((code, reason)) = refusal {
+                let reason = bounded(&self.redactor.redact(&reason), MAX_TEXT_BYTES);
                 self.recorder.record(EvidenceEvent::SecretDenied {
-                    name: injection.name.clone(),
+                    name: bounded(&self.redactor.redact(&injection.name), MAX_NAME_BYTES),
                     reference: self
                         .secrets
                         .as_ref()
@@ -337,12 +343,19 @@ impl EgressGate {
         Ok(())
     }
 
+    /// Refuses a request: one refused host call, recorded with the destination as
+    /// [`Target::for_evidence`] shows it. Past the step's budget of refused calls nothing
+    /// is recorded, and the step is stopped with the limit `host-calls`.
     fn deny(
         &self,
         target: &Target,
         code: &str,
         reason: String,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
+        if self.refused.charge().is_err() {
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        let reason = bounded(&self.redactor.redact(&reason), MAX_TEXT_BYTES);
         self.log
             .host_note("warn", format!("egress denied ({code}): {reason}"));
         self.recorder.record(EvidenceEvent::EgressDenied {
@@ -418,9 +431,23 @@ impl Target {
         }
     }
 
-    /// The destination as its circuit breaker names it.
-    fn destination(&self) -> Destination {
-        Destination::new(&self.scheme, &self.host, self.port)
+    /// The destination as notes and evidence show it: guest-chosen parts redacted and
+    /// bounded (the decision is made on the request itself, never on this copy).
+    fn for_evidence(&self, redactor: &Redactor) -> Self {
+        let shown = |text: &str| bounded(&redactor.redact(text), MAX_TEXT_BYTES);
+        Self {
+            method: bounded(&self.method, MAX_NAME_BYTES),
+            scheme: bounded(&self.scheme, MAX_NAME_BYTES),
+            host: shown(&self.host),
+            port: self.port,
+            path: shown(&self.path),
+            has_userinfo: self.has_userinfo,
+        }
+    }
+
+    /// The destination as the circuit breaker of `plugin` names it.
+    fn destination(&self, plugin: Arc<str>) -> Destination {
+        Destination::new(plugin, &self.scheme, &self.host, self.port)
     }
 
     fn decide(&self, grant: &Grant) -> EgressDecision {
@@ -442,7 +469,8 @@ impl WasiHttpHooks for EgressGate {
         options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        let target = Target::of(&request);
+        let checked = Target::of(&request);
+        let target = checked.for_evidence(&self.redactor);
         if !self.counters.admit_request() {
             let reason = format!(
                 "the step may make at most {} requests",
@@ -450,7 +478,7 @@ impl WasiHttpHooks for EgressGate {
             );
             return self.deny(&target, LimitKind::EgressRequests.code(), reason);
         }
-        let rule = match target.decide(&self.grant) {
+        let rule = match checked.decide(&self.grant) {
             EgressDecision::Denied(denial) => {
                 return self.deny(&target, denial.code(), denial.to_string());
             }
@@ -460,10 +488,13 @@ impl WasiHttpHooks for EgressGate {
             Ok(found) => found,
             Err(reason) => return self.deny(&target, "malformed-secret-placeholder", reason),
         };
-        if let Err((code, reason)) = self.check_injections(&target, &injections) {
+        if let Err((code, reason)) = self.check_injections(&checked, &injections) {
             return self.deny(&target, &code, reason);
         }
-        let circuit = match self.circuits.admit(target.destination(), Instant::now()) {
+        let circuit = match self.circuits.admit(
+            checked.destination(Arc::clone(&self.plugin)),
+            Instant::now(),
+        ) {
             Ok(permit) => permit,
             Err(open) => return self.refuse_open_circuit(&target, open),
         };
@@ -558,7 +589,10 @@ async fn send(
     {
         Ok(connected) => connected,
         Err(failure) => {
-            let verdict = if failure.is_destination_failure() {
+            // A timeout the step chose itself says nothing about the destination.
+            let chosen = failure.code == "connect-timeout"
+                && options.is_some_and(|o| o.connect_timeout.is_some());
+            let verdict = if failure.is_destination_failure() && !chosen {
                 Verdict::Failure
             } else {
                 Verdict::Neutral
@@ -605,11 +639,18 @@ async fn send(
             return Err(HttpError::from(err));
         }
         Err(_) => {
+            // A first-byte timeout the step chose itself says nothing about the
+            // destination; the host's own default does.
+            let verdict = if options.is_some_and(|o| o.first_byte_timeout.is_some()) {
+                Verdict::Neutral
+            } else {
+                Verdict::Failure
+            };
             guard.fail(
                 "response-timeout",
                 "no response headers in time".into(),
                 Some(ip),
-                Verdict::Failure,
+                verdict,
             );
             return Err(HttpError::ConnectionReadTimeout);
         }
@@ -708,7 +749,9 @@ impl InFlightGuard {
 
     /// Records how the destination's breaker changed.
     fn record_transition(&self, destination: &Destination, transition: Transition) {
-        let Destination { scheme, host, port } = destination.clone();
+        let Destination {
+            scheme, host, port, ..
+        } = destination.clone();
         self.recorder.record(match transition {
             Transition::Opened {
                 consecutive_failures,

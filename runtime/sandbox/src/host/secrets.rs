@@ -46,14 +46,24 @@ pub(crate) fn denial_error(denial: &CapabilityDenial) -> Error {
 }
 
 impl StepState {
-    /// Records a refused secret or reveal request and notes it in the step log.
-    pub(crate) fn record_secret_denial(&self, name: &str, code: &str, reason: String) {
+    /// Counts a refused secret or reveal request against the step's budget, then records
+    /// it and notes it in the step log, with the guest-chosen name redacted and bounded.
+    /// Past the budget, the trap that ends the step, and nothing recorded. (`&mut`: the
+    /// future must be `Send`, and `StepState` is not `Sync`.)
+    pub(crate) async fn record_secret_denial(
+        &mut self,
+        name: &str,
+        code: &str,
+        reason: &str,
+    ) -> wasmtime::Result<()> {
+        self.charge_refusal()?;
+        let (shown, reason) = (self.guest_name(name), self.guest_text(reason));
         self.log.host_note(
             "warn",
-            format!("secret `{name}` refused ({code}): {reason}"),
+            format!("secret `{shown}` refused ({code}): {reason}"),
         );
         self.recorder.record(EvidenceEvent::SecretDenied {
-            name: name.to_owned(),
+            name: shown,
             reference: self
                 .secrets
                 .as_ref()
@@ -62,6 +72,7 @@ impl StepState {
             code: code.to_owned(),
             reason,
         });
+        self.recorder.pace().await.map_err(wasmtime::Error::new)
     }
 }
 
@@ -71,18 +82,21 @@ impl Host for StepState {
         name: String,
     ) -> wasmtime::Result<Result<Resource<SecretHandle>, Error>> {
         if let Err(denial) = self.grant.secret(&name) {
-            self.record_secret_denial(&name, denial.code(), denial.to_string());
+            self.record_secret_denial(&name, denial.code(), &denial.to_string())
+                .await?;
             return Ok(Err(denial_error(&denial)));
         }
         let Some(secrets) = self.secrets.clone() else {
-            self.record_secret_denial(&name, "provider-unavailable", NO_PROVIDER.to_owned());
+            self.record_secret_denial(&name, "provider-unavailable", NO_PROVIDER)
+                .await?;
             return Ok(Err(Error::Unavailable(NO_PROVIDER.to_owned())));
         };
         let value = match secrets.read(&name).await {
             Ok(value) => value,
             Err(error) => {
                 let reason = error.to_string();
-                self.record_secret_denial(&name, error.code(), reason.clone());
+                self.record_secret_denial(&name, error.code(), &reason)
+                    .await?;
                 return Ok(Err(Error::Unavailable(reason)));
             }
         };

@@ -28,17 +28,29 @@ fn sha256_bytes(digest: &str) -> Option<[u8; 32]> {
 }
 
 impl StepState {
-    fn refuse_signature(&self, key: &str, digest: &str, code: &str, reason: String) {
+    /// Counts a refused signature against the step's budget, then records it and notes
+    /// it in the step log (guest-chosen text redacted and bounded). Past the budget, the
+    /// trap that ends the step, and nothing recorded.
+    async fn refuse_signature(
+        &mut self,
+        key: &str,
+        digest: &str,
+        code: &str,
+        reason: &str,
+    ) -> wasmtime::Result<()> {
+        self.charge_refusal()?;
+        let (key, reason) = (self.guest_name(key), self.guest_text(reason));
         self.log.host_note(
             "warn",
             format!("signing with `{key}` refused ({code}): {reason}"),
         );
         self.recorder.record(EvidenceEvent::SignerDenied {
-            key: key.to_owned(),
-            digest: digest.chars().take(64).collect(),
+            key,
+            digest: self.guest_name(&digest.chars().take(64).collect::<String>()),
             code: code.to_owned(),
             reason,
         });
+        self.recorder.pace().await.map_err(wasmtime::Error::new)
     }
 }
 
@@ -50,18 +62,21 @@ impl Host for StepState {
     ) -> wasmtime::Result<Result<String, Error>> {
         if let Err(denial) = self.grant.signer_key(&key) {
             let reason = denial.to_string();
-            self.refuse_signature(&key, &sha256_hex, denial.code(), reason.clone());
+            self.refuse_signature(&key, &sha256_hex, denial.code(), &reason)
+                .await?;
             return Ok(Err(Error::NotGranted(reason)));
         }
         let Some(digest) = sha256_bytes(&sha256_hex) else {
             let reason = "the digest must be 64 lowercase hex characters";
-            self.refuse_signature(&key, &sha256_hex, "invalid-digest", reason.to_owned());
+            self.refuse_signature(&key, &sha256_hex, "invalid-digest", reason)
+                .await?;
             return Ok(Err(Error::Unavailable(reason.to_owned())));
         };
         let Some(signer) = self.signers.get(&key).cloned() else {
             let reason =
                 format!("no signing key is bound to `{key}` on this host ([signing.keys])");
-            self.refuse_signature(&key, &sha256_hex, "signer-unavailable", reason.clone());
+            self.refuse_signature(&key, &sha256_hex, "signer-unavailable", &reason)
+                .await?;
             return Ok(Err(Error::Unavailable(reason)));
         };
         // A Transit signer waits on Vault: keep it off the executor's threads.
@@ -77,12 +92,14 @@ impl Host for StepState {
             }
             Ok(Err(error)) => {
                 let reason = error.to_string();
-                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", reason.clone());
+                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", &reason)
+                    .await?;
                 Ok(Err(Error::Unavailable(reason)))
             }
             Err(join) => {
                 let reason = format!("the signer failed: {join}");
-                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", reason.clone());
+                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", &reason)
+                    .await?;
                 Ok(Err(Error::Unavailable(reason)))
             }
         }

@@ -1,7 +1,8 @@
 //! The egress circuit breaker: a destination that keeps failing (5xx answers, refused
-//! connections) is paused for every step of the sandbox — refused without connecting,
-//! with `ConnectionRefused` and an `egress.circuit-refused` entry — until, after the
-//! cooldown, one trial request decides whether it closes or opens again.
+//! connections; never a timeout the step chose) is paused for every step of that
+//! plugin — refused without connecting, with `ConnectionRefused` and an
+//! `egress.circuit-refused` entry — until, after the cooldown, one trial request decides
+//! whether it closes or opens again.
 //!
 //! These tests run on sandboxes of their own, whose breakers open after three failures:
 //! one with a cooldown no test outlasts (so "refused" never depends on timing), and one
@@ -332,4 +333,72 @@ async fn the_circuit_spans_the_steps_of_a_sandbox() {
         .await;
     assert_eq!(result(&elsewhere, "/api/5")["status"], 503);
     assert_eq!(server.seen().len(), 4);
+}
+
+/// A loopback server that accepts connections and never answers; its address.
+async fn silent_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{address}")
+}
+
+/// `count` GETs of `base/api/x` by `egress-guest-timeout`, each with the first-byte
+/// timeout the step chooses.
+async fn guest_timeouts(base: &str, count: u32, timeout_ms: u64) -> Ran {
+    Step::new("egress-guest-timeout")
+        .input(json!({
+            "base": base,
+            "path": "/api/x",
+            "count": count,
+            "first_byte_timeout_ms": timeout_ms,
+        }))
+        .grant(grant_get(&format!("{base}/api/*")))
+        .run_on(&PAUSING)
+        .await
+}
+
+/// A step's own tiny timeouts say nothing about the destination: more of them than the
+/// breaker's threshold open nothing, so no later request is refused.
+#[tokio::test]
+pub async fn egress_guest_timeout() {
+    let base = silent_server().await;
+    let ran = guest_timeouts(&base, FAILURES + 2, 50).await;
+    let results = ran.output()["results"].clone();
+    let results = results.as_array().expect("results");
+    assert_eq!(results.len(), FAILURES as usize + 2);
+    for result in results {
+        assert_eq!(result["outcome"], "error", "{result}");
+        assert!(
+            result["error"].as_str().unwrap_or("").contains("Timeout"),
+            "timed out: {result}"
+        );
+    }
+    assert!(ran.events("egress.circuit-opened").is_empty());
+    assert!(ran.events("egress.circuit-refused").is_empty());
+    assert_eq!(ran.events("egress.allowed").len(), FAILURES as usize + 2);
+}
+
+/// Breakers are per plugin: one plugin's failures pause the destination for that plugin
+/// only, never for another plugin's steps.
+#[tokio::test]
+async fn a_breaker_opened_by_one_plugin_does_not_pause_another() {
+    let server = TestServer::answering(always_503).await;
+    let paths = ["/api/1", "/api/2", "/api/3", "/api/4"];
+    let ran = get_each(&PAUSING, &server.url(""), &paths).await;
+    assert_eq!(opened(&ran, server.port, LONG_COOLDOWN), [FAILURES]);
+    assert_refused_by_the_host(&ran, "/api/4");
+
+    let other = guest_timeouts(&server.url(""), 1, 5_000).await;
+    let result = &other.output()["results"][0];
+    assert_eq!(result["outcome"], "sent", "{result}");
+    assert_eq!(result["status"], 503, "{result}");
+    assert!(other.events("egress.circuit-refused").is_empty());
 }

@@ -250,3 +250,67 @@ pub async fn every_step_reports_its_usage() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A step that floods the host with refused calls, each under a 4 KiB name, is stopped
+/// at its budget of refused host calls: the host records one denial per call within the
+/// budget (each name cut to 256 bytes and marked), then the limit once with the count.
+async fn host_call_flood(component: &'static str, kind: &str, budget: Option<u64>) -> Ran {
+    let mut step = Step::new(component).input(json!({"calls": 100_000}));
+    if let Some(host_calls) = budget {
+        step = step.limits(Limits {
+            host_calls,
+            ..Limits::default()
+        });
+    }
+    let ran = step.run().await;
+    assert_limit(&ran, LimitKind::HostCalls);
+    let allowed = budget.unwrap_or(relo_policy::DEFAULT_HOST_CALLS);
+    match ran.only("limit.exceeded") {
+        EvidenceEvent::LimitExceeded {
+            allowed: recorded,
+            requested,
+            ..
+        } => assert_eq!((*recorded, *requested), (allowed, allowed + 1)),
+        other => panic!("{other:?}"),
+    }
+    let denials = ran.events(kind);
+    assert_eq!(denials.len() as u64, allowed, "one entry per refused call");
+    for denial in denials {
+        let name = match denial {
+            EvidenceEvent::SecretDenied { name, .. } => name,
+            EvidenceEvent::SignerDenied { key, .. } => key,
+            other => panic!("{other:?}"),
+        };
+        assert!(name.len() < 300, "a bounded name: {} bytes", name.len());
+        assert!(name.ends_with("bytes]"), "the cut is marked: {name}");
+    }
+    // Each denial keeps at most a 256-byte name and a 2 KiB reason, whatever the guest
+    // sent (100,000 calls of 4 KiB names would be 400 MiB).
+    let size = ran.evidence_text().len();
+    assert!(
+        size < 4_096 * (allowed as usize + 4),
+        "{size} bytes of evidence"
+    );
+    assert_engine_still_serves().await;
+    ran
+}
+
+#[tokio::test]
+pub async fn secrets_denied_flood() {
+    host_call_flood("secrets-denied-flood", "secret.denied", None).await;
+    host_call_flood("secrets-denied-flood", "secret.denied", Some(3)).await;
+}
+
+#[tokio::test]
+pub async fn signer_denied_flood() {
+    host_call_flood("signer-denied-flood", "signer.denied", None).await;
+}
+
+/// Header maps live in the host's resource table, outside the step's linear memory: a
+/// step that keeps building them is stopped at the table's cap with `host-resources`.
+#[tokio::test]
+pub async fn egress_fields_flood() {
+    let ran = Step::new("egress-fields-flood").run().await;
+    assert_limit(&ran, LimitKind::HostResources);
+    assert_engine_still_serves().await;
+}

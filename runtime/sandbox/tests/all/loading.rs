@@ -209,6 +209,6 @@ pub async fn a_result_whose_evidence_is_not_durable_is_refused() {
         )
         .await;
     let failure = outcome.result.expect_err("refused");
-    assert_eq!(failure.code(), "evidence-failed");
+    assert_eq!(failure.code(), "evidence-unavailable");
     assert!(failure.to_string().contains("disk full"));
 }

@@ -14,6 +14,7 @@ mod support;
 /// Every component's test, by the component's name.
 mod component_tests {
     pub use crate::capabilities::*;
+    pub use crate::circuit::*;
     pub use crate::egress::*;
     pub use crate::filesystem::*;
     pub use crate::limits::*;

@@ -435,3 +435,102 @@ pub async fn a_provider_refusal_is_recorded_with_the_secret_s_reference() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The output check reads the output as JSON means it: a `\u`-escaped character does not
+/// hide the value.
+#[tokio::test]
+pub async fn secrets_leak_escaped() {
+    let ran = step("secrets-leak-escaped").run().await;
+    let failure = ran.failure();
+    assert_eq!(failure.code(), "secret-in-output", "{failure:?}");
+    match ran.only("secret.leak-blocked") {
+        EvidenceEvent::SecretLeakBlocked { name, channel } => {
+            assert_eq!((name.as_str(), channel.as_str()), ("forge_token", "output"));
+        }
+        other => panic!("{other:?}"),
+    }
+    ran.assert_bracketed("secret-in-output");
+    assert_nothing_holds_the_value(&ran);
+}
+
+/// A 1 MiB secret name is refused, and the host keeps at most 256 bytes of it, marked.
+#[tokio::test]
+pub async fn secrets_long_name() {
+    let ran = Step::new("secrets-long-name").run().await;
+    assert_eq!(ran.output()["outcome"], "denied");
+    match ran.only("secret.denied") {
+        EvidenceEvent::SecretDenied { name, reason, .. } => {
+            assert!(name.len() <= 256 + 32, "{} bytes kept", name.len());
+            assert!(
+                name.starts_with("aaaa") && name.ends_with("…[truncated 1048320 bytes]"),
+                "{name}"
+            );
+            assert!(
+                reason.len() <= 2048 + 32,
+                "{} bytes of reason",
+                reason.len()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let noted: usize = ran.outcome.logs.iter().map(|l| l.message.len()).sum();
+    assert!(noted < 8 * 1024, "the host note is bounded: {noted} bytes");
+    assert_engine_still_serves().await;
+}
+
+/// What a step logs reaches the host's own tracing (at debug level) redacted: with every
+/// level enabled, the captured trace of a step that logs a revealed value holds
+/// `[REDACTED:forge_token]`, never the value.
+#[tokio::test]
+pub async fn a_leaking_step_prints_no_value_to_the_host_trace_at_any_level() {
+    let trace = TraceCapture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(trace.clone())
+        .with_ansi(false)
+        .finish();
+    let ran = {
+        // The test's runtime has one thread: the step's host calls run on it.
+        let _guard = tracing::subscriber::set_default(subscriber);
+        step("secrets-leak-log").run().await
+    };
+    assert_eq!(ran.output(), json!({"ok": true}));
+    let printed = trace.text();
+    assert!(
+        printed.contains(REDACTED),
+        "the step's lines are traced: {printed}"
+    );
+    assert!(!printed.contains(VALUE), "{printed}");
+}
+
+/// A `tracing` writer that keeps what it is given.
+#[derive(Clone, Default)]
+struct TraceCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl TraceCapture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("trace buffer")).into_owned()
+    }
+}
+
+impl std::io::Write for TraceCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("trace buffer")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for TraceCapture {
+    type Writer = TraceCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

@@ -24,6 +24,73 @@ async fn the_sqlite_file_and_its_directories_are_created_in_wal_mode() {
     );
 }
 
+/// The folder, the database and its WAL are private to their owner, whatever the umask.
+#[tokio::test]
+async fn the_sqlite_file_its_wal_and_its_folder_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let home = tempfile::tempdir().expect("home");
+    let store = Store::connect(home.path(), "sqlite://data/relo.db")
+        .await
+        .expect("open");
+    store
+        .append(&[draft("run", "1")], &hash)
+        .await
+        .expect("append");
+    let mode = |name: &str| {
+        std::fs::metadata(home.path().join(name))
+            .expect(name)
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("data"), 0o700);
+    assert_eq!(mode("data/relo.db"), 0o600);
+    assert_eq!(mode("data/relo.db-wal"), 0o600);
+}
+
+/// A database that the group or others may read is refused, naming the file and the fix,
+/// before anything is read from it.
+#[tokio::test]
+async fn a_database_readable_beyond_its_owner_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let home = tempfile::tempdir().expect("home");
+    drop(
+        Store::connect(home.path(), "sqlite://relo.db")
+            .await
+            .expect("open"),
+    );
+    for (name, mode) in [
+        ("relo.db", 0o644),
+        ("relo.db", 0o640),
+        ("relo.db-wal", 0o604),
+    ] {
+        let file = home.path().join(name);
+        if !file.exists() {
+            std::fs::write(&file, b"").expect("wal");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let error = Store::connect(home.path(), "sqlite://relo.db")
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, StoreError::InsecurePermissions { path, mode: m }
+                if *path == file && *m == mode),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("insecure-permissions"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("chmod 600"), "{error}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    Store::connect(home.path(), "sqlite://relo.db")
+        .await
+        .expect("private again, accepted");
+}
+
 #[tokio::test]
 async fn an_absolute_sqlite_path_ignores_the_home() {
     let elsewhere = tempfile::tempdir().expect("dir");
@@ -47,6 +114,9 @@ async fn a_file_that_is_not_a_database_is_a_clear_error() {
         "these are not the pages you are looking for\n".repeat(200),
     )
     .expect("write garbage");
+    // Private, so that what is refused is the content, not the mode.
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
     let err = Store::connect(home.path(), "sqlite://relo.db")
         .await
         .expect_err("garbage is refused");

@@ -335,6 +335,56 @@ fn the_author_cannot_approve_their_own_plugin_with_any_of_their_keys() {
     }
 }
 
+/// An attestation signed by two trusted keys: a co-signer's first, the author's (ivan's)
+/// second. Separation of duties looks at every signature, whatever their order, so
+/// ivan's approval is still refused.
+#[test]
+fn separation_of_duties_checks_every_signature_on_the_attestation() {
+    let world = World::new();
+    let paul = PrivateKey::generate(KeyAlgorithm::EcdsaP256);
+    std::fs::write(
+        world.home.path().join("keys/paul.pub"),
+        paul.public_key().to_pem(),
+    )
+    .unwrap();
+    let text = CONFIG.replace("AUTO", "false").replace(
+        "[[people]]\nname = \"olga\"",
+        "[[trust.signers]]\nkey = \"keys/paul.pub\"\nplugins = [\"acme/*\"]\nperson = \"paul\"\n\n\
+         [[people]]\nname = \"paul\"\nkeys = [\"keys/paul.pub\"]\nroles = [\"plugin-author\"]\n\n\
+         [[people]]\nname = \"olga\"",
+    );
+    let policy = world.policy_for(&parse_operator("relo.toml", text.as_bytes()).unwrap());
+    let by_author = SignedPlugin::sign(WASM, &manifest("acme/deploy", "0.1.0", ""), &world.author)
+        .unwrap()
+        .envelope;
+    let both = Envelope::sign(
+        by_author.payload_type.clone(),
+        by_author.payload.clone(),
+        &[&paul as &dyn relo_trust::Signer, &world.author],
+    )
+    .unwrap();
+    let plugin = policy
+        .verify_plugin(WASM, both.to_json().as_bytes())
+        .unwrap();
+    assert_eq!(
+        plugin.signer_person.as_deref(),
+        Some("paul"),
+        "the first signature"
+    );
+    let declared = declared_capabilities(&plugin.manifest, &world.config()).unwrap();
+    for key in [&world.ivan, &world.author] {
+        let approval = approve(&plugin, declared.clone(), "ivan", key);
+        let refusal = policy
+            .verify_approval(&plugin, &approval.envelope, &declared, SystemTime::now())
+            .unwrap_err();
+        assert_eq!(refusal.code(), "separation-of-duties", "{refusal}");
+    }
+    let by_olga = approve(&plugin, declared.clone(), "olga", &world.olga);
+    policy
+        .verify_approval(&plugin, &by_olga.envelope, &declared, SystemTime::now())
+        .expect("olga signed neither");
+}
+
 #[test]
 fn an_approval_needs_the_operator_role_and_a_known_key() {
     let world = World::new();

@@ -9,7 +9,8 @@
 use serde_json::{Value, json};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingRequest, Scheme,
+    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingRequest, RequestOptions,
+    Scheme,
 };
 use wasi::io::streams::StreamError;
 
@@ -186,7 +187,12 @@ pub fn get(fields: Fields, target: &Target) -> Result<Outcome, Refused> {
 /// Sends `request` without a body (its body is never taken, so the host sends an empty
 /// one), waits for the response and reads the whole body.
 pub fn send(request: OutgoingRequest) -> Outcome {
-    let future = match outgoing_handler::handle(request, None) {
+    send_with(request, None)
+}
+
+/// [`send`] with request options (timeouts) of the step's choosing.
+pub fn send_with(request: OutgoingRequest, options: Option<RequestOptions>) -> Outcome {
+    let future = match outgoing_handler::handle(request, options) {
         Ok(future) => future,
         Err(code) => return Outcome::from_code(code),
     };
