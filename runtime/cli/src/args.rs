@@ -243,10 +243,15 @@ Examples:
   relo init --tls && RELO_ADMIN_PASSWORD=... relo serve --bootstrap-admin olga \\
       --listen 0.0.0.0:8443 --tls-cert .relo/tls/server.pem --tls-key .relo/tls/server.key
   relo serve --listen 127.0.0.1:8080          # plain HTTP, loopback only, with a warning
+  relo serve ... --trusted-proxy 10.0.0.0/24 --metrics-listen 127.0.0.1:9464
 
 Prints `relo serve: listening on URL` once it accepts connections. Plain HTTP on a
 non-loopback address is refused. The access token key is kept in server/jwt.secret in the
-home (0600). docs/server.md describes the API and its authentication.
+home (0600). /metrics needs an admin's or auditor's token (scope metrics.read); with
+--metrics-listen it is also served without one on that loopback address. The client
+address is the connection's, or, from a --trusted-proxy, the right-most address of
+X-Forwarded-For that is not a trusted proxy. docs/server.md describes the API and its
+authentication.
 
 Exit codes:
   0  stopped
@@ -271,9 +276,21 @@ pub struct ServeArgs {
     /// Authenticated requests a minute per user or API token.
     #[arg(long, default_value_t = 120, value_name = "N")]
     pub requests_per_minute: u32,
-    /// Login attempts a minute per client address and per login name.
+    /// Login attempts a minute per client address, and failed logins a minute per login
+    /// name.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub logins_per_minute: u32,
+    /// Requests a minute per client address to the routes that need a token, counted
+    /// before the token is looked at [default: five times --requests-per-minute].
+    #[arg(long, value_name = "N")]
+    pub client_requests_per_minute: Option<u32>,
+    /// A reverse proxy's network (repeatable): from a peer inside it, the client address
+    /// is taken from X-Forwarded-For; from anyone else that header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<relo_manifest::Cidr>,
+    /// Also serve /metrics, without authentication, on this loopback address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Steps of one run run at once at most.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub parallel: usize,

@@ -7,6 +7,9 @@
 //! never holds up the others. The access token key is kept in the home (0600), so
 //! tokens stay valid across restarts. `--bootstrap-admin NAME` creates the first admin,
 //! with the password in `RELO_ADMIN_PASSWORD`, unless that user exists.
+//! `--metrics-listen ADDR` serves `/metrics` without authentication on a second,
+//! loopback-only listener; `--trusted-proxy CIDR` names the reverse proxies whose
+//! `X-Forwarded-For` is believed.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use axum::serve::ListenerExt as _;
 use relo_server::{
-    AppState, JwtSecret, Limit, RateLimits, Role, SystemClock, app, create_user, import_people,
+    AppState, JwtSecret, Limit, RateLimits, Role, SystemClock, app, check_metrics_listen,
+    create_user, import_people, metrics_app,
 };
 use relo_trust::TrustPolicy;
 use tokio::net::{TcpListener, TcpStream};
@@ -58,6 +62,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             args.listen
         );
     }
+    if let Some(address) = args.metrics_listen {
+        check_metrics_listen(address).context("--metrics-listen")?;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -77,10 +84,20 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let limits = RateLimits {
             login_per_client: Limit::per_minute(args.logins_per_minute.max(1)),
             login_per_name: Limit::per_minute(args.logins_per_minute.max(1)),
+            per_client: Limit::per_minute(
+                args.client_requests_per_minute
+                    .unwrap_or(args.requests_per_minute.saturating_mul(5))
+                    .max(1),
+            ),
             per_principal: Limit::per_minute(args.requests_per_minute.max(1)),
         };
         let mut state =
-            AppState::with_limits(store.clone(), &secret, Arc::new(SystemClock), limits);
+            AppState::with_limits(store.clone(), &secret, Arc::new(SystemClock), limits)
+                .with_trusted_proxies(args.trusted_proxies.clone());
+        state
+            .refresh_evidence_counts()
+            .await
+            .context("cannot read the evidence counts for /metrics")?;
         let mut sweeper = None;
         // The trust policy of relo.toml: plugin uploads, approvals, run requests and gate
         // approvals are verified with it, and runs run with its sandbox and secrets.
@@ -127,6 +144,22 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 )));
             sweeper = state.spawn_sweeper(Duration::from_secs(args.sweep_seconds.max(1)));
         }
+        let metrics = match args.metrics_listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?;
+                let local = listener.local_addr()?;
+                println!("relo serve: metrics on http://{local}/metrics");
+                let router = metrics_app(state.clone());
+                Some(tokio::spawn(async move {
+                    if let Err(error) = axum::serve(listener, router).await {
+                        tracing::error!(%error, "the metrics listener stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
         let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
         let listener = TcpListener::bind(args.listen)
             .await
@@ -155,6 +188,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
         if let Some(sweeper) = sweeper {
             sweeper.abort();
+        }
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })

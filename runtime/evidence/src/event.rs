@@ -221,6 +221,18 @@ pub enum EvidenceEvent {
         /// The provider's version of the value.
         version: Option<u64>,
     },
+    /// A response to a request that carried an injected secret held its value (the
+    /// destination echoed it); the host masked it before the step saw the answer.
+    #[serde(rename = "secret.reflected")]
+    SecretReflected {
+        /// The secret's logical name.
+        name: String,
+        /// `header` or `body`.
+        channel: String,
+        /// The response header that held it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+    },
     /// The host put a secret into an outgoing request's header (`{{secret:NAME}}`), after
     /// the request passed the egress check and its destination the secret's inject list.
     #[serde(rename = "secret.injected")]
@@ -555,6 +567,7 @@ impl EvidenceEvent {
             EvidenceEvent::WorkspaceSnapshot { .. } => "workspace.snapshot",
             EvidenceEvent::WorkspaceRestored { .. } => "workspace.restored",
             EvidenceEvent::WorkspaceRefused { .. } => "workspace.refused",
+            EvidenceEvent::SecretReflected { .. } => "secret.reflected",
             EvidenceEvent::AuthRefused { .. } => "auth.refused",
             EvidenceEvent::AuthTokenReused { .. } => "auth.token-reused",
             EvidenceEvent::AuthRefusalsCounted { .. } => "auth.refusals-counted",

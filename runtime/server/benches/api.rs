@@ -80,6 +80,7 @@ async fn serve(home: &std::path::Path) -> (SocketAddr, PrivateKey) {
     let limits = RateLimits {
         login_per_client: unlimited,
         login_per_name: unlimited,
+        per_client: unlimited,
         per_principal: unlimited,
     };
     let state = AppState::with_limits(

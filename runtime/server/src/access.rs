@@ -1,22 +1,25 @@
-//! The guard in front of every route: who the caller is (an access token or an API
-//! token), whether they are over their rate limit, and whether the permission table lets
-//! them call the route. Every refusal is answered as JSON, counted in the metrics, and
-//! appended to the control-plane audit chain (THREATS.md T6), naming the user when known
-//! and never a password or a token.
+//! The guard in front of every route: who the client is, whether its address is over
+//! its rate limit (before any token is looked at), who the caller is (an access token or
+//! an API token), whether they are over their own limit, and whether the permission
+//! table lets them call the route. Every refusal is answered as JSON, counted in the
+//! metrics, and appended to the control-plane audit chain (THREATS.md T6), naming the
+//! user when known and never a password or a token; refusals that anyone can cause
+//! without a credential (a bad token, a rate limit) are counted and sampled per client
+//! ([`crate::refusals`]), so they cannot amplify writes (T2).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{Extensions, HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope, rfc3339_utc};
 use relo_store::StoredUser;
 
+use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::permissions::{Access, Permission, roles_allow};
-use crate::ratelimit::Limit;
+use crate::ratelimit::{Limit, Limited};
+use crate::refusals::Tally;
 use crate::routes::Route;
 use crate::state::AppState;
 use crate::tokens::{API_TOKEN_PREFIX, AccessTokenError, RefreshToken};
@@ -81,32 +84,6 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// The client's address as text (`ConnectInfo`'s IP), or `unknown`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientAddr(pub String);
-
-impl ClientAddr {
-    fn of(extensions: &Extensions) -> ClientAddr {
-        ClientAddr(
-            extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string()),
-        )
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<ClientAddr>()
-            .cloned()
-            .unwrap_or_else(|| ClientAddr::of(&parts.extensions)))
-    }
-}
-
 /// The route and client of a request, for handlers that audit refusals themselves.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
@@ -162,10 +139,10 @@ pub(crate) async fn refused(
         who: who.map(str::to_owned),
         code: err.code.to_owned(),
         route: site.route_name(),
-        client: site.client.0.clone(),
+        client: site.client.to_string(),
         detail,
     };
-    tracing::warn!(who, code = err.code, route = %site.route_name(), client = %site.client.0, "refused");
+    tracing::warn!(who, code = err.code, route = %site.route_name(), client = %site.client, "refused");
     match record(state, event).await {
         Ok(()) => err,
         Err(failure) => failure,
@@ -183,40 +160,87 @@ pub(crate) async fn record(state: &AppState, event: EvidenceEvent) -> Result<(),
         .map_err(ApiError::internal)
 }
 
-/// Takes one request from bucket `key`; over the limit, the 429 (counted, and audited
-/// for the first refusal of each burst).
+/// Counts `err` like [`refused`], but records it in full only when it is the first of a
+/// burst of its code from this client; the others go into the burst's next
+/// `auth.refusals-counted` entry.
+pub(crate) async fn refused_counted(
+    state: &AppState,
+    site: Site<'_>,
+    who: Option<&str>,
+    detail: Option<String>,
+    err: ApiError,
+) -> ApiError {
+    let now = state.clock().now();
+    match state.refusals().tally(&site.client.bucket(), err.code, now) {
+        Tally::First => refused(state, site, who, detail, err).await,
+        Tally::Counted => {
+            state.metrics().refusal(err.code);
+            tracing::debug!(who, code = err.code, route = %site.route_name(), client = %site.client, "refused (counted)");
+            err
+        }
+    }
+}
+
+/// Writes one `auth.refusals-counted` entry for each burst whose window has closed; a
+/// count that cannot be written now goes into the burst's next window.
+async fn write_counted_refusals(state: &AppState) {
+    let now = state.clock().now();
+    for summary in state.refusals().close_due(now) {
+        let event = EvidenceEvent::AuthRefusalsCounted {
+            client: summary.client.clone(),
+            code: summary.code.to_owned(),
+            count: summary.count,
+            since: rfc3339_utc(summary.since),
+        };
+        if record(state, event).await.is_err() {
+            state.refusals().restore(summary, now);
+        }
+    }
+}
+
+/// Takes one request from bucket `key`; over the limit, the 429 (counted, and audited as
+/// a refusal counted per client).
 pub(crate) async fn rate_limit(
     state: &AppState,
     site: Site<'_>,
     who: Option<&str>,
     (name, key, limit): (&str, &str, Limit),
 ) -> Result<(), ApiError> {
-    let Err(limited) = state.limiter().take(key, limit, state.clock().now()) else {
-        return Ok(());
-    };
-    state.metrics().rate_limited(name);
-    let err = ApiError::rate_limited(limited.retry_after_secs);
-    if limited.first {
-        Err(refused(state, site, who, Some(name.to_owned()), err).await)
-    } else {
-        state.metrics().refusal(err.code);
-        Err(err)
+    match state.limiter().take(key, limit, state.clock().now()) {
+        Ok(()) => Ok(()),
+        Err(limited) => Err(over_limit(state, site, who, name, limited).await),
     }
 }
 
-/// The middleware of every route: enforces `route.access`, puts the [`ClientAddr`] and
-/// the [`Principal`] into the request, and counts the answer.
+/// The 429 of the limit `name`, counted and audited.
+pub(crate) async fn over_limit(
+    state: &AppState,
+    site: Site<'_>,
+    who: Option<&str>,
+    name: &str,
+    limited: Limited,
+) -> ApiError {
+    state.metrics().rate_limited(name);
+    let err = ApiError::rate_limited(limited.retry_after_secs);
+    refused_counted(state, site, who, Some(name.to_owned()), err).await
+}
+
+/// The middleware of every route: resolves the [`ClientAddr`], writes the refusal counts
+/// that are due, enforces `route.access`, puts the client and the [`Principal`] into the
+/// request, and counts the answer.
 pub(crate) async fn guard(
     State((state, route)): State<(AppState, &'static Route)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let client = ClientAddr::of(request.extensions());
-    request.extensions_mut().insert(client.clone());
-    request.extensions_mut().insert(Origin {
-        route,
-        client: client.clone(),
-    });
+    let client = ClientAddr::resolve(
+        ClientAddr::peer(request.extensions()),
+        request.headers(),
+        state.trusted_proxies(),
+    );
+    request.extensions_mut().insert(client);
+    write_counted_refusals(&state).await;
+    request.extensions_mut().insert(Origin { route, client });
     let site = Site {
         route,
         client: &client,
@@ -248,9 +272,17 @@ async fn admit(
         Access::Authenticated => None,
         Access::Requires(permission) => Some(permission),
     };
+    // The client's bucket first: a flood of bad tokens is refused before any of them
+    // is looked up.
+    let client_bucket = format!("client:{}", site.client.bucket());
+    let limit = state.limits().per_client;
+    rate_limit(state, site, None, ("client", &client_bucket, limit)).await?;
     let principal = match authenticate(state, headers).await {
         Ok(principal) => principal,
-        Err((who, err)) => return Err(refused(state, site, who.as_deref(), None, err).await),
+        Err((who, err)) if err.status == StatusCode::UNAUTHORIZED => {
+            return Err(refused_counted(state, site, who.as_deref(), None, err).await);
+        }
+        Err((_, err)) => return Err(err),
     };
     let bucket = principal.bucket();
     let limit = state.limits().per_principal;

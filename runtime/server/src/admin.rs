@@ -13,7 +13,7 @@ use relo_evidence::EvidenceEvent;
 use relo_store::{CONTROL_SCOPE, NewApiToken, StoredApiToken, StoredUser};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Origin, Principal, record, refused, roles};
+use crate::access::{Credential, Origin, Principal, record, refused, roles};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::permissions::Permission;
@@ -199,14 +199,16 @@ pub(crate) struct SetPassword {
 }
 
 /// `PUT /v1/users/{name}/password`: the first password of a user imported from
-/// `[[people]]`, or a new one.
+/// `[[people]]`, or a new one, which revokes every refresh token and API token the user
+/// had (their access tokens end within 15 minutes).
 pub(crate) async fn set_password(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<SetPassword>,
 ) -> Result<StatusCode, ApiError> {
-    if !users::set_password(state.store(), &name, &request.password).await? {
+    let now = state.clock().now();
+    if !users::set_password(state.store(), &name, &request.password, now).await? {
         return Err(user_not_found(&name));
     }
     admin_action(&state, &principal, "user.password-set", &name, None).await?;
@@ -281,6 +283,16 @@ pub(crate) async fn create_token(
     origin: Origin,
     ApiJson(request): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    // A token making its own successors would outlive every expiry: only a login does.
+    if let Credential::ApiToken { id, .. } = &principal.credential {
+        let err = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "session-required",
+            "an API token cannot make API tokens; log in and make it with that session",
+        );
+        let detail = Some(format!("api token {id}"));
+        return Err(refused(&state, origin.site(), Some(&principal.user), detail, err).await);
+    }
     let name = request.name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(

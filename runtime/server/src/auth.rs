@@ -15,12 +15,13 @@ use relo_evidence::EvidenceEvent;
 use relo_store::{NewRefreshToken, Rotation};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Origin, Principal, rate_limit, record, refused, roles};
+use crate::access::{Origin, Principal, over_limit, rate_limit, record, refused, roles};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::tokens::{ACCESS_TOKEN_LIFETIME, REFRESH_TOKEN_LIFETIME, RefreshToken, random_id};
-use crate::users::{Role, verify_password};
+use crate::users::{MAX_NAME_BYTES, Role, verify_password};
 
 /// `POST /v1/auth/login`.
 #[derive(Debug, Deserialize)]
@@ -72,8 +73,8 @@ pub(crate) async fn login(
     let site = origin.site();
     let limits = state.limits();
     let name = Some(request.name.as_str());
-    let client_bucket = format!("login-client:{}", origin.client.0);
-    let name_bucket = format!("login-name:{}", request.name);
+    let client = origin.client.bucket();
+    let client_bucket = format!("login-client:{client}");
     rate_limit(
         &state,
         site,
@@ -81,13 +82,30 @@ pub(crate) async fn login(
         ("login-client", &client_bucket, limits.login_per_client),
     )
     .await?;
-    rate_limit(
-        &state,
-        site,
-        name,
-        ("login-name", &name_bucket, limits.login_per_name),
-    )
-    .await?;
+    // Failures are charged to the name, from anywhere, and to this client on this name.
+    // Once the name's failures are spent, only a client that failed on it lately is
+    // refused: the name's owner elsewhere still gets their password checked.
+    // No user has a longer name: such names share one bucket rather than fill memory.
+    let tried = if request.name.len() <= MAX_NAME_BYTES {
+        request.name.as_str()
+    } else {
+        "(too long)"
+    };
+    let name_bucket = format!("login-name:{tried}");
+    let failed_here = format!("login-failed:{client} {tried}");
+    let failed_here_limit = Limit {
+        burst: 1,
+        per: limits.login_per_name.per,
+    };
+    let now = state.clock().now();
+    if let Err(name_spent) = state
+        .limiter()
+        .peek(&name_bucket, limits.login_per_name, now)
+        && let Err(failed_lately) = state.limiter().peek(&failed_here, failed_here_limit, now)
+    {
+        let limited = name_spent.min(failed_lately);
+        return Err(over_limit(&state, site, name, "login-name", limited).await);
+    }
     let user = state
         .store()
         .user(&request.name)
@@ -97,6 +115,11 @@ pub(crate) async fn login(
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let verified = verify_password(request.password, stored).await?;
     let Some(user) = user.filter(|_| verified) else {
+        let now = state.clock().now();
+        state
+            .limiter()
+            .charge(&name_bucket, limits.login_per_name, now);
+        state.limiter().charge(&failed_here, failed_here_limit, now);
         tracing::warn!(user = ?request.name, "login refused: unknown or disabled user, or wrong password");
         return Err(refused(&state, site, name, None, invalid_credentials()).await);
     };
@@ -116,7 +139,7 @@ pub(crate) async fn login(
 /// Takes one request of the refresh and logout routes from the client address's bucket:
 /// they exchange credentials, so they are held to the login rate per client.
 async fn limit_token_route(state: &AppState, origin: &Origin) -> Result<(), ApiError> {
-    let bucket = format!("token-client:{}", origin.client.0);
+    let bucket = format!("token-client:{}", origin.client.bucket());
     rate_limit(
         state,
         origin.site(),
@@ -187,7 +210,7 @@ pub(crate) async fn refresh(
                 EvidenceEvent::AuthTokenReused {
                     user,
                     family: family_id,
-                    client: origin.client.0.clone(),
+                    client: origin.client.to_string(),
                 },
             )
             .await?;

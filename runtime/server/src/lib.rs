@@ -38,6 +38,7 @@
 mod access;
 mod admin;
 mod auth;
+mod client;
 mod clock;
 mod context;
 mod engine;
@@ -49,6 +50,7 @@ mod metrics;
 mod permissions;
 mod plugins;
 mod ratelimit;
+mod refusals;
 mod routes;
 mod runs;
 mod state;
@@ -59,12 +61,14 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 
-pub use access::{ClientAddr, Credential, Principal};
+pub use access::{Credential, Principal};
+pub use client::ClientAddr;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{REQUEST_ID_HEADER, REQUEST_TIMEOUT};
 pub use error::ApiError;
 pub use evidence::{EvidenceService, EvidenceServiceError, ExportedRun, ServiceFuture, Verdict};
 pub use extract::{ApiJson, BODY_LIMIT};
+pub use metrics::{EVIDENCE_COUNTS_EVERY, MetricsListenError, check_metrics_listen, metrics_app};
 pub use permissions::{
     Access, Grant, PERMISSIONS, Permission, UnknownPermission, allows, permissions_markdown,
     roles_allow,

@@ -1,14 +1,32 @@
 //! A small registry of counters, rendered in the Prometheus text format at `/metrics`:
 //! requests by route and status, authentication and authorisation refusals by code,
 //! rate-limit hits by limit, and the runs this instance drove: started, taken over, how
-//! each drive stopped and how long it took, steps started and ended, gates waiting.
+//! each drive stopped and how long it took, steps started and ended, gates waiting; and
+//! the denials of the evidence log, counted in the store.
+//!
+//! A scrape is answered from memory: the evidence-derived counts are read from the store
+//! in the background, at most every [`EVIDENCE_COUNTS_EVERY`] of the server's clock, so
+//! scraping never costs a query per request. `/metrics` needs `metrics.read` (admins and
+//! auditors, or an API token with that scope); [`metrics_app`] serves it without
+//! authentication for a loopback listener of its own (`relo serve --metrics-listen`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
 use relo_orchestrator::{Progress, RunOutcome};
+
+use crate::state::AppState;
+
+/// How often, at most, a scrape has the evidence-derived counts read again.
+pub const EVIDENCE_COUNTS_EVERY: Duration = Duration::from_secs(10);
 
 /// The server's counters.
 #[derive(Debug, Default)]
@@ -215,7 +233,7 @@ pub(crate) const DENIAL_KINDS: &[&str] = &[
 ];
 
 /// The denial and limit-hit counters of `counts` (kind, entries) in the text format.
-pub(crate) fn render_denials(counts: &[(String, u64)]) -> String {
+fn render_denials(counts: &[(String, u64)]) -> String {
     let mut out = String::from(
         "# HELP relo_denials_total Denials and limit hits recorded in the evidence log, by kind.\n\
          # TYPE relo_denials_total counter\n",
@@ -224,6 +242,117 @@ pub(crate) fn render_denials(counts: &[(String, u64)]) -> String {
         let _ = writeln!(out, "relo_denials_total{{kind=\"{}\"}} {n}", escape(kind));
     }
     out
+}
+
+/// The evidence-derived counts as last read from the store.
+#[derive(Debug, Default)]
+pub(crate) struct EvidenceCounts {
+    inner: Mutex<CountsRead>,
+}
+
+#[derive(Debug, Default)]
+struct CountsRead {
+    denials: Vec<(String, u64)>,
+    /// When the counts may be read again; `None` before the first read.
+    next_read: Option<SystemTime>,
+    reading: bool,
+}
+
+impl EvidenceCounts {
+    /// The counts as last read.
+    fn denials(&self) -> Vec<(String, u64)> {
+        self.lock().denials.clone()
+    }
+
+    /// Whether a read is due at `now` and none is under way; if so, one is begun, and
+    /// the next is due [`EVIDENCE_COUNTS_EVERY`] later.
+    fn begin_read(&self, now: SystemTime) -> bool {
+        let mut read = self.lock();
+        if read.reading || read.next_read.is_some_and(|due| now < due) {
+            return false;
+        }
+        read.reading = true;
+        read.next_read = Some(now + EVIDENCE_COUNTS_EVERY);
+        true
+    }
+
+    /// Ends the read begun by [`EvidenceCounts::begin_read`], keeping `denials` if it
+    /// succeeded.
+    fn end_read(&self, denials: Option<Vec<(String, u64)>>) {
+        let mut read = self.lock();
+        read.reading = false;
+        if let Some(denials) = denials {
+            read.denials = denials;
+        }
+    }
+
+    /// Keeps `denials`, read at `now`; the next read is due [`EVIDENCE_COUNTS_EVERY`]
+    /// later.
+    pub(crate) fn set(&self, denials: Vec<(String, u64)>, now: SystemTime) {
+        let mut read = self.lock();
+        read.denials = denials;
+        read.next_read = Some(now + EVIDENCE_COUNTS_EVERY);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CountsRead> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Starts reading the evidence-derived counts in the background if a read is due.
+fn refresh_if_due(state: &AppState) {
+    if !state.evidence_counts().begin_read(state.clock().now()) {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let read = state.store().evidence_kind_counts(DENIAL_KINDS).await;
+        let denials = read
+            .inspect_err(
+                |error| tracing::warn!(%error, "cannot read the evidence counts for /metrics"),
+            )
+            .ok();
+        state.evidence_counts().end_read(denials);
+    });
+}
+
+/// `GET /metrics`: every counter, from memory.
+pub(crate) async fn serve(State(state): State<AppState>) -> impl IntoResponse {
+    refresh_if_due(&state);
+    let mut text = state.metrics().render();
+    text.push_str(&render_denials(&state.evidence_counts().denials()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// `GET /metrics` alone, without authentication, for a listener of its own that only
+/// this machine reaches (`relo serve --metrics-listen`; check its address with
+/// [`check_metrics_listen`]). It shares `state`'s counters with [`crate::app`].
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(serve))
+        .with_state(state)
+}
+
+/// Why an address cannot serve the unauthenticated metrics listener.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsListenError {
+    /// The address is not a loopback address.
+    #[error(
+        "the metrics listener answers without authentication, so it listens on a loopback \
+         address only (127.0.0.1 or [::1]), not {0}; other machines scrape /metrics on the \
+         main listener with an auditor's API token (scope `metrics.read`)"
+    )]
+    NotLoopback(SocketAddr),
+}
+
+/// Accepts `address` for [`metrics_app`] only if it is a loopback address.
+pub fn check_metrics_listen(address: SocketAddr) -> Result<(), MetricsListenError> {
+    if address.ip().to_canonical().is_loopback() {
+        Ok(())
+    } else {
+        Err(MetricsListenError::NotLoopback(address))
+    }
 }
 
 /// A label value with `\`, `"` and newlines escaped.
@@ -254,5 +383,43 @@ mod tests {
         assert!(text.contains("relo_auth_refusals_total{code=\"forbidden\"} 1\n"));
         assert!(text.contains("relo_rate_limited_total{limit=\"login-client\"} 1\n"));
         assert!(text.contains("# TYPE relo_rate_limited_total counter\n"));
+    }
+
+    #[test]
+    fn the_metrics_listener_is_loopback_only() {
+        for ok in [
+            "127.0.0.1:9464",
+            "127.8.0.1:9464",
+            "[::1]:9464",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert_eq!(check_metrics_listen(ok.parse().unwrap()), Ok(()), "{ok}");
+        }
+        for refused in [
+            "0.0.0.0:9464",
+            "192.0.2.1:9464",
+            "[::]:9464",
+            "[2001:db8::1]:9464",
+        ] {
+            let address: SocketAddr = refused.parse().unwrap();
+            let err = check_metrics_listen(address).unwrap_err();
+            assert_eq!(err, MetricsListenError::NotLoopback(address));
+            assert!(err.to_string().contains("loopback"));
+        }
+    }
+
+    #[test]
+    fn evidence_counts_are_read_at_most_once_a_period() {
+        let counts = EvidenceCounts::default();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert!(counts.begin_read(start), "never read: due");
+        assert!(!counts.begin_read(start), "one read at a time");
+        counts.end_read(Some(vec![("plugin.refused".into(), 2)]));
+        assert!(!counts.begin_read(start + Duration::from_secs(9)));
+        assert_eq!(counts.denials(), [("plugin.refused".to_owned(), 2)]);
+        assert!(counts.begin_read(start + EVIDENCE_COUNTS_EVERY));
+        // A failed read keeps the last counts.
+        counts.end_read(None);
+        assert_eq!(counts.denials(), [("plugin.refused".to_owned(), 2)]);
     }
 }

@@ -51,6 +51,9 @@ pub enum Permission {
     /// Read, export and verify runs' evidence.
     #[serde(rename = "evidence.read")]
     ReadEvidence,
+    /// Scrape the server's metrics.
+    #[serde(rename = "metrics.read")]
+    ReadMetrics,
 }
 
 /// One row of the permission table.
@@ -139,11 +142,16 @@ pub static PERMISSIONS: &[Grant] = &[
         roles: &[Role::Operator, Role::Auditor],
         endpoints: "`GET /v1/runs/{id}/evidence`, `GET /v1/evidence/verify`, `GET /v1/evidence/checkpoints`",
     },
+    Grant {
+        permission: Permission::ReadMetrics,
+        roles: &[Role::Admin, Role::Auditor],
+        endpoints: "`GET /metrics`",
+    },
 ];
 
 impl Permission {
     /// Every permission, in the table's order.
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::ManageUsers,
         Permission::ReadUsers,
         Permission::ManageOwnTokens,
@@ -156,6 +164,7 @@ impl Permission {
         Permission::StartRuns,
         Permission::ApproveGates,
         Permission::ReadEvidence,
+        Permission::ReadMetrics,
     ];
 
     /// The permission's name: `users.manage`, `tokens.manage-own`, ...
@@ -173,6 +182,7 @@ impl Permission {
             Permission::StartRuns => "runs.start",
             Permission::ApproveGates => "gates.approve",
             Permission::ReadEvidence => "evidence.read",
+            Permission::ReadMetrics => "metrics.read",
         }
     }
 }
@@ -214,7 +224,7 @@ pub fn roles_allow(roles: &[Role], permission: Permission) -> bool {
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, without credentials (health, the document, login, metrics).
+    /// Anyone, without credentials (health, the document, login, refresh, logout).
     Public,
     /// Any authenticated caller, whatever their roles.
     Authenticated,

@@ -2,19 +2,17 @@
 //! OpenAPI document against it, so the two cannot drift apart.
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use crate::error::ApiError;
-use crate::metrics::{DENIAL_KINDS, render_denials};
 use crate::permissions::{Access, Permission};
 use crate::plugins::PLUGIN_BODY_LIMIT;
 use crate::runs::RUN_BODY_LIMIT;
 use crate::state::AppState;
-use crate::{access, admin, auth, evidence, keys, plugins, runs};
+use crate::{access, admin, auth, evidence, keys, metrics, plugins, runs};
 
 /// An HTTP method the API serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,7 +154,7 @@ pub static ROUTES: &[Route] = &[
         method: HttpMethod::Get,
         path: "/metrics",
         operation_id: "metrics",
-        access: Access::Public,
+        access: Access::Requires(Permission::ReadMetrics),
         endpoint: Endpoint::Metrics,
     },
     Route {
@@ -403,7 +401,7 @@ impl Route {
             Endpoint::Refresh => on(filter, auth::refresh),
             Endpoint::Logout => on(filter, auth::logout),
             Endpoint::Me => on(filter, auth::me),
-            Endpoint::Metrics => on(filter, metrics),
+            Endpoint::Metrics => on(filter, metrics::serve),
             Endpoint::ListUsers => on(filter, admin::list_users),
             Endpoint::CreateUser => on(filter, admin::create_user),
             Endpoint::SetRoles => on(filter, admin::set_roles),
@@ -457,15 +455,4 @@ async fn healthz() -> impl IntoResponse {
 
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
-}
-
-async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let denials = state
-        .store()
-        .evidence_kind_counts(DENIAL_KINDS)
-        .await
-        .map_err(ApiError::internal)?;
-    let mut text = state.metrics().render();
-    text.push_str(&render_denials(&denials));
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -4,9 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relo_manifest::OperatorConfig;
+use relo_manifest::{Cidr, OperatorConfig};
 use relo_orchestrator::{People, Progress, Runner};
-use relo_store::Store;
+use relo_store::{Store, StoreError};
 use relo_trust::{TrustError, TrustPolicy};
 
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -20,8 +20,9 @@ use crate::context::REQUEST_TIMEOUT;
 use crate::engine::{RunEngine, count_progress};
 use crate::error::ApiError;
 use crate::evidence::EvidenceService;
-use crate::metrics::Metrics;
+use crate::metrics::{DENIAL_KINDS, EvidenceCounts, Metrics};
 use crate::ratelimit::{RateLimiter, RateLimits};
+use crate::refusals::RefusalCounter;
 use crate::tokens::{AccessTokens, JwtSecret, SecretError};
 
 /// The most requests held at once waiting for a run to change (`?wait=`); beyond it a
@@ -29,8 +30,8 @@ use crate::tokens::{AccessTokens, JwtSecret, SecretError};
 pub const MAX_HELD_READS: usize = 64;
 
 /// The server's shared state: the store, the access token key, the clock, the rate
-/// limits and their buckets, the metrics, and (for the plugin routes) the operator's
-/// trust policy. Cheap to clone.
+/// limits and their buckets, the refusals being counted, the metrics, the trusted
+/// proxies, and (for the plugin routes) the operator's trust policy. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Shared>,
@@ -38,6 +39,7 @@ pub struct AppState {
     engine: Option<Arc<RunEngine>>,
     evidence: Option<Arc<dyn EvidenceService>>,
     request_timeout: Duration,
+    trusted_proxies: Arc<[Cidr]>,
 }
 
 /// The operator config and the trust policy loaded from it: what the plugin routes verify
@@ -67,7 +69,9 @@ struct Shared {
     clock: Arc<dyn Clock>,
     limits: RateLimits,
     limiter: RateLimiter,
+    refusals: RefusalCounter,
     metrics: Arc<Metrics>,
+    evidence_counts: EvidenceCounts,
     /// Permits for `GET /v1/runs/{id}?wait=` to hold a request.
     held_reads: Arc<Semaphore>,
 }
@@ -93,13 +97,16 @@ impl AppState {
                 clock,
                 limits,
                 limiter: RateLimiter::default(),
+                refusals: RefusalCounter::default(),
                 metrics: Arc::new(Metrics::default()),
+                evidence_counts: EvidenceCounts::default(),
                 held_reads: Arc::new(Semaphore::new(MAX_HELD_READS)),
             }),
             trust: None,
             engine: None,
             evidence: None,
             request_timeout: REQUEST_TIMEOUT,
+            trusted_proxies: Arc::from([]),
         }
     }
 
@@ -147,6 +154,26 @@ impl AppState {
     pub fn with_request_timeout(mut self, limit: Duration) -> AppState {
         self.request_timeout = limit;
         self
+    }
+
+    /// The same state, taking a request's client address from its `X-Forwarded-For`
+    /// header when the connection comes from one of `proxies` (the right-most address
+    /// there that is not one of them); from any other peer the header is ignored. The
+    /// default trusts no proxy.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<Cidr>) -> AppState {
+        self.trusted_proxies = proxies.into();
+        self
+    }
+
+    /// Reads the evidence-derived counts of `/metrics` from the store now. A scrape has
+    /// them read again in the background once they are
+    /// [`EVIDENCE_COUNTS_EVERY`](crate::EVIDENCE_COUNTS_EVERY) old (by the server's
+    /// clock); until the first read they are absent.
+    pub async fn refresh_evidence_counts(&self) -> Result<(), StoreError> {
+        let now = self.clock().now();
+        let denials = self.store().evidence_kind_counts(DENIAL_KINDS).await?;
+        self.inner.evidence_counts.set(denials, now);
+        Ok(())
     }
 
     /// Starts the sweep that, every `every`, takes up the runs nobody drives (their
@@ -220,6 +247,18 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    pub(crate) fn refusals(&self) -> &RefusalCounter {
+        &self.inner.refusals
+    }
+
+    pub(crate) fn evidence_counts(&self) -> &EvidenceCounts {
+        &self.inner.evidence_counts
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &[Cidr] {
+        &self.trusted_proxies
     }
 
     pub(crate) fn evidence_service(&self) -> Option<&Arc<dyn EvidenceService>> {

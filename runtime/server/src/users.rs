@@ -23,7 +23,7 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// The longest user name, in bytes.
-const MAX_NAME_BYTES: usize = 64;
+pub(crate) const MAX_NAME_BYTES: usize = 64;
 
 /// A role a user holds (DESIGN §5, `[[people]] roles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -306,17 +306,19 @@ async fn record_import(
         .map_err(UserError::Store)
 }
 
-/// Sets the password of the user `name` (checked as [`create_user`] checks it); whether
-/// the user exists.
+/// Sets the password of the user `name` (checked as [`create_user`] checks it) and
+/// revokes every refresh token and API token of the user, at `now`; whether the user
+/// exists.
 pub(crate) async fn set_password(
     store: &Store,
     name: &str,
     password: &str,
+    now: SystemTime,
 ) -> Result<bool, UserError> {
     check_password(password)?;
     let hash = hash_password(password.to_owned()).await?;
     store
-        .set_user_password(name, &hash)
+        .set_user_password(name, &hash, now)
         .await
         .map_err(UserError::Store)
 }

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use relo_evidence::rfc3339_utc;
 
 use crate::people::bump_people_revision;
-use crate::store::on_backend;
+use crate::store::{LockedTx, on_backend};
 use crate::{Result, Store, StoreError};
 
 /// A user to create.
@@ -228,16 +228,29 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// Replaces the password hash of the user `name`. Returns whether the user exists.
-    pub async fn set_user_password(&self, name: &str, password_hash: &str) -> Result<bool> {
-        let changed = on_backend!(self.pools(), |pool| {
+    /// Replaces the password hash of the user `name` and revokes, in the same
+    /// transaction, every refresh token family and every API token of the user (a reset
+    /// password ends whatever the old one let anyone start). Returns whether the user
+    /// exists.
+    pub async fn set_user_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        now: SystemTime,
+    ) -> Result<bool> {
+        let mut locked = self.begin_locked().await?;
+        let changed = on_backend!(&mut locked.tx, |tx| {
             sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
                 .bind(name)
                 .bind(password_hash)
-                .execute(pool)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected()
         });
+        if changed > 0 {
+            revoke_user_tokens(&mut locked, name, now).await?;
+        }
+        locked.commit().await?;
         Ok(changed > 0)
     }
 
@@ -249,35 +262,18 @@ impl Store {
         disabled: bool,
         now: SystemTime,
     ) -> Result<bool> {
-        let now = rfc3339_utc(now);
         let mut locked = self.begin_locked().await?;
         let changed = on_backend!(&mut locked.tx, |tx| {
-            let changed = sqlx::query("UPDATE users SET disabled = $2 WHERE name = $1")
+            sqlx::query("UPDATE users SET disabled = $2 WHERE name = $1")
                 .bind(name)
                 .bind(disabled)
                 .execute(&mut **tx)
                 .await?
-                .rows_affected();
-            if disabled {
-                sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = $2
-                     WHERE user_name = $1 AND revoked_at IS NULL",
-                )
-                .bind(name)
-                .bind(&now)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE api_tokens SET revoked_at = $2
-                     WHERE user_name = $1 AND revoked_at IS NULL",
-                )
-                .bind(name)
-                .bind(&now)
-                .execute(&mut **tx)
-                .await?;
-            }
-            changed
+                .rows_affected()
         });
+        if disabled {
+            revoke_user_tokens(&mut locked, name, now).await?;
+        }
         if changed > 0 {
             bump_people_revision(&mut locked).await?;
         }
@@ -426,4 +422,29 @@ impl Store {
         locked.commit().await?;
         Ok(revoked)
     }
+}
+
+/// Revokes, within `locked`'s transaction, every refresh token and API token of `user`
+/// not revoked yet.
+async fn revoke_user_tokens(locked: &mut LockedTx, user: &str, now: SystemTime) -> Result<()> {
+    let now = rfc3339_utc(now);
+    on_backend!(&mut locked.tx, |tx| {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2
+             WHERE user_name = $1 AND revoked_at IS NULL",
+        )
+        .bind(user)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2
+             WHERE user_name = $1 AND revoked_at IS NULL",
+        )
+        .bind(user)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?;
+    });
+    Ok(())
 }

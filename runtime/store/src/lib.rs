@@ -87,7 +87,7 @@ pub use drivers::DriverClaim;
 pub use error::{Result, StoreError};
 pub use evidence::{
     Checkpoint, CheckpointBasis, CheckpointDraft, CheckpointError, EntryDraft, EntryToHash,
-    GENESIS_PREV_HASH, Hash, HashFn, StoredEntry, entry_hash,
+    EvidenceTampered, GENESIS_PREV_HASH, Hash, HashFn, StoredEntry, entry_hash,
 };
 pub use gates::GateApproval;
 pub use people::{DirectoryPerson, NewPersonKey, PeopleDirectory, StoredPersonKey};

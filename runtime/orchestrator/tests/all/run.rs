@@ -317,6 +317,46 @@ fn with_lease(setup: &Setup, owner: &str, lease: Duration) -> Arc<Runner> {
     })
 }
 
+/// An append that fails (here a trigger the test adds refuses the entries of one run)
+/// fails the run waiting on it with `evidence-unavailable`; the evidence writer goes on,
+/// and the next run in the same process succeeds with its evidence stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_evidence_append_fails_its_run_and_the_next_run_succeeds() {
+    let setup = setup().await;
+    let url = format!("sqlite://{}", setup.home.path().join("relo.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER test_poison BEFORE INSERT ON evidence_entries \
+         WHEN NEW.body LIKE '%poisoned-version%' \
+         BEGIN SELECT RAISE(ABORT, 'the test refuses this entry'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let wf = workflow("  - id: build\n    uses: relo-test/echo@1.0.0\n");
+    let poisoned = [("version".to_owned(), json!("poisoned-version"))].into();
+    let error = setup
+        .runner
+        .run(&wf.spec("run-poisoned", &poisoned))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RunError::Evidence(_)), "{error:?}");
+    assert!(
+        error.to_string().contains("evidence unavailable"),
+        "{error}"
+    );
+
+    let outcome = setup
+        .runner
+        .run(&wf.spec("run-after", &params()))
+        .await
+        .unwrap();
+    assert_eq!(outcome, RunOutcome::Succeeded);
+    let after = kinds(&setup.store, "run-after").await;
+    assert!(after.iter().any(|k| k == "run.finished"), "{after:?}");
+    assert!(kinds(&setup.store, "run-poisoned").await.is_empty());
+}
+
 /// A step that outlives its lease (here: retries whose backoffs add up to three leases)
 /// keeps it, because the runner renews it while the step is alive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

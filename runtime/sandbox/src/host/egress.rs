@@ -40,6 +40,7 @@ use crate::circuit::{
     CircuitBreakers, CircuitOpen, CircuitPermit, Destination, Transition, Verdict,
 };
 use crate::error::LimitExceeded;
+use crate::host::reflect::{self, Injected};
 use crate::network::{self, AddressFilter, ConnectPolicy, Resolver};
 use crate::recorder::Recorder;
 use crate::redact::Redactor;
@@ -243,7 +244,8 @@ fn injections(headers: &http::HeaderMap) -> Result<Vec<Injection>, String> {
 }
 
 /// Reads every injected secret and writes its value into its header, recording each
-/// injection. Fails (naming the secret, never the value) if a read fails.
+/// injection; the values, to mask in the answer. Fails (naming the secret, never the
+/// value) if a read fails.
 async fn inject(
     request: &mut http::Request<WasiBody>,
     injections: &[Injection],
@@ -251,7 +253,8 @@ async fn inject(
     recorder: &Recorder,
     redactor: &Redactor,
     target: &Target,
-) -> Result<(), (String, String, String)> {
+) -> Result<Injected, (String, String, String)> {
+    let mut injected = Injected::default();
     for injection in injections {
         let value = secrets.read(&injection.name).await.map_err(|error| {
             (
@@ -261,6 +264,7 @@ async fn inject(
             )
         })?;
         redactor.add(&injection.name, value.expose());
+        injected.add(&injection.name, value.expose());
         let placeholder = format!("{PLACEHOLDER_OPEN}{}}}}}", injection.name);
         let headers = request.headers_mut();
         let current = headers
@@ -296,7 +300,7 @@ async fn inject(
             path: target.path.clone(),
         });
     }
-    Ok(())
+    Ok(injected)
 }
 
 impl EgressGate {
@@ -526,8 +530,9 @@ impl WasiHttpHooks for EgressGate {
         let redactor = self.redactor.clone();
         let log = self.log.clone();
         Box::new(async move {
-            if let (false, Some(secrets)) = (injections.is_empty(), &secrets)
-                && let Err((name, code, reason)) = inject(
+            let mut injected = Injected::default();
+            if let (false, Some(secrets)) = (injections.is_empty(), &secrets) {
+                match inject(
                     &mut request,
                     &injections,
                     secrets,
@@ -536,21 +541,33 @@ impl WasiHttpHooks for EgressGate {
                     &target,
                 )
                 .await
-            {
-                log.host_note(
-                    "warn",
-                    format!("secret `{name}` not injected ({code}): {reason}"),
-                );
-                recorder.record(EvidenceEvent::SecretDenied {
-                    reference: secrets.path(&name).map(ToString::to_string),
-                    name,
-                    code: code.clone(),
-                    reason: reason.clone(),
-                });
-                guard.fail(&code, reason, None, Verdict::Neutral);
-                return Err(HttpError::HttpRequestDenied);
+                {
+                    Ok(values) => injected = values,
+                    Err((name, code, reason)) => {
+                        log.host_note(
+                            "warn",
+                            format!("secret `{name}` not injected ({code}): {reason}"),
+                        );
+                        recorder.record(EvidenceEvent::SecretDenied {
+                            reference: secrets.path(&name).map(ToString::to_string),
+                            name,
+                            code: code.clone(),
+                            reason: reason.clone(),
+                        });
+                        guard.fail(&code, reason, None, Verdict::Neutral);
+                        return Err(HttpError::HttpRequestDenied);
+                    }
+                }
             }
-            send(request, options, connection, counters, guard).await
+            let (response, io) = send(request, options, connection, counters, guard).await?;
+            if injected.is_empty() {
+                return Ok((response, io));
+            }
+            // An injected value never comes back to the step (a destination that echoes).
+            let (mut parts, body) = response.into_parts();
+            reflect::mask_headers(&mut parts, &injected, &recorder);
+            let body = reflect::mask_body(body, injected, recorder);
+            Ok((http::Response::from_parts(parts, body), io))
         })
     }
 }

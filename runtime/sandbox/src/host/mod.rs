@@ -1,4 +1,5 @@
-//! Host implementations of relo's interfaces, one file per WIT interface.
+//! Host implementations of relo's interfaces, one file per WIT interface (and `reflect`,
+//! which masks injected secrets in the answers egress gets).
 //!
 //! relo's interfaces answer a refusal with a WIT error value that names what was
 //! denied (the step may handle it); exceeding a limit traps (the step ends). Either way
@@ -6,6 +7,7 @@
 
 pub(crate) mod egress;
 mod log;
+mod reflect;
 mod reveal;
 pub(crate) mod secrets;
 mod signer;

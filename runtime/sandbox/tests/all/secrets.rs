@@ -534,3 +534,108 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for TraceCapture {
         self.clone()
     }
 }
+
+/// A loopback server that echoes the `authorization` it receives: in `x-echo`, in a
+/// header of its own (`x-set-by-server: token=<value>`), and in a JSON body written in
+/// two parts with a pause between them, the value split across the two. Its URL.
+async fn echoing_server() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0_u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let token = text
+                .lines()
+                .find_map(|l| l.strip_prefix("authorization: Bearer "))
+                .unwrap_or_default()
+                .to_owned();
+            let (first, second) = token.split_at(token.len() / 2);
+            let part_one = format!("{{\"echo\": \"Bearer {first}");
+            let part_two = format!("{second}\"}}");
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-echo: Bearer {token}\r\n\
+                 x-set-by-server: token={token}; Path=/\r\nconnection: close\r\n\r\n{part_one}",
+                part_one.len() + part_two.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.flush().await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let _ = socket.write_all(part_two.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    format!("http://{address}")
+}
+
+/// An injected secret echoed back by its destination reaches the step masked, in every
+/// header and in a body where the value is split across two chunks; each is recorded as
+/// `secret.reflected`. (Reversed by the step, the value would pass the output check.)
+#[tokio::test]
+pub async fn secrets_reflect() {
+    let base = echoing_server().await;
+    let rule = EgressRule::parse(&format!("{base}/api/*"), &[Method::Get]).expect("rule");
+    let mut grant = grant(false, vec![rule.clone()]);
+    grant.egress.push(rule);
+    let ran = Step::new("secrets-reflect")
+        .grant(grant)
+        .secrets(&[("forge_token", VALUE)])
+        .input(json!({"url": format!("{base}/api/echo")}))
+        .run()
+        .await;
+    let output = ran.output();
+    assert_eq!(output["status"], 200, "{output}");
+    let unreversed = |value: &serde_json::Value| -> String {
+        value.as_str().unwrap_or_default().chars().rev().collect()
+    };
+    let mask = "*".repeat(VALUE.len());
+    assert_eq!(
+        unreversed(&output["headers"]["x-echo"]),
+        format!("Bearer {mask}")
+    );
+    assert_eq!(
+        unreversed(&output["headers"]["x-set-by-server"]),
+        format!("token={mask}; Path=/")
+    );
+    assert_eq!(
+        unreversed(&output["body"]),
+        format!("{{\"echo\": \"Bearer {mask}\"}}")
+    );
+    let reflected: Vec<(String, Option<String>)> = ran
+        .events("secret.reflected")
+        .into_iter()
+        .map(|event| match event {
+            EvidenceEvent::SecretReflected {
+                name,
+                channel,
+                header,
+            } => {
+                assert_eq!(name, "forge_token");
+                (channel.clone(), header.clone())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for expected in [
+        ("header".to_owned(), Some("x-echo".to_owned())),
+        ("header".to_owned(), Some("x-set-by-server".to_owned())),
+        ("body".to_owned(), None),
+    ] {
+        assert!(
+            reflected.contains(&expected),
+            "{expected:?} in {reflected:?}"
+        );
+    }
+    assert_nothing_holds_the_value(&ran);
+}

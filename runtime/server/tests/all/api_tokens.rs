@@ -1,6 +1,6 @@
 //! API tokens: shown once, stored as sha256, acting with their scopes intersected with
 //! their user's current permissions; expired, revoked and disabled users' tokens are
-//! refused with 401.
+//! refused with 401; a token never makes tokens.
 
 use std::time::Duration;
 
@@ -206,7 +206,55 @@ async fn expired_revoked_and_disabled_users_tokens_are_refused(server: TestServe
         .await;
 }
 
+/// A token holding `tokens.manage-own` cannot make its own successor: otherwise one
+/// stolen token would renew itself past every expiry and revocation of its ancestors.
+async fn an_api_token_cannot_make_tokens(server: TestServer) {
+    let olga = server.login("olga").await.access;
+    let made = make(
+        &server,
+        &olga,
+        json!(["tokens.manage-own", "audit.read"]),
+        1,
+    )
+    .await;
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    let token = secret(&made);
+    let successor = make(&server, &token, json!(["audit.read"]), 90).await;
+    successor.assert_error(StatusCode::FORBIDDEN, "session-required");
+    assert!(
+        successor.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("log in")
+    );
+    // The token keeps its other uses of the permission.
+    let listed = server.get("/v1/tokens", Some(&token)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(server.store.api_tokens_of("olga").await.unwrap().len(), 1);
+
+    let refused: Vec<_> = server
+        .audit_bodies("auth.refused")
+        .await
+        .into_iter()
+        .filter(|b| b["code"] == "session-required")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["who"], "olga");
+    assert_eq!(refused[0]["route"], "POST /v1/tokens");
+    assert_eq!(refused[0]["detail"], format!("api token {id}"));
+    let created = server.audit_bodies("admin.action").await;
+    assert_eq!(
+        created
+            .iter()
+            .filter(|b| b["action"] == "token.created")
+            .count(),
+        1
+    );
+    server.assert_audit_sound(&[&token[8..]]).await;
+}
+
 server_tests!(
     a_token_can_do_no_more_than_its_scopes_and_its_user,
-    expired_revoked_and_disabled_users_tokens_are_refused
+    expired_revoked_and_disabled_users_tokens_are_refused,
+    an_api_token_cannot_make_tokens
 );

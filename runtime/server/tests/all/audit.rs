@@ -101,18 +101,6 @@ fn counter(text: &str, series: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn metrics(server: &TestServer) -> String {
-    let (status, headers, text) = server.get_text("/metrics").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    text
-}
-
 async fn metrics_count_requests_and_refusals(server: TestServer) {
     assert_eq!(server.get("/healthz", None).await.status, StatusCode::OK);
     server.get("/healthz", None).await;
@@ -120,7 +108,7 @@ async fn metrics_count_requests_and_refusals(server: TestServer) {
     let ivan = server.login("ivan").await.access;
     server.get("/v1/users", Some(&ivan)).await;
     server.get("/nowhere", None).await;
-    let text = metrics(&server).await;
+    let text = server.metrics_text().await;
     let healthz = r#"relo_http_requests_total{method="GET",route="/healthz",status="200"}"#;
     assert_eq!(counter(&text, healthz), 2, "{text}");
     assert_eq!(
@@ -146,7 +134,7 @@ async fn metrics_count_requests_and_refusals(server: TestServer) {
         1
     );
     server.get("/healthz", None).await;
-    assert_eq!(counter(&metrics(&server).await, healthz), 3);
+    assert_eq!(counter(&server.metrics_text().await, healthz), 3);
 }
 
 server_tests!(

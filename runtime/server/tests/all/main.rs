@@ -17,6 +17,7 @@ mod context;
 mod input;
 mod limits;
 mod login;
+mod metrics;
 mod openapi;
 mod plugins;
 mod rbac;

@@ -215,7 +215,7 @@ async fn a_signed_run_waits_at_its_gate_for_someone_else_then_finishes(server: T
             .await
             .contains(&"gate.refused".to_owned())
     );
-    let (_, _, metrics) = server.get_text("/metrics").await;
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains("relo_denials_total{kind=\"gate.refused\"} 1\n"),
         "{metrics}"
@@ -505,7 +505,7 @@ async fn a_hostile_workspace_is_refused_before_anything_is_stored(server: TestSe
         server.store.runs(10).await.unwrap().is_empty(),
         "nothing stored"
     );
-    // A path climbing out of the workspace is not written there (nor anywhere else).
+    // A path climbing out of the workspace is refused, and written nowhere.
     let climbing = hostile_tar(b"../../outside.txt", tar::EntryType::Regular, "pwned");
     let answer = api(
         &server,
@@ -515,7 +515,14 @@ async fn a_hostile_workspace_is_refused_before_anything_is_stored(server: TestSe
         Some(body("run-c", climbing)),
     )
     .await;
-    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    answer.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid-workspace");
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("workspace-entry-refused")),
+        "{}",
+        answer.body
+    );
     for dir in [
         server.home().to_path_buf(),
         server.home().join("workspaces"),
@@ -645,7 +652,7 @@ async fn a_revoked_approval_or_a_blocked_plugin_stops_the_next_run(server: TestS
         }
     };
     // The refused step is counted in /metrics, from the store (so across instances).
-    let (_, _, metrics) = server.get_text("/metrics").await;
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains("relo_denials_total{kind=\"plugin.refused\"} 1\n"),
         "{metrics}"

@@ -16,7 +16,9 @@ use base64ct::{Base64, Encoding as _};
 use relo_manifest::{OperatorConfig, parse_operator};
 use relo_orchestrator::{CredentialSource, PluginCatalog, Runner, Workspaces};
 use relo_sandbox::{LoopbackOnly, Sandbox, SandboxConfig};
-use relo_server::{AppState, JwtSecret, Limit, ManualClock, RateLimits, Role, app, create_user};
+use relo_server::{
+    AppState, JwtSecret, Limit, ManualClock, RateLimits, Role, app, create_user, metrics_app,
+};
 use relo_store::Store;
 use relo_store::{CheckpointPolicy, EvidenceWriter, WriterOptions};
 use relo_trust::{KeyAlgorithm, PrivateKey, TrustPolicy, VerifiedPlugin};
@@ -65,6 +67,7 @@ pub fn generous() -> RateLimits {
     RateLimits {
         login_per_client: Limit::per_minute(10_000),
         login_per_name: Limit::per_minute(10_000),
+        per_client: Limit::per_minute(10_000),
         per_principal: Limit::per_minute(10_000),
     }
 }
@@ -392,6 +395,45 @@ impl TestServer {
         }
     }
 
+    /// The same server, believing `X-Forwarded-For` from peers inside `proxies`.
+    pub fn with_trusted_proxies(mut self, proxies: &[&str]) -> TestServer {
+        let proxies = proxies.iter().map(|p| p.parse().unwrap()).collect();
+        self.state = self.state.clone().with_trusted_proxies(proxies);
+        self.router = app(self.state.clone());
+        self
+    }
+
+    /// Reads the evidence-derived counts of `/metrics` now.
+    pub async fn refresh_evidence_counts(&self) {
+        self.state.refresh_evidence_counts().await.unwrap();
+    }
+
+    /// `/metrics` as the auditor olga sees it, with the evidence counts read just before.
+    pub async fn metrics_text(&self) -> String {
+        self.refresh_evidence_counts().await;
+        let olga = self.login("olga").await.access;
+        let answer = self.get("/metrics", Some(&olga)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(
+            answer.headers[header::CONTENT_TYPE],
+            "text/plain; version=0.0.4"
+        );
+        answer.body.as_str().unwrap().to_owned()
+    }
+
+    /// `GET path` on the metrics listener (`relo serve --metrics-listen`), without a
+    /// token: the status and the body as text.
+    pub async fn metrics_listener_get(&self, path: &str) -> (StatusCode, String) {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = metrics_app(self.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
     /// The server's relo home.
     pub fn home(&self) -> &std::path::Path {
         self._home.path()
@@ -429,16 +471,6 @@ impl TestServer {
             headers,
             body,
         }
-    }
-
-    /// GETs `path` and answers the status, headers and body as text.
-    pub async fn get_text(&self, path: &str) -> (StatusCode, HeaderMap, String) {
-        let request = Request::get(path).body(Body::empty()).unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
     /// POSTs `body` as JSON.

@@ -267,7 +267,123 @@ async fn people_are_imported_without_a_password_until_an_admin_sets_one(server: 
     server.assert_audit_sound(&[PASSWORD]).await;
 }
 
+/// olga's login and API token, made before an admin acts on her.
+struct Held {
+    pair: crate::support::Pair,
+    token: String,
+}
+
+async fn olga_holds_a_login_and_a_token(server: &TestServer) -> Held {
+    let pair = server.login("olga").await;
+    let made = server
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&pair.access),
+            Some(json!({"name": "ci", "scopes": ["audit.read"], "expires_in_days": 30})),
+            None,
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let token = made.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.get("/v1/audit", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    Held { pair, token }
+}
+
+/// After an admin acted on olga: her refresh token and API token are refused, and the
+/// store holds both revoked.
+async fn assert_olga_holds_nothing(server: &TestServer, held: &Held) {
+    server
+        .refresh(&held.pair.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "refresh-token-reused");
+    server
+        .get("/v1/audit", Some(&held.token))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "token-revoked");
+    let tokens = server.store.api_tokens_of("olga").await.unwrap();
+    assert!(!tokens.is_empty() && tokens.iter().all(|t| t.revoked_at.is_some()));
+    let refused = server.audit_bodies("auth.refused").await;
+    assert!(
+        refused
+            .iter()
+            .any(|b| b["code"] == "token-revoked" && b["who"] == "olga"),
+        "{refused:?}"
+    );
+    assert_eq!(server.audit_bodies("auth.token-reused").await.len(), 1);
+}
+
+/// A password reset ends whatever the old password let anyone start: the user's refresh
+/// tokens and API tokens are revoked with it; the new password logs in.
+async fn a_password_reset_revokes_the_users_refresh_and_api_tokens(server: TestServer) {
+    let held = olga_holds_a_login_and_a_token(&server).await;
+    let ada = server.login("ada").await.access;
+    let new_password = "a brand new passphrase";
+    let reset = server
+        .call(
+            "PUT",
+            "/v1/users/olga/password",
+            Some(&ada),
+            Some(json!({ "password": new_password })),
+            None,
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.body);
+    assert_olga_holds_nothing(&server, &held).await;
+    server
+        .try_login("olga", PASSWORD)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid-credentials");
+    assert_eq!(
+        server.try_login("olga", new_password).await.status,
+        StatusCode::OK
+    );
+    // Another user's tokens are untouched.
+    let ivan = server.login("ivan").await;
+    assert_eq!(server.refresh(&ivan.refresh).await.status, StatusCode::OK);
+    let actions = server.audit_bodies("admin.action").await;
+    assert!(
+        actions.iter().any(|b| b["by"] == "ada"
+            && b["action"] == "user.password-set"
+            && b["target"] == "olga")
+    );
+    server
+        .assert_audit_sound(&[PASSWORD, new_password, &held.token[8..]])
+        .await;
+}
+
+/// Disabling a user revokes their refresh tokens and API tokens, which stay revoked if
+/// the user is enabled again.
+async fn disabling_a_user_revokes_their_refresh_and_api_tokens(server: TestServer) {
+    let held = olga_holds_a_login_and_a_token(&server).await;
+    let ada = server.login("ada").await.access;
+    let disabled = server
+        .call("POST", "/v1/users/olga/disable", Some(&ada), None, None)
+        .await;
+    assert_eq!(disabled.status, StatusCode::NO_CONTENT, "{}", disabled.body);
+    server
+        .store
+        .set_user_disabled("olga", false, relo_server::Clock::now(&*server.clock))
+        .await
+        .unwrap();
+    assert_olga_holds_nothing(&server, &held).await;
+    let actions = server.audit_bodies("admin.action").await;
+    assert!(
+        actions
+            .iter()
+            .any(|b| b["by"] == "ada" && b["action"] == "user.disabled" && b["target"] == "olga")
+    );
+    server
+        .assert_audit_sound(&[PASSWORD, &held.token[8..]])
+        .await;
+}
+
 server_tests!(
+    a_password_reset_revokes_the_users_refresh_and_api_tokens,
+    disabling_a_user_revokes_their_refresh_and_api_tokens,
     people_are_imported_without_a_password_until_an_admin_sets_one,
     an_admin_creates_lists_changes_and_disables_users,
     an_admin_cannot_lock_themselves_out

@@ -12,6 +12,7 @@ async fn evidence_and_checkpoints_refuse_update_delete_and_truncate(db: TestDb) 
         .expect("append");
     store
         .append_checkpoint(
+            &hash,
             |_| true,
             |basis| {
                 Ok(CheckpointDraft {
