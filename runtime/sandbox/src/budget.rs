@@ -71,14 +71,22 @@ impl RefusedCalls {
 /// `text` cut to at most `max` bytes (at a character boundary), with a marker that says
 /// how many bytes were cut.
 pub(crate) fn bounded(text: &str, max: usize) -> String {
+    bounded_owned(text.to_owned(), max)
+}
+
+/// [`bounded`] that takes ownership: `text` itself, with no copy, when it is short.
+pub(crate) fn bounded_owned(mut text: String, max: usize) -> String {
     if text.len() <= max {
-        return text.to_owned();
+        return text;
     }
     let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…[truncated {} bytes]", &text[..end], text.len() - end)
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("…[truncated {cut} bytes]"));
+    text
 }
 
 #[cfg(test)]

@@ -59,6 +59,15 @@ impl Redactor {
         out
     }
 
+    /// [`Redactor::redact`] that takes ownership: `text` itself, with no copy, when it
+    /// holds no known value (the common case on the hot path of refusals).
+    pub(crate) fn redact_owned(&self, text: String) -> String {
+        if self.find_in(&text).is_none() {
+            return text;
+        }
+        self.redact(&text)
+    }
+
     /// `bytes` with every known value replaced, byte-wise (captured output need not be
     /// UTF-8).
     pub(crate) fn redact_bytes(&self, bytes: &[u8]) -> Vec<u8> {

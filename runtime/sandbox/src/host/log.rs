@@ -19,7 +19,7 @@ impl Host for StepState {
         let level = level_name(level);
         // Nothing of the step leaves its capture unredacted, whatever the log level.
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let shown = self.guest_text(&message);
+            let shown = self.guest_text(message.clone());
             tracing::debug!(step_id = %self.step_id, level, "{shown}");
         }
         self.log

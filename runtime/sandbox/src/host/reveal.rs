@@ -16,7 +16,7 @@ impl Host for StepState {
         let handle = self.table.get(&secret)?;
         let name = handle.name.clone();
         if let Err(denial) = self.grant.reveal(&name) {
-            self.record_secret_denial(&name, denial.code(), &denial.to_string())
+            self.record_secret_denial(&name, denial.code(), denial.to_string())
                 .await?;
             return Ok(Err(denial_error(&denial)));
         }

@@ -54,7 +54,7 @@ impl StepState {
         &mut self,
         name: &str,
         code: &str,
-        reason: &str,
+        reason: String,
     ) -> wasmtime::Result<()> {
         self.charge_refusal()?;
         let (shown, reason) = (self.guest_name(name), self.guest_text(reason));
@@ -82,12 +82,12 @@ impl Host for StepState {
         name: String,
     ) -> wasmtime::Result<Result<Resource<SecretHandle>, Error>> {
         if let Err(denial) = self.grant.secret(&name) {
-            self.record_secret_denial(&name, denial.code(), &denial.to_string())
+            self.record_secret_denial(&name, denial.code(), denial.to_string())
                 .await?;
             return Ok(Err(denial_error(&denial)));
         }
         let Some(secrets) = self.secrets.clone() else {
-            self.record_secret_denial(&name, "provider-unavailable", NO_PROVIDER)
+            self.record_secret_denial(&name, "provider-unavailable", NO_PROVIDER.to_owned())
                 .await?;
             return Ok(Err(Error::Unavailable(NO_PROVIDER.to_owned())));
         };
@@ -95,7 +95,7 @@ impl Host for StepState {
             Ok(value) => value,
             Err(error) => {
                 let reason = error.to_string();
-                self.record_secret_denial(&name, error.code(), &reason)
+                self.record_secret_denial(&name, error.code(), reason.clone())
                     .await?;
                 return Ok(Err(Error::Unavailable(reason)));
             }

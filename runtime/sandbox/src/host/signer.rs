@@ -36,7 +36,7 @@ impl StepState {
         key: &str,
         digest: &str,
         code: &str,
-        reason: &str,
+        reason: String,
     ) -> wasmtime::Result<()> {
         self.charge_refusal()?;
         let (key, reason) = (self.guest_name(key), self.guest_text(reason));
@@ -62,20 +62,20 @@ impl Host for StepState {
     ) -> wasmtime::Result<Result<String, Error>> {
         if let Err(denial) = self.grant.signer_key(&key) {
             let reason = denial.to_string();
-            self.refuse_signature(&key, &sha256_hex, denial.code(), &reason)
+            self.refuse_signature(&key, &sha256_hex, denial.code(), reason.clone())
                 .await?;
             return Ok(Err(Error::NotGranted(reason)));
         }
         let Some(digest) = sha256_bytes(&sha256_hex) else {
             let reason = "the digest must be 64 lowercase hex characters";
-            self.refuse_signature(&key, &sha256_hex, "invalid-digest", reason)
+            self.refuse_signature(&key, &sha256_hex, "invalid-digest", reason.to_owned())
                 .await?;
             return Ok(Err(Error::Unavailable(reason.to_owned())));
         };
         let Some(signer) = self.signers.get(&key).cloned() else {
             let reason =
                 format!("no signing key is bound to `{key}` on this host ([signing.keys])");
-            self.refuse_signature(&key, &sha256_hex, "signer-unavailable", &reason)
+            self.refuse_signature(&key, &sha256_hex, "signer-unavailable", reason.clone())
                 .await?;
             return Ok(Err(Error::Unavailable(reason)));
         };
@@ -92,13 +92,13 @@ impl Host for StepState {
             }
             Ok(Err(error)) => {
                 let reason = error.to_string();
-                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", &reason)
+                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", reason.clone())
                     .await?;
                 Ok(Err(Error::Unavailable(reason)))
             }
             Err(join) => {
                 let reason = format!("the signer failed: {join}");
-                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", &reason)
+                self.refuse_signature(&key, &sha256_hex, "signer-unavailable", reason.clone())
                     .await?;
                 Ok(Err(Error::Unavailable(reason)))
             }
