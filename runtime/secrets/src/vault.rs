@@ -88,6 +88,35 @@ pub struct VaultHealth {
     pub version: Option<String>,
 }
 
+/// The HTTP client for Vault: TLS verified against the system's roots and `ca_certs`
+/// (`VAULT_CACERT`), the request timeout, and no redirect ever followed.
+fn no_redirects_client(
+    ca_certs: &[String],
+    scheme: &str,
+    timeout: Duration,
+) -> Result<reqwest::Client, SecretError> {
+    let mut builder = reqwest::ClientBuilder::new()
+        .tls_backend_rustls()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    if scheme == "http" {
+        // Plain HTTP (loopback only): no certificates to load.
+        builder = builder.tls_certs_only(Vec::new());
+    } else {
+        for path in ca_certs {
+            let pem = std::fs::read(path).map_err(|e| {
+                SecretError::Config(format!("cannot read the CA certificate {path}: {e}"))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| SecretError::Config(format!("the CA certificate {path}: {e}")))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| SecretError::Config(format!("cannot set up the HTTP client for Vault: {e}")))
+}
+
 /// Whether `url`'s host is this machine's loopback: `localhost`, 127.0.0.0/8 or `::1`.
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
@@ -128,9 +157,13 @@ impl Session {
             .verify(true)
             .build()
             .map_err(|e| SecretError::Config(format!("the Vault client settings: {e}")))?;
-        let client = VaultClient::new(settings).map_err(|e| {
+        let mut client = VaultClient::new(settings).map_err(|e| {
             SecretError::Config(format!("cannot set up the HTTP client for Vault: {e}"))
         })?;
+        // vaultrs's own client follows redirects, and would carry the token to wherever
+        // an answer points: this one never follows one.
+        let http = no_redirects_client(&client.settings.ca_certs, url.scheme(), timeout)?;
+        client.http = rustify::clients::reqwest::Client::new(&client.http.base, http);
         Ok(Self {
             client,
             address: url.as_str().trim_end_matches('/').to_owned(),
@@ -849,6 +882,47 @@ mod tests {
         ] {
             assert!(Session::new(local, VAULT_TIMEOUT).is_ok(), "{local}");
         }
+    }
+
+    /// A Vault that answers with a redirect does not get the token carried elsewhere:
+    /// the redirect is not followed, and the read fails.
+    #[tokio::test]
+    async fn a_redirect_is_never_followed_with_the_token() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = elsewhere.local_addr().unwrap();
+        let reached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::clone(&reached);
+        tokio::spawn(async move {
+            if elsewhere.accept().await.is_ok() {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let vault = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", vault.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = vault.accept().await {
+                let mut buf = [0_u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{target}/v1/kv/data/app\r\n\
+                     content-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let token = VaultAuth::Token(Zeroizing::new("hvs.secret".to_owned()));
+        let provider = VaultProvider::connect(&address, token).await.unwrap();
+        let path: SecretPath = "kv/data/app#token".parse().unwrap();
+        let error = crate::SecretProvider::read(&provider, &path)
+            .await
+            .expect_err("a redirect is not an answer");
+        assert_eq!(error.code(), "provider-unavailable", "{error}");
+        assert!(
+            !reached.load(std::sync::atomic::Ordering::SeqCst),
+            "the redirect was followed"
+        );
     }
 
     #[test]
