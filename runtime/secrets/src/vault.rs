@@ -892,11 +892,11 @@ mod tests {
 
         let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let target = elsewhere.local_addr().unwrap();
-        let reached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reached = Arc::new(AtomicBool::new(false));
         let seen = Arc::clone(&reached);
         tokio::spawn(async move {
             if elsewhere.accept().await.is_ok() {
-                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                seen.store(true, Ordering::SeqCst);
             }
         });
         let vault = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -915,14 +915,12 @@ mod tests {
         let token = VaultAuth::Token(Zeroizing::new("hvs.secret".to_owned()));
         let provider = VaultProvider::connect(&address, token).await.unwrap();
         let path: SecretPath = "kv/data/app#token".parse().unwrap();
-        let error = crate::SecretProvider::read(&provider, &path)
+        let error = provider
+            .read(&path)
             .await
             .expect_err("a redirect is not an answer");
         assert_eq!(error.code(), "provider-unavailable", "{error}");
-        assert!(
-            !reached.load(std::sync::atomic::Ordering::SeqCst),
-            "the redirect was followed"
-        );
+        assert!(!reached.load(Ordering::SeqCst), "the redirect was followed");
     }
 
     #[test]
