@@ -501,6 +501,17 @@ pub enum EvidenceEvent {
         /// The roles or scopes given, when the action gives any.
         detail: Option<String>,
     },
+    /// A signed checkpoint of the whole log was stored. It is appended to the control
+    /// chain in the checkpoint's own transaction, as the entry right after those the
+    /// checkpoint covers, so it is covered by the next checkpoint (or is in the tail):
+    /// a checkpoint row deleted later is still named by the log.
+    #[serde(rename = "checkpoint.cut")]
+    CheckpointCut {
+        /// The number of entries the checkpoint covers.
+        size: u64,
+        /// Its Merkle root, lowercase hex.
+        root: String,
+    },
     /// A refresh token that was already used or revoked was presented again: its whole
     /// family was revoked.
     #[serde(rename = "auth.token-reused")]
@@ -572,6 +583,7 @@ impl EvidenceEvent {
             EvidenceEvent::AuthTokenReused { .. } => "auth.token-reused",
             EvidenceEvent::AuthRefusalsCounted { .. } => "auth.refusals-counted",
             EvidenceEvent::AdminAction { .. } => "admin.action",
+            EvidenceEvent::CheckpointCut { .. } => "checkpoint.cut",
         }
     }
 }

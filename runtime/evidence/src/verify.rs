@@ -46,6 +46,11 @@ pub enum TamperKind {
     Forked,
     /// The trusted checkpoint covers more than the log or its latest stored checkpoint.
     RolledBack,
+    /// A stored run or step (its state or workspace) disagrees with the evidence entry
+    /// that recorded it.
+    StateMismatch,
+    /// The log records a checkpoint (a `checkpoint.cut` entry) that is not stored.
+    CheckpointDeleted,
 }
 
 impl TamperKind {
@@ -61,6 +66,8 @@ impl TamperKind {
             Self::CheckpointMismatch => "checkpoint-mismatch",
             Self::Forked => "forked",
             Self::RolledBack => "rolled-back",
+            Self::StateMismatch => "state-mismatch",
+            Self::CheckpointDeleted => "checkpoint-deleted",
         }
     }
 }

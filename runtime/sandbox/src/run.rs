@@ -425,12 +425,13 @@ async fn call(
             requested: output.len() as u64,
         }));
     }
-    serde_json::from_str::<serde::de::IgnoredAny>(&output).map_err(|err| {
-        StepFailure::InvalidOutput {
+    let value: serde_json::Value =
+        serde_json::from_str(&output).map_err(|err| StepFailure::InvalidOutput {
             reason: err.to_string(),
-        }
-    })?;
-    Ok(output)
+        })?;
+    // The output in its one serialised form: what the store and the API keep, what the
+    // next step gets, and what `step.finished`'s `output_sha256` is the hash of.
+    Ok(value.to_string())
 }
 
 /// Refuses an output that contains a secret value the step touched, recording that the

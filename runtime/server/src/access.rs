@@ -125,6 +125,20 @@ impl Site<'_> {
     }
 }
 
+/// A name as a refusal records it: what the client sent, cut to 64 bytes (no user's name
+/// is longer) at a character boundary, and marked when cut, so a client cannot make the
+/// evidence hold what it likes.
+fn shown_name(name: &str) -> String {
+    if name.len() <= crate::users::MAX_NAME_BYTES {
+        return name.to_owned();
+    }
+    let mut end = crate::users::MAX_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[truncated {} bytes]", &name[..end], name.len() - end)
+}
+
 /// Counts `err`, appends its `auth.refused` entry, and returns it (or `internal` when
 /// the entry could not be written: a refusal is never answered unrecorded).
 pub(crate) async fn refused(
@@ -135,6 +149,8 @@ pub(crate) async fn refused(
     err: ApiError,
 ) -> ApiError {
     state.metrics().refusal(err.code);
+    let who = who.map(shown_name);
+    let who = who.as_deref();
     let event = EvidenceEvent::AuthRefused {
         who: who.map(str::to_owned),
         code: err.code.to_owned(),

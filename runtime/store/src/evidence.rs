@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use relo_evidence::{
-    EntryContent, EntryError, EntryFields, EvidenceEntry, EvidenceRecord, Frontier,
+    EntryContent, EntryError, EntryFields, EvidenceEntry, EvidenceEvent, EvidenceRecord, Frontier,
+    Scope,
 };
 
 use relo_trust::Signer;
@@ -308,12 +309,32 @@ impl Store {
     /// back cannot make the next checkpoint sign over subtrees it chose; otherwise every
     /// entry is read.
     ///
+    /// Before anything is signed, every entry the new checkpoint adds to the tree is
+    /// checked as stored: its hash is recomputed with `hasher` from its columns, and its
+    /// `scope_seq` and `prev_hash` must follow the previous entry of its scope. The
+    /// first entry that fails refuses the checkpoint with [`StoreError::Checkpoint`]
+    /// holding an [`EvidenceTampered`] (code `evidence-tampered`) that names its `seq`,
+    /// so a database writer who edits an entry after it was appended cannot have the
+    /// edit signed.
+    ///
+    /// In the same transaction, right after the checkpoint row, the cut is recorded as a
+    /// `checkpoint.cut` entry of the control scope (its size and root, hashed with
+    /// `hasher`): the entry after the ones the checkpoint covers, so the next checkpoint
+    /// covers it and recording a checkpoint never calls for another. `relo evidence
+    /// verify` names a checkpoint the log records but the table lacks
+    /// (`checkpoint-deleted`).
+    ///
     /// A previous frontier that does not decode, or whose size or root is not its
     /// checkpoint's, and a log that lacks an entry the previous checkpoint covers or has
     /// a gap, are [`StoreError::Inconsistent`]: nothing is signed over them. If `make`
     /// fails, or returns a root that is not the frontier's, nothing is stored and the
     /// error comes back as [`StoreError::Checkpoint`].
-    pub async fn append_checkpoint<T, F>(&self, trust_previous: T, make: F) -> Result<Checkpoint>
+    pub async fn append_checkpoint<T, F>(
+        &self,
+        hasher: &HashFn,
+        trust_previous: T,
+        make: F,
+    ) -> Result<Checkpoint>
     where
         T: FnOnce(&Checkpoint) -> bool + Send,
         F: FnOnce(&CheckpointBasis) -> Result<CheckpointDraft, CheckpointError> + Send,
@@ -338,7 +359,7 @@ impl Store {
                 (Some(checkpoint), frontier)
             }
         };
-        let frontier = extend_frontier(&mut locked, frontier).await?;
+        let frontier = extend_frontier(&mut locked, frontier, hasher).await?;
         let basis = CheckpointBasis {
             size: frontier.size(),
             frontier,
@@ -375,6 +396,16 @@ impl Store {
             .fetch_one(&mut **tx)
             .await?
         });
+        let cut = EntryDraft::from_record(&EvidenceRecord::new(
+            Scope::Control,
+            None,
+            EvidenceEvent::CheckpointCut {
+                size: basis.size,
+                root: root.clone(),
+            },
+        ));
+        let recorded = chain(&mut locked, &[cut], hasher).await?;
+        insert_entries(&mut locked, &recorded).await?;
         locked.commit().await?;
         Ok(Checkpoint {
             id: non_negative(id, "checkpoints.id")?,
@@ -389,8 +420,9 @@ impl Store {
     /// Cuts a checkpoint of the whole log now, under the write lock: the RFC 6962 root
     /// over every entry hash (the basis's [`Frontier`]), signed by `signer` as a C2SP
     /// note of `origin` under `key_name` ([`relo_evidence::Checkpoint::sign`]; the key
-    /// must be Ed25519). Returns the stored checkpoint, whose `note` is what `relo
-    /// evidence checkpoint --save` writes.
+    /// must be Ed25519). The entries it newly covers are recomputed with [`entry_hash`]
+    /// and their links checked first ([`Store::append_checkpoint`]). Returns the stored
+    /// checkpoint, whose `note` is what `relo evidence checkpoint --save` writes.
     pub async fn checkpoint(
         &self,
         signer: &dyn Signer,
@@ -398,7 +430,7 @@ impl Store {
         origin: &str,
     ) -> Result<Checkpoint> {
         let trusted = |previous: &Checkpoint| signed_by(previous, signer, key_name, origin);
-        self.append_checkpoint(trusted, |basis| {
+        self.append_checkpoint(&entry_hash, trusted, |basis| {
             let root = basis.frontier.root();
             let note = relo_evidence::Checkpoint::new(origin, basis.size, root)?
                 .sign(&[(key_name, signer)])?;
@@ -620,36 +652,162 @@ fn checked_frontier(checkpoint: &Checkpoint, text: &str) -> Result<Frontier> {
 /// `frontier` (the previous checkpoint's, or the empty tree's when there is none)
 /// extended with every entry after it, read under the lock in `seq` order. The entry
 /// the previous frontier ends with must still be there, and `seq` must have no gap.
-async fn extend_frontier(locked: &mut LockedTx, frontier: Option<Frontier>) -> Result<Frontier> {
+/// Each added entry must recompute with `hasher` and link to the previous entry of its
+/// scope ([`EvidenceTampered`] otherwise).
+async fn extend_frontier(
+    locked: &mut LockedTx,
+    frontier: Option<Frontier>,
+    hasher: &HashFn,
+) -> Result<Frontier> {
     let mut frontier = frontier.unwrap_or_default();
     let covered = frontier.size();
     // From the last covered entry, to see that it is still there; from 1 when none is.
     let from = to_i64(covered)?;
-    let rows: Vec<(i64, String)> = on_backend!(&mut locked.tx, |tx| {
-        sqlx::query_as("SELECT seq, hash FROM evidence_entries WHERE seq >= $1 ORDER BY seq")
-            .bind(from)
-            .fetch_all(&mut **tx)
-            .await?
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM evidence_entries WHERE seq >= $1 ORDER BY seq");
+    let rows: Vec<EntryRow> = on_backend!(&mut locked.tx, |tx| {
+        sqlx::query_as(&sql).bind(from).fetch_all(&mut **tx).await?
     });
     let mut rows = rows.into_iter().peekable();
-    if covered > 0 && rows.next_if(|(seq, _)| *seq == from).is_none() {
+    if covered > 0 && rows.next_if(|row| row.0 == from).is_none() {
         return Err(StoreError::Inconsistent(format!(
             "the last checkpoint covers {covered} entries, but entry {covered} is not in the log"
         )));
     }
-    for (seq, hash) in rows {
+    let entries = rows
+        .map(StoredEntry::from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let mut heads = covered_heads(locked, &entries).await?;
+    for entry in &entries {
         let expected = frontier.size() + 1;
-        if non_negative(seq, "evidence_entries.seq")? != expected {
+        if entry.seq != expected {
             return Err(StoreError::Inconsistent(format!(
-                "entry {expected} is missing: the log goes on at {seq}"
+                "entry {expected} is missing: the log goes on at {}",
+                entry.seq
             )));
         }
-        let leaf = decode_hash(&hash).ok_or_else(|| {
-            StoreError::Inconsistent(format!("entry {seq} has hash `{hash}`, not 64 hex digits"))
+        let leaf = decode_hash(&entry.hash).ok_or_else(|| {
+            StoreError::Inconsistent(format!(
+                "entry {} has hash `{}`, not 64 hex digits",
+                entry.seq, entry.hash
+            ))
         })?;
+        check_entry(entry, leaf, &mut heads, hasher)?;
         frontier.push(&leaf);
     }
     Ok(frontier)
+}
+
+/// Why an entry a checkpoint would newly cover cannot be signed over: it does not
+/// recompute from its stored columns, or does not follow the previous entry of its
+/// scope. Carried by [`StoreError::Checkpoint`] when [`Store::append_checkpoint`]
+/// refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("evidence-tampered: entry {seq} (scope {scope}) {reason}; nothing was signed over it")]
+pub struct EvidenceTampered {
+    /// The `seq` of the first bad entry.
+    pub seq: u64,
+    /// Its scope.
+    pub scope: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl EvidenceTampered {
+    /// The stable machine code: `evidence-tampered`.
+    pub fn code(&self) -> &'static str {
+        "evidence-tampered"
+    }
+
+    fn refuse(entry: &StoredEntry, reason: String) -> StoreError {
+        StoreError::Checkpoint(Box::new(EvidenceTampered {
+            seq: entry.seq,
+            scope: entry.scope.clone(),
+            reason,
+        }))
+    }
+}
+
+/// The last `(scope_seq, hash)` of each scope of `entries` among the entries before
+/// them: where each scope's chain stands before the first of them. A scope whose
+/// first new entry is its first has none.
+async fn covered_heads(
+    locked: &mut LockedTx,
+    entries: &[StoredEntry],
+) -> Result<HashMap<String, (u64, String)>> {
+    let mut wanted: Vec<(&str, i64)> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for entry in entries {
+        if seen.insert(&entry.scope) && entry.scope_seq > 1 {
+            wanted.push((&entry.scope, to_i64(entry.scope_seq - 1)?));
+        }
+    }
+    let mut heads = HashMap::new();
+    let placeholders = Placeholders::of(locked);
+    for chunk in wanted.chunks(SCOPES_PER_LOOKUP) {
+        let sql = predecessors_sql(chunk.len(), placeholders);
+        let found: Vec<(String, i64, String)> = on_backend!(&mut locked.tx, |tx| {
+            let mut query = sqlx::query_as(&sql);
+            for (scope, scope_seq) in chunk {
+                query = query.bind(*scope).bind(*scope_seq);
+            }
+            query.fetch_all(&mut **tx).await?
+        });
+        for (scope, scope_seq, hash) in found {
+            let scope_seq = non_negative(scope_seq, "evidence_entries.scope_seq")?;
+            heads.insert(scope, (scope_seq, hash));
+        }
+    }
+    Ok(heads)
+}
+
+/// Checks that `entry` (whose stored hash decodes to `leaf`) recomputes with `hasher`
+/// and follows `heads`' entry of its scope, then makes it that scope's head.
+fn check_entry(
+    entry: &StoredEntry,
+    leaf: Hash,
+    heads: &mut HashMap<String, (u64, String)>,
+    hasher: &HashFn,
+) -> Result<()> {
+    match hasher(&entry.to_hash()) {
+        Ok(recomputed) if recomputed == leaf => {}
+        Ok(_) => {
+            return Err(EvidenceTampered::refuse(
+                entry,
+                "no longer matches its hash: its stored columns were changed".into(),
+            ));
+        }
+        Err(err) => {
+            return Err(EvidenceTampered::refuse(
+                entry,
+                format!("cannot be hashed from its stored columns: {err}"),
+            ));
+        }
+    }
+    let (count, last) = heads
+        .get(&entry.scope)
+        .map_or((0, GENESIS_PREV_HASH), |(count, hash)| {
+            (*count, hash.as_str())
+        });
+    if entry.scope_seq != count + 1 {
+        return Err(EvidenceTampered::refuse(
+            entry,
+            format!(
+                "has scope_seq {} where its scope's chain is at {count}",
+                entry.scope_seq
+            ),
+        ));
+    }
+    if entry.prev_hash != last {
+        return Err(EvidenceTampered::refuse(
+            entry,
+            format!(
+                "links to {} but the previous entry of its scope has hash {last}",
+                entry.prev_hash
+            ),
+        ));
+    }
+    heads.insert(entry.scope.clone(), (entry.scope_seq, entry.hash.clone()));
+    Ok(())
 }
 
 /// Numbers and chains `drafts` after what the locked transaction sees.
@@ -823,6 +981,22 @@ fn heads_sql(scopes: usize, placeholders: Placeholders) -> String {
         );
         placeholders.push(&mut sql, index);
         sql.push_str(" ORDER BY scope_seq DESC LIMIT 1) AS head");
+    }
+    sql
+}
+
+/// One statement that finds `(scope, scope_seq, hash)` of `pairs` given
+/// `(scope, scope_seq)` pairs: an index seek each. Pairs with no entry return no row.
+fn predecessors_sql(pairs: usize, placeholders: Placeholders) -> String {
+    let mut sql = String::new();
+    for pair in 0..pairs {
+        if pair > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        sql.push_str("SELECT scope, scope_seq, hash FROM evidence_entries WHERE scope = ");
+        placeholders.push(&mut sql, pair * 2 + 1);
+        sql.push_str(" AND scope_seq = ");
+        placeholders.push(&mut sql, pair * 2 + 2);
     }
     sql
 }

@@ -9,6 +9,7 @@ mod export;
 mod keyring;
 mod rotate;
 mod service;
+mod state;
 mod verify;
 
 pub use export::provenance_path;

@@ -11,6 +11,7 @@ use relo_evidence::{
 use serde_json::json;
 
 use super::keyring::key_ring;
+use super::state::{StoredRun, check_checkpoint_rows, check_state};
 use crate::args::{EXIT_FAILED, VerifyArgs};
 use crate::home::Home;
 
@@ -21,6 +22,7 @@ struct StoredLog {
     ring: KeyRing,
     entries: Vec<EvidenceEntry>,
     checkpoints: Vec<relo_store::Checkpoint>,
+    runs: Vec<StoredRun>,
 }
 
 impl StoredLog {
@@ -43,14 +45,28 @@ impl StoredLog {
             .checkpoints()
             .await
             .context("cannot read the checkpoints")?;
+        let mut runs = Vec::new();
+        let mut rows = store.runs(u32::MAX).await.context("cannot read the runs")?;
+        rows.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        for run in rows {
+            let steps = store
+                .run_steps(&run.id)
+                .await
+                .with_context(|| format!("cannot read the steps of run {}", run.id))?;
+            runs.push(StoredRun { run, steps });
+        }
         Ok(Self {
             origin,
             ring,
             entries,
             checkpoints,
+            runs,
         })
     }
 
+    /// The log (chains, tree, checkpoint notes, the trusted checkpoint), then the
+    /// checkpoint rows against their notes, then the runs and steps against the
+    /// evidence: the first finding of the first check that fails.
     fn verify(&self, trusted: Option<&VerifiedCheckpoint>) -> Result<VerifyReport, Tampering> {
         let notes: Vec<&str> = self.checkpoints.iter().map(|c| c.note.as_str()).collect();
         let options = VerifyOptions {
@@ -58,7 +74,10 @@ impl StoredLog {
             keys: &self.ring,
             trusted,
         };
-        verify_log(&self.entries, &notes, &options)
+        let report = verify_log(&self.entries, &notes, &options)?;
+        check_checkpoint_rows(&self.entries, &self.checkpoints, &self.ring, &self.origin)?;
+        check_state(&self.entries, &self.runs)?;
+        Ok(report)
     }
 }
 

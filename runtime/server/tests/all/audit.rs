@@ -137,7 +137,18 @@ async fn metrics_count_requests_and_refusals(server: TestServer) {
     assert_eq!(counter(&server.metrics_text().await, healthz), 3);
 }
 
+/// A login name is whatever the client sends: the refusal records at most 64 bytes of
+/// it, marked when cut, so a client cannot make the evidence hold what it likes.
+async fn a_refused_login_records_a_bounded_name(server: TestServer) {
+    let name = "x".repeat(10_000);
+    server.try_login(&name, PASSWORD).await;
+    let refused = server.audit_bodies("auth.refused").await;
+    let who = refused[0]["who"].as_str().unwrap();
+    assert_eq!(who, format!("{}…[truncated 9936 bytes]", "x".repeat(64)));
+}
+
 server_tests!(
     each_refusal_kind_is_recorded,
+    a_refused_login_records_a_bounded_name,
     metrics_count_requests_and_refusals
 );

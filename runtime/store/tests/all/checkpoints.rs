@@ -1,7 +1,7 @@
 //! Checkpoints cut under the write lock.
 
 use relo_evidence::{Frontier, LogTree, merkle};
-use relo_store::{Checkpoint, CheckpointDraft, Store, StoreError};
+use relo_store::{Checkpoint, CheckpointDraft, EvidenceTampered, Store, StoreError, entry_hash};
 
 use crate::support::{Backend, Raw, TestDb, all_entries, backend_tests, draft, hash};
 
@@ -32,6 +32,7 @@ async fn append(store: &Store, scope: &str, n: usize) {
 async fn cut(store: &Store) -> Result<Checkpoint, StoreError> {
     store
         .append_checkpoint(
+            &hash,
             |_| true,
             |basis| {
                 Ok(CheckpointDraft {
@@ -44,10 +45,18 @@ async fn cut(store: &Store) -> Result<Checkpoint, StoreError> {
         .await
 }
 
-/// The frontier of the tree over every entry the log now holds, as stored.
-async fn frontier_of_the_log(store: &Store) -> String {
+/// The hashes of the first `size` entries: those a checkpoint of `size` covers (the
+/// log goes on with the `checkpoint.cut` entry that records it).
+async fn covered(store: &Store, size: u64) -> Vec<[u8; 32]> {
+    let mut leaves = decode(&all_entries(store).await);
+    leaves.truncate(usize::try_from(size).expect("size"));
+    leaves
+}
+
+/// The frontier of the tree over the first `size` entries, as stored.
+async fn frontier_of_the_log(store: &Store, size: u64) -> String {
     let mut frontier = Frontier::new();
-    for leaf in decode(&all_entries(store).await) {
+    for leaf in covered(store, size).await {
         frontier.push(&leaf);
     }
     frontier.to_text()
@@ -102,6 +111,7 @@ async fn a_checkpoint_covers_the_log_as_the_lock_saw_it(db: TestDb) {
 
     let first = store
         .append_checkpoint(
+            &hash,
             |_| true,
             |basis| {
                 assert_eq!(basis.size, 5);
@@ -131,9 +141,11 @@ async fn a_checkpoint_covers_the_log_as_the_lock_saw_it(db: TestDb) {
         .expect("append");
     let second = store
         .append_checkpoint(
+            &hash,
             |_| true,
             |basis| {
-                assert_eq!(basis.size, 6);
+                // 5 entries, the first checkpoint's `checkpoint.cut`, and one more.
+                assert_eq!(basis.size, 7);
                 assert_eq!(basis.previous.as_ref(), Some(&first));
                 Ok(CheckpointDraft {
                     root: basis.frontier.root(),
@@ -158,7 +170,11 @@ async fn a_checkpoint_covers_the_log_as_the_lock_saw_it(db: TestDb) {
 async fn a_refused_checkpoint_stores_nothing(db: TestDb) {
     let store = db.store().await;
     let err = store
-        .append_checkpoint(|_| true, |_| Err("the evidence key is missing".into()))
+        .append_checkpoint(
+            &hash,
+            |_| true,
+            |_| Err("the evidence key is missing".into()),
+        )
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::Checkpoint(_)), "{err}");
@@ -179,6 +195,7 @@ async fn a_root_other_than_the_log_s_is_refused(db: TestDb) {
     append(&store, "run", 3).await;
     let err = store
         .append_checkpoint(
+            &hash,
             |_| true,
             |_| {
                 Ok(CheckpointDraft {
@@ -203,8 +220,12 @@ async fn checkpoints_between_appends_have_the_root_of_the_whole_log(db: TestDb) 
         // Batches of 0 to 6 entries: some checkpoints add nothing, some cross a power of two.
         append(&store, &format!("run-{}", round % 3), round % 7).await;
         let checkpoint = cut(&store).await.expect("checkpoint");
-        let leaves = decode(&all_entries(&store).await);
-        assert_eq!(checkpoint.size, leaves.len() as u64, "round {round}");
+        let entries = all_entries(&store).await;
+        let recorded = entries.last().expect("the cut is recorded");
+        assert_eq!(recorded.kind, "checkpoint.cut", "round {round}");
+        assert_eq!(recorded.scope, "control", "round {round}");
+        assert_eq!(checkpoint.size + 1, entries.len() as u64, "round {round}");
+        let leaves = covered(&store, checkpoint.size).await;
         assert_eq!(
             checkpoint.root,
             hex::encode(LogTree::from_entry_hashes(&leaves).root()),
@@ -212,7 +233,7 @@ async fn checkpoints_between_appends_have_the_root_of_the_whole_log(db: TestDb) 
         );
         assert_eq!(
             stored_frontier(&mut raw, checkpoint.id).await,
-            Some(frontier_of_the_log(&store).await),
+            Some(frontier_of_the_log(&store, checkpoint.size).await),
             "round {round}"
         );
         assert_eq!(
@@ -287,8 +308,8 @@ async fn a_tampered_frontier_is_refused(db: TestDb) {
     .await
     .expect("restore");
     let second = cut(&store).await.expect("second checkpoint");
-    let leaves = decode(&all_entries(&store).await);
-    assert_eq!(second.size, 8);
+    let leaves = covered(&store, second.size).await;
+    assert_eq!(second.size, 9);
     assert_eq!(
         second.root,
         hex::encode(LogTree::from_entry_hashes(&leaves).root())
@@ -311,20 +332,21 @@ async fn a_checkpoint_without_a_frontier_is_followed_by_a_full_read(db: TestDb) 
 
     append(&store, "run-a", 6).await;
     let third = cut(&store).await.expect("third");
-    let leaves = decode(&all_entries(&store).await);
-    assert_eq!(third.size, 19);
+    let leaves = covered(&store, third.size).await;
+    // 9 + 4 + 6 entries and the first two checkpoints' `checkpoint.cut`.
+    assert_eq!(third.size, 21);
     assert_eq!(
         third.root,
         hex::encode(LogTree::from_entry_hashes(&leaves).root())
     );
     assert_eq!(
         stored_frontier(&mut raw, third.id).await,
-        Some(frontier_of_the_log(&store).await)
+        Some(frontier_of_the_log(&store, third.size).await)
     );
 
     append(&store, "run-b", 2).await;
     let fourth = cut(&store).await.expect("fourth");
-    let leaves = decode(&all_entries(&store).await);
+    let leaves = covered(&store, fourth.size).await;
     assert_eq!(
         fourth.root,
         hex::encode(LogTree::from_entry_hashes(&leaves).root())
@@ -381,6 +403,86 @@ async fn a_log_missing_entries_is_refused(db: TestDb) {
     assert_eq!(store.checkpoints().await.expect("one").len(), 1);
 }
 
+/// Appends `n` entries to `scope`, hashed the way relo hashes (what [`Store::checkpoint`]
+/// recomputes).
+async fn append_relo(store: &Store, scope: &str, n: usize) {
+    let drafts: Vec<_> = (0..n).map(|i| draft(scope, &i.to_string())).collect();
+    store.append(&drafts, &entry_hash).await.expect("append");
+}
+
+/// Asserts that `err` refused the checkpoint as `evidence-tampered` at entry `seq`.
+fn assert_tampered(err: &StoreError, seq: u64, words: &str) {
+    let StoreError::Checkpoint(inner) = err else {
+        panic!("not a refused checkpoint: {err}");
+    };
+    let tampered = inner
+        .downcast_ref::<EvidenceTampered>()
+        .unwrap_or_else(|| panic!("not evidence-tampered: {err}"));
+    assert_eq!(tampered.code(), "evidence-tampered", "{err}");
+    assert_eq!(tampered.seq, seq, "{err}");
+    assert!(tampered.reason.contains(words), "`{words}` not in: {err}");
+    assert!(err.to_string().contains("evidence-tampered"), "{err}");
+}
+
+async fn a_changed_body_is_not_signed_over(db: TestDb) {
+    let store = db.store().await;
+    let origin = store.evidence_origin().await.expect("origin");
+    let key = relo_trust::PrivateKey::generate(relo_trust::KeyAlgorithm::Ed25519);
+    append_relo(&store, "run-a", 3).await;
+    store
+        .checkpoint(&key, &origin, &origin)
+        .await
+        .expect("first");
+    append_relo(&store, "run-a", 2).await;
+    append_relo(&store, "run-b", 2).await;
+    // Entry 7 (run-b's first, after run-a's 3, the `checkpoint.cut` and run-a's 2) is
+    // edited after it was appended; its hash is left alone.
+    let mut raw = db.raw().await;
+    unguard(&db, &mut raw, "evidence_entries").await;
+    raw.execute(r#"UPDATE evidence_entries SET body = '{"label":"forged"}' WHERE seq = 7"#)
+        .await
+        .expect("tamper");
+    let err = store
+        .checkpoint(&key, &origin, &origin)
+        .await
+        .expect_err("refused");
+    assert_tampered(&err, 7, "no longer matches its hash");
+    assert_eq!(store.checkpoints().await.expect("one").len(), 1);
+    // The lock was released: appends go on.
+    append_relo(&store, "run-a", 1).await;
+}
+
+async fn a_rehashed_entry_is_named_by_the_broken_link(db: TestDb) {
+    let store = db.store().await;
+    append(&store, "run", 4).await;
+    cut(&store).await.expect("first");
+    append(&store, "run", 3).await;
+    // Entry 6 (after 4, and the `checkpoint.cut` at 5) is changed and rehashed
+    // consistently: it recomputes, but entry 7 still links to the hash it had.
+    let mut entry = all_entries(&store).await.remove(5);
+    entry.body = r#"{"label":"forged"}"#.to_owned();
+    let rehashed = hex::encode(hash(&entry.to_hash()).expect("hash"));
+    let mut raw = db.raw().await;
+    unguard(&db, &mut raw, "evidence_entries").await;
+    raw.execute(&format!(
+        r#"UPDATE evidence_entries SET body = '{}', hash = '{rehashed}' WHERE seq = 6"#,
+        entry.body
+    ))
+    .await
+    .expect("tamper");
+    let err = cut(&store).await.expect_err("refused");
+    assert_tampered(&err, 7, "links to");
+    // A prev_hash rewritten to follow the new hash breaks entry 7's own hash instead.
+    raw.execute(&format!(
+        "UPDATE evidence_entries SET prev_hash = '{rehashed}' WHERE seq = 7"
+    ))
+    .await
+    .expect("tamper");
+    let err = cut(&store).await.expect_err("refused");
+    assert_tampered(&err, 7, "no longer matches its hash");
+    assert_eq!(store.checkpoints().await.expect("one").len(), 1);
+}
+
 async fn a_forged_checkpoint_row_is_not_built_on(db: TestDb) {
     let store = db.store().await;
     let origin = store.evidence_origin().await.expect("origin");
@@ -389,9 +491,9 @@ async fn a_forged_checkpoint_row_is_not_built_on(db: TestDb) {
         let (key, origin) = (&key, origin.clone());
         async move { store.checkpoint(key, &origin, &origin).await }
     };
-    append(&store, "run-a", 8).await;
+    append_relo(&store, "run-a", 8).await;
     signed(store.clone()).await.expect("first");
-    append(&store, "run-a", 5).await;
+    append_relo(&store, "run-a", 5).await;
     // A row inserted behind the store's back (the guard stops only updates): its
     // frontier, size and root agree, but over leaves that are not the log's, and its
     // note is signed by nobody.
@@ -408,19 +510,20 @@ async fn a_forged_checkpoint_row_is_not_built_on(db: TestDb) {
     ))
     .await
     .expect("insert a forged checkpoint");
-    append(&store, "run-b", 3).await;
+    append_relo(&store, "run-b", 3).await;
     let third = signed(store.clone()).await.expect("third");
-    let leaves = decode(&all_entries(&store).await);
-    assert_eq!(third.size, 16);
+    let leaves = covered(&store, third.size).await;
+    // 8 + 5 + 3 entries and the first checkpoint's `checkpoint.cut`.
+    assert_eq!(third.size, 17);
     assert_eq!(
         third.root,
         hex::encode(LogTree::from_entry_hashes(&leaves).root()),
         "the whole log was read, not the forged frontier"
     );
     // The next one builds on the third, which its key signed.
-    append(&store, "run-b", 2).await;
+    append_relo(&store, "run-b", 2).await;
     let fourth = signed(store.clone()).await.expect("fourth");
-    let leaves = decode(&all_entries(&store).await);
+    let leaves = covered(&store, fourth.size).await;
     assert_eq!(
         fourth.root,
         hex::encode(LogTree::from_entry_hashes(&leaves).root())
@@ -437,4 +540,6 @@ backend_tests!(
     only_the_entries_after_the_last_checkpoint_are_read,
     a_log_missing_entries_is_refused,
     a_forged_checkpoint_row_is_not_built_on,
+    a_changed_body_is_not_signed_over,
+    a_rehashed_entry_is_named_by_the_broken_link,
 );

@@ -134,14 +134,16 @@ async fn checkpoints_are_cut_every_n_entries_and_on_demand(db: TestDb) {
     // Cut after the batch that reaches 25 entries since the last one: that batch holds
     // at most `max_batch` (10) records, so a checkpoint covers 25 to 34 new entries,
     // however the writer happened to split the records into batches.
+    // Each checkpoint is recorded by a `checkpoint.cut` entry the next one also covers.
     assert_eq!(sizes.len(), 2, "{sizes:?}");
     let covers = 25..=34;
     assert!(covers.contains(&sizes[0]), "{sizes:?}");
-    assert!(covers.contains(&(sizes[1] - sizes[0])), "{sizes:?}");
+    assert!(covers.contains(&(sizes[1] - sizes[0] - 1)), "{sizes:?}");
     let writer = EvidenceWriter::spawn(store.clone(), options);
     writer.enqueue(record("run-0", "end"));
     let end = writer.checkpoint().await.expect("run-end checkpoint");
-    assert_eq!(end.size, 61);
+    // 61 records and the two periodic checkpoints' `checkpoint.cut` entries.
+    assert_eq!(end.size, 63);
 
     // What the writer stored verifies with relo-evidence: the real hash and real notes.
     let entries: Vec<_> = all_entries(&store)
@@ -162,9 +164,12 @@ async fn checkpoints_are_cut_every_n_entries_and_on_demand(db: TestDb) {
         trusted: None,
     };
     let report = relo_evidence::verify_log(&entries, &notes, &options).expect("verifies");
-    assert_eq!(report.entries, 61);
+    assert_eq!(report.entries, 64);
     assert_eq!(report.checkpoints_verified, 3);
-    assert_eq!(report.uncovered_tail, 0);
+    assert_eq!(
+        report.uncovered_tail, 1,
+        "the last checkpoint's `checkpoint.cut`"
+    );
 
     let plain = EvidenceWriter::spawn(store.clone(), WriterOptions::default());
     let err = plain.checkpoint().await.expect_err("no key");
@@ -295,11 +300,12 @@ async fn evidence_key(store: &relo_store::Store) -> (CheckpointPolicy, relo_evid
     (policy, ring)
 }
 
-/// The `name` of each stored entry, in `seq` order.
+/// The `name` of each stored entry but the `checkpoint.cut` ones, in `seq` order.
 async fn stored_names(store: &relo_store::Store) -> Vec<String> {
     all_entries(store)
         .await
         .iter()
+        .filter(|entry| entry.kind != "checkpoint.cut")
         .map(|entry| {
             let body: serde_json::Value = serde_json::from_str(&entry.body).expect("body");
             body["name"].as_str().expect("name").to_owned()
@@ -424,7 +430,8 @@ async fn a_failed_batch_fails_only_its_own_tickets(db: TestDb) {
         .checkpoint()
         .await
         .expect("a checkpoint after the failure");
-    assert_eq!(end.size, 7);
+    // 7 records and the settled checkpoint's `checkpoint.cut`.
+    assert_eq!(end.size, 8);
     assert_unavailable(writer.close().await, "close names the failed batch");
     assert_eq!(
         stored_names(&store).await,
@@ -452,10 +459,11 @@ async fn a_failed_batch_fails_only_its_own_tickets(db: TestDb) {
         trusted: None,
     };
     let report = relo_evidence::verify_log(&entries, &notes, &options).expect("verifies");
-    assert_eq!(report.entries, 7);
-    assert_eq!(report.scopes, 2);
+    // 7 records and the two checkpoints' `checkpoint.cut` entries, in the control scope.
+    assert_eq!(report.entries, 9);
+    assert_eq!(report.scopes, 3);
     assert_eq!(report.checkpoints_verified, 2);
-    assert_eq!(report.uncovered_tail, 0);
+    assert_eq!(report.uncovered_tail, 1);
 }
 
 backend_tests!(

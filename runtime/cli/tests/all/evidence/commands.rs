@@ -86,11 +86,12 @@ async fn one_run_verifies_and_an_unknown_run_is_an_error(home: TestHome) {
     );
     // A changed entry of the run is found through its chain and inclusion proof.
     let mut raw = home.tamperer().await;
-    raw.execute(r#"UPDATE evidence_entries SET body = '{"name":"x"}' WHERE seq = 12"#)
+    // Entry 13: run-b's first of round 1, after round 0 and its `checkpoint.cut`.
+    raw.execute(r#"UPDATE evidence_entries SET body = '{"name":"x"}' WHERE seq = 13"#)
         .await;
     raw.close().await;
     let finding = assert_tampering(&home.verify(&["--json", "--run", "run-b"]), "changed");
-    assert_eq!(finding["seq"], 12);
+    assert_eq!(finding["seq"], 13);
     // Another run's chain is intact.
     let out = home.verify(&["--run", "run-a"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
@@ -103,7 +104,8 @@ async fn checkpoints_signed_before_a_rotation_keep_verifying(home: TestHome) {
     let out = home.relo_ok(&["evidence", "rotate-key", "--json"]);
     let rotated: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(rotated["retired_key_id"], old_public.key_id());
-    assert_eq!(rotated["retired_last_size"], 30);
+    // 30 records and the four `checkpoint.cut` entries of `fill`.
+    assert_eq!(rotated["retired_last_size"], 34);
     let new_public =
         PublicKey::from_pem_file(home.path().join("keys/evidence.pub")).expect("new public key");
     assert_ne!(new_public, old_public);
@@ -115,8 +117,10 @@ async fn checkpoints_signed_before_a_rotation_keep_verifying(home: TestHome) {
         .scope_entries(&Scope::Control.to_string(), 0, 1000)
         .await
         .expect("control");
-    let last = control.last().expect("an entry");
-    assert_eq!(last.kind, "key.rotated");
+    // The rotation, then the `checkpoint.cut` of the new key's first checkpoint.
+    let kinds: Vec<&str> = control.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds[kinds.len() - 2..], ["key.rotated", "checkpoint.cut"]);
+    let last = &control[control.len() - 2];
     assert!(last.body.contains(old_public.key_id()), "{}", last.body);
     store.close().await;
 
@@ -124,7 +128,7 @@ async fn checkpoints_signed_before_a_rotation_keep_verifying(home: TestHome) {
     let out = home.verify(&["--trusted-checkpoint", &trusted]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let text = stdout(&out);
-    assert!(text.contains("entries: 31 in 4 scopes"), "{text}");
+    assert!(text.contains("entries: 37 in 4 scopes"), "{text}");
     assert!(text.contains("checkpoints verified: 6"), "{text}");
     home.relo_ok(&["evidence", "checkpoint"]);
     let out = home.verify(&["--trusted-checkpoint", &trusted]);
@@ -171,7 +175,8 @@ async fn an_exported_run_verifies_on_its_own(home: TestHome) {
         verify_evidence_statement(&verified.statement, &ring, &origin).expect("evidence verifies");
     assert_eq!(report.run_id, "run-a");
     assert_eq!(report.entries, 12, "3 per round, 4 rounds");
-    assert_eq!(report.checkpoint.size, 40);
+    // 40 records and the four `checkpoint.cut` entries of `fill`.
+    assert_eq!(report.checkpoint.size, 44);
 
     let provenance = home.outside("run-a.provenance.json");
     let envelope =

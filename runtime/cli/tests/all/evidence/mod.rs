@@ -9,5 +9,6 @@ mod support;
 mod commands;
 mod crash;
 mod encrypted_key;
+mod state;
 mod tamper;
 mod vault_signer;

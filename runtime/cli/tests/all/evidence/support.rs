@@ -64,28 +64,8 @@ impl TestHome {
 
     /// A fresh schema, or `None` when `RELO_SKIP_POSTGRES=1` (outside CI).
     pub async fn postgres() -> Option<TestHome> {
-        let base = relo_test_env::postgres_url()?;
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let name = format!(
-            "relo_cli_test_{}_{}_{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = PgConnection::connect(&base).await.expect("connect");
-        admin
-            .execute(format!("CREATE SCHEMA {name}").as_str())
-            .await
-            .expect("create the test schema");
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
-        Some(TestHome::new(
-            url,
-            Backend::Postgres,
-            Some(PgSchema { base, name }),
-        ))
+        let (url, schema) = fresh_schema().await?;
+        Some(TestHome::new(url, Backend::Postgres, Some(schema)))
     }
 
     fn new(url: String, backend: Backend, schema: Option<PgSchema>) -> TestHome {
@@ -246,7 +226,31 @@ pub fn round_records(round: usize) -> Vec<EvidenceRecord> {
     records
 }
 
-struct PgSchema {
+/// A fresh schema of the `RELO_TEST_POSTGRES_URL` database and its URL, or `None` when
+/// `RELO_SKIP_POSTGRES=1` (outside CI). The schema is dropped with the returned guard.
+pub async fn fresh_schema() -> Option<(String, PgSchema)> {
+    let base = relo_test_env::postgres_url()?;
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!(
+        "relo_cli_test_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = PgConnection::connect(&base).await.expect("connect");
+    admin
+        .execute(format!("CREATE SCHEMA {name}").as_str())
+        .await
+        .expect("create the test schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+    Some((url, PgSchema { base, name }))
+}
+
+/// A test schema, dropped when this is.
+pub struct PgSchema {
     base: String,
     name: String,
 }

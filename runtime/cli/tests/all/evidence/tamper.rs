@@ -16,11 +16,13 @@ async fn an_untouched_log_verifies(home: TestHome) {
     let out = home.verify(&["--trusted-checkpoint", &trusted.display().to_string()]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let text = stdout(&out);
-    assert!(text.contains("entries: 30 in 4 scopes"), "{text}");
+    // 30 records and the four checkpoints' `checkpoint.cut` entries; the last is after
+    // the checkpoint it records.
+    assert!(text.contains("entries: 34 in 4 scopes"), "{text}");
     assert!(text.contains("checkpoints verified: 4"), "{text}");
-    assert!(text.contains("uncovered tail: 0"), "{text}");
+    assert!(text.contains("uncovered tail: 1"), "{text}");
     assert!(
-        text.contains("consistent with the trusted checkpoint of 30 entries"),
+        text.contains("consistent with the trusted checkpoint of 33 entries"),
         "{text}"
     );
 }
@@ -28,17 +30,18 @@ async fn an_untouched_log_verifies(home: TestHome) {
 async fn a_changed_body_is_named(home: TestHome) {
     home.fill().await;
     let mut raw = home.tamperer().await;
-    raw.execute(r#"UPDATE evidence_entries SET body = '{"name":"nothing-to-see"}' WHERE seq = 12"#)
+    // Entry 13: the second record of round 1, after round 0 and its `checkpoint.cut`.
+    raw.execute(r#"UPDATE evidence_entries SET body = '{"name":"nothing-to-see"}' WHERE seq = 13"#)
         .await;
     raw.close().await;
     let finding = assert_tampering(&home.verify(&["--json"]), "changed");
-    assert_eq!(finding["seq"], 12);
+    assert_eq!(finding["seq"], 13);
     assert_eq!(finding["scope"], "run-b");
     // The text form names it too.
     let text = stdout(&home.verify(&[]));
     assert!(text.starts_with("TAMPERED: changed"), "{text}");
     assert!(
-        text.contains("first bad entry: seq 12, scope run-b, scope_seq 4"),
+        text.contains("first bad entry: seq 13, scope run-b, scope_seq 4"),
         "{text}"
     );
 }
@@ -136,7 +139,7 @@ async fn a_checkpoint_signed_by_another_key_is_named(home: TestHome) {
     raw.set_checkpoint_note(id, &forged, other.key_id()).await;
     raw.close().await;
     let finding = assert_tampering(&home.verify(&["--json"]), "bad-signature");
-    assert_eq!(finding["checkpoint_size"], 30, "{finding}");
+    assert_eq!(finding["checkpoint_size"], 33, "{finding}");
 }
 
 async fn a_rolled_back_database_is_named(home: TestHome) {
@@ -163,7 +166,14 @@ async fn a_rolled_back_database_is_named(home: TestHome) {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(home.path().join(format!("relo.db{suffix}")));
             }
-            std::fs::copy(&copy, home.path().join("relo.db")).expect("restore the old copy");
+            let restored = home.path().join("relo.db");
+            std::fs::copy(&copy, &restored).expect("restore the old copy");
+            // The store refuses a database file others can read; the copy must be 0600.
+            std::fs::set_permissions(
+                &restored,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .expect("chmod 600 the restored copy");
         }
         Backend::Postgres => {
             // No file to copy: remove what came after the first round instead.
@@ -184,7 +194,7 @@ async fn a_rolled_back_database_is_named(home: TestHome) {
         &home.verify(&["--json", "--trusted-checkpoint", &trusted]),
         "rolled-back",
     );
-    assert_eq!(finding["checkpoint_size"], 30, "{finding}");
+    assert_eq!(finding["checkpoint_size"], 33, "{finding}");
 }
 
 async fn no_checkpoint_is_signed_over_a_tampered_log(home: TestHome) {
