@@ -68,6 +68,12 @@ impl Redactor {
         self.redact(&text)
     }
 
+    /// Guest-chosen `text` as the host keeps it in notes, evidence and traces: redacted,
+    /// then cut to `max` bytes with a marker (no copy when there is nothing to do).
+    pub(crate) fn shown(&self, text: String, max: usize) -> String {
+        crate::budget::bounded_owned(self.redact_owned(text), max)
+    }
+
     /// `bytes` with every known value replaced, byte-wise (captured output need not be
     /// UTF-8).
     pub(crate) fn redact_bytes(&self, bytes: &[u8]) -> Vec<u8> {

@@ -10,7 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::budget::{MAX_NAME_BYTES, MAX_TEXT_BYTES, RefusedCalls, bounded_owned};
+use crate::budget::{MAX_NAME_BYTES, MAX_TEXT_BYTES, RefusedCalls};
 use crate::capture::StepLog;
 use crate::host::egress::EgressGate;
 use crate::limiter::StepLimiter;
@@ -47,12 +47,12 @@ impl StepState {
 
     /// A guest-chosen name as the host keeps it in notes and evidence: redacted, bounded.
     pub(crate) fn guest_name(&self, name: &str) -> String {
-        bounded_owned(self.redactor.redact_owned(name.to_owned()), MAX_NAME_BYTES)
+        self.redactor.shown(name.to_owned(), MAX_NAME_BYTES)
     }
 
     /// Longer text that carries guest-chosen parts (a refusal's reason): redacted, bounded.
     pub(crate) fn guest_text(&self, text: String) -> String {
-        bounded_owned(self.redactor.redact_owned(text), MAX_TEXT_BYTES)
+        self.redactor.shown(text, MAX_TEXT_BYTES)
     }
 }
 

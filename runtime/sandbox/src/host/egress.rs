@@ -330,9 +330,9 @@ impl EgressGate {
                 Ok(()) => None,
             };
             if let Some((code, reason)) = refusal {
-                let reason = bounded(&self.redactor.redact(&reason), MAX_TEXT_BYTES);
+                let reason = self.redactor.shown(reason, MAX_TEXT_BYTES);
                 self.recorder.record(EvidenceEvent::SecretDenied {
-                    name: bounded(&self.redactor.redact(&injection.name), MAX_NAME_BYTES),
+                    name: self.redactor.shown(injection.name.clone(), MAX_NAME_BYTES),
                     reference: self
                         .secrets
                         .as_ref()
@@ -359,7 +359,7 @@ impl EgressGate {
         if self.refused.charge().is_err() {
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        let reason = bounded(&self.redactor.redact(&reason), MAX_TEXT_BYTES);
+        let reason = self.redactor.shown(reason, MAX_TEXT_BYTES);
         self.log
             .host_note("warn", format!("egress denied ({code}): {reason}"));
         self.recorder.record(EvidenceEvent::EgressDenied {
@@ -438,7 +438,7 @@ impl Target {
     /// The destination as notes and evidence show it: guest-chosen parts redacted and
     /// bounded (the decision is made on the request itself, never on this copy).
     fn for_evidence(&self, redactor: &Redactor) -> Self {
-        let shown = |text: &str| bounded(&redactor.redact(text), MAX_TEXT_BYTES);
+        let shown = |text: &str| redactor.shown(text.to_owned(), MAX_TEXT_BYTES);
         Self {
             method: bounded(&self.method, MAX_NAME_BYTES),
             scheme: bounded(&self.scheme, MAX_NAME_BYTES),
