@@ -94,6 +94,7 @@ echo "  rita, a release manager, approves it with her key:"
 "$relo" resume "$run"
 
 say "6. the evidence: verify the log, export the run's attestation"
+"$relo" evidence verify
 "$relo" evidence verify --run "$run"
 "$relo" evidence export --run "$run" --out "$demo/$run.evidence.json"
 denials=$("$relo" runs show "$run" --json | sed -n 's/.*"denials": \([0-9]*\).*/\1/p')

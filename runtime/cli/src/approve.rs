@@ -58,7 +58,7 @@ pub fn run(args: &ApproveArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = home.store().await?;
+        let store = home.evidence_store().await?;
         let stored = stored_run(&store, &policy, &args.run).await?;
         let (row, request, workflow) = (stored.row, stored.request, stored.workflow);
         let Some(step) = workflow.steps.iter().find(|s| s.id.as_str() == args.step) else {

@@ -1,9 +1,13 @@
 //! The relo home: `relo.toml`, the store it names, and the evidence key files.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use relo_manifest::{Diagnostics, KeyRef, OperatorConfig, SecretsProvider, parse_operator};
+use relo_evidence::{Witness, default_witness_path};
+use relo_manifest::{
+    Diagnostics, KeyRef, OperatorConfig, SecretsProvider, WitnessRef, parse_operator,
+};
 use relo_secrets::{TransitSigner, vault_login};
 use relo_store::Store;
 use relo_trust::{KeyAlgorithm, KeyFileSigner, PublicKey, Signer};
@@ -68,6 +72,42 @@ impl Home {
         Store::open(&self.path, configured)
             .await
             .context("cannot open the store")
+    }
+
+    /// The store, sealing each evidence batch it appends with `signer` (the evidence
+    /// key) and trusting the seals of every evidence key of the ring (the active one and
+    /// the retired ones). Every command that appends evidence or cuts a checkpoint uses
+    /// it: once a log has seals, an entry appended without one stops the next sealed
+    /// append as tampering.
+    pub async fn sealed_store(&self, signer: Arc<dyn Signer>) -> anyhow::Result<Store> {
+        self.seal(self.store().await?, signer).await
+    }
+
+    /// The store for a command that appends evidence (an approval, a plugin added or
+    /// blocked): sealed with the evidence key ([`Home::sealed_store`]).
+    ///
+    /// A home whose evidence key file does not exist (made by hand, without `relo
+    /// init`) gets the store unsealed; `relo evidence verify` then reports the entries
+    /// no seal or checkpoint covers.
+    pub async fn evidence_store(&self) -> anyhow::Result<Store> {
+        if let EvidenceKey::File(path) = self.evidence_key()
+            && !path.exists()
+        {
+            return self.store().await;
+        }
+        let signer: Arc<dyn Signer> = self.evidence_signer()?.into();
+        self.sealed_store(signer).await
+    }
+
+    /// `store`, sealing with `signer` ([`Home::sealed_store`]).
+    pub async fn seal(&self, store: Store, signer: Arc<dyn Signer>) -> anyhow::Result<Store> {
+        let origin = store.evidence_origin().await?;
+        let keys = crate::evidence::key_ring(self, &origin)?;
+        Ok(store.sealed(relo_store::EvidenceSeal {
+            signer,
+            origin,
+            keys,
+        }))
     }
 
     /// Where the evidence key is: `[evidence] signer`, default `keys/evidence.key`.
@@ -195,6 +235,30 @@ impl Home {
         Ok(self.evidence_signer()?.public_key().clone())
     }
 
+    /// The evidence witness of the log `origin`: `[evidence] witness`, else
+    /// `$XDG_STATE_HOME/relo/witnesses/<origin>` ([`default_witness_path`]). A witness
+    /// inside the home is refused: whoever can change the home could rewrite it too.
+    pub fn witness(&self, origin: &str) -> anyhow::Result<Witness> {
+        let configured = self
+            .config
+            .as_ref()
+            .and_then(|c| c.evidence.as_ref())
+            .and_then(|e| e.witness.as_ref());
+        let path = match configured {
+            Some(WitnessRef::File(path)) => PathBuf::from(path),
+            None => default_witness_path(origin)?,
+        };
+        if is_inside(&path, &self.path) {
+            bail!(
+                "the evidence witness {} is inside the relo home {}: keep it where whoever can \
+                 change the home cannot ([evidence] witness = \"file:PATH\")",
+                path.display(),
+                self.path.display()
+            );
+        }
+        Ok(Witness::new(path))
+    }
+
     /// The folder of retired evidence public keys and their index.
     pub fn retired_dir(&self) -> anyhow::Result<PathBuf> {
         let public = self.evidence_public_path()?;
@@ -219,6 +283,14 @@ pub fn read_parsed<T>(
         )
     })?;
     Ok((parsed, bytes))
+}
+
+/// Appends a checkpoint just cut (its signed note) to `witness`.
+pub fn append_to_witness(witness: &Witness, note: &str) -> anyhow::Result<()> {
+    witness.append(note).context(
+        "the checkpoint is stored, but the witness was not written; the next checkpoint \
+         (`relo evidence checkpoint`) is witnessed again",
+    )
 }
 
 /// `STEM.pub` for `STEM.key`; `PATH.pub` otherwise.

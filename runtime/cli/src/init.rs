@@ -90,25 +90,32 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
             "private_key": private, "key_id": key.key_id, "algorithm": algorithm.as_str(),
         }));
     }
-    write_new(&config_path, &text)?;
-    let tls = if args.tls { Some(dev_tls(home)?) } else { None };
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (target, origin) = runtime.block_on(async {
-        let home = Home::load(home)?;
+    let (target, origin, witness) = runtime.block_on(async {
+        let home = Home {
+            path: home.to_owned(),
+            config: Some(config.clone()),
+        };
         let store = home.store().await?;
         let origin = store.evidence_origin().await?;
         let target = store.target().to_owned();
         store.close().await;
-        anyhow::Ok((target, origin))
+        let witness = home.witness(&origin)?.path().to_owned();
+        anyhow::Ok((target, origin, witness))
     })?;
+    let text = match config.evidence.as_ref().and_then(|e| e.witness.as_ref()) {
+        Some(_) => text,
+        None => with_witness(&text, &name, config.evidence.is_some(), &witness)?,
+    };
+    write_new(&config_path, &text)?;
+    let tls = if args.tls { Some(dev_tls(home)?) } else { None };
     if args.json {
         let out = json!({
             "home": home, "config": config_path, "keys": made, "store": target,
-            "evidence_origin": origin, "tls": tls,
+            "evidence_origin": origin, "witness": witness, "tls": tls,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -124,6 +131,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
         }
         println!("  store    {target}");
         println!("  evidence {origin}");
+        println!("  witness  {}", witness.display());
         if let Some(tls) = &tls {
             println!(
                 "  tls      {} (development CA: trust it in clients) and {} / {} for `relo serve --tls-cert --tls-key`",
@@ -134,6 +142,68 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` with `witness = "file:PATH"` in its `[evidence]` table (a new table with the
+/// default signer when `has_evidence` is false), so the home keeps its witness whatever
+/// the environment of later commands. Checked by parsing the result.
+fn with_witness(
+    text: &str,
+    name: &str,
+    has_evidence: bool,
+    witness: &Path,
+) -> anyhow::Result<String> {
+    let Some(path) = witness.to_str() else {
+        bail!(
+            "the evidence witness path {} is not UTF-8",
+            witness.display()
+        );
+    };
+    // A JSON string is a valid TOML basic string.
+    let line = format!(
+        "witness = {}\n",
+        serde_json::to_string(&format!("file:{path}"))?
+    );
+    let mut out = String::with_capacity(text.len() + line.len() + 64);
+    if has_evidence {
+        let mut inserted = false;
+        for piece in text.split_inclusive('\n') {
+            out.push_str(piece);
+            let header = piece.split('#').next().unwrap_or("").trim();
+            if !inserted && header == "[evidence]" {
+                if !piece.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str(&line);
+                inserted = true;
+            }
+        }
+        if !inserted {
+            bail!(
+                "{name} sets [evidence] in a form `relo init` cannot extend: add \
+                 `witness = \"file:{path}\"` to it (or a witness of your choice) and run again"
+            );
+        }
+    } else {
+        out.push_str(text);
+        if !text.is_empty() && !text.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "\n[evidence]\nsigner = \"{DEFAULT_EVIDENCE_KEY}\"\n{line}"
+        ));
+    }
+    let parsed = parse_operator(name, out.as_bytes()).map_err(|d| {
+        anyhow::anyhow!(
+            "adding the witness to {name} made it invalid:\n{}",
+            d.render()
+        )
+    })?;
+    let added = parsed.evidence.and_then(|e| e.witness);
+    if added.as_ref().map(ToString::to_string) != Some(format!("file:{path}")) {
+        bail!("adding the witness to {name} did not set [evidence] witness");
+    }
+    Ok(out)
 }
 
 /// A development CA and a server certificate it signed for `localhost`, `127.0.0.1`
@@ -223,4 +293,37 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WITNESS: &str = "/state/relo/witnesses/relo.dev_evidence_x";
+
+    fn witness_of(text: &str) -> Option<String> {
+        let config = parse_operator("relo.toml", text.as_bytes()).expect("valid");
+        config.evidence?.witness.map(|w| w.to_string())
+    }
+
+    #[test]
+    fn the_witness_goes_into_the_evidence_table_or_a_new_one() {
+        let expected = Some(format!("file:{WITNESS}"));
+        let table = "[evidence] # the key\nsigner = \"keys/e.key\"\n\n[store]\nurl = \"sqlite://relo.db\"\n";
+        let out = with_witness(table, "relo.toml", true, Path::new(WITNESS)).expect("added");
+        assert_eq!(witness_of(&out), expected);
+        assert!(out.contains("signer = \"keys/e.key\""), "{out}");
+
+        let none = "[store]\nurl = \"sqlite://relo.db\"";
+        let out = with_witness(none, "relo.toml", false, Path::new(WITNESS)).expect("added");
+        assert_eq!(witness_of(&out), expected);
+        assert!(
+            out.contains(&format!("signer = \"{DEFAULT_EVIDENCE_KEY}\"")),
+            "{out}"
+        );
+
+        let inline = "evidence = { signer = \"keys/e.key\" }\n";
+        let err = with_witness(inline, "relo.toml", true, Path::new(WITNESS)).unwrap_err();
+        assert!(err.to_string().contains("cannot extend"), "{err}");
+    }
 }

@@ -15,7 +15,7 @@ use relo_orchestrator::{
     StoredRun, StoredRunError, Workspaces, params,
 };
 use relo_sandbox::{Sandbox, SandboxConfig};
-use relo_store::{CheckpointPolicy, EvidenceWriter, Placed, Store, WriterOptions};
+use relo_store::{CheckpointHook, CheckpointPolicy, EvidenceWriter, Placed, Store, WriterOptions};
 use relo_trust::{KeyFileSigner, Signer as _, TrustPolicy, sha256_hex};
 use serde_json::{Value, json};
 
@@ -355,6 +355,8 @@ pub async fn runner(
     options: RunnerOptions,
 ) -> anyhow::Result<(Arc<Runner>, tokio::sync::mpsc::UnboundedReceiver<Progress>)> {
     let config = config(home)?.clone();
+    let evidence_key: Arc<dyn relo_trust::Signer> = Arc::from(home.evidence_signer()?);
+    let store = &home.seal(store.clone(), Arc::clone(&evidence_key)).await?;
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
         cache_dir: Some(home.path.join("cache")),
         ..SandboxConfig::default()
@@ -371,7 +373,7 @@ pub async fn runner(
         .await
         .context("cannot set up secrets and signing keys")?;
     let origin = store.evidence_origin().await?;
-    let evidence_key: Arc<dyn relo_trust::Signer> = Arc::from(home.evidence_signer()?);
+    let witness = home.witness(&origin)?;
     let writer = EvidenceWriter::spawn(
         store.clone(),
         WriterOptions {
@@ -381,6 +383,9 @@ pub async fn runner(
                 key_name: origin.clone(),
                 origin,
             }),
+            on_checkpoint: Some(CheckpointHook::new(move |checkpoint| {
+                Ok(witness.append(&checkpoint.note)?)
+            })),
             ..WriterOptions::default()
         },
     );

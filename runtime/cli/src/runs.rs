@@ -115,7 +115,10 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<ExitCode> {
                     store.close().await;
                     return Ok(ExitCode::from(EXIT_FAILED));
                 }
-                cancel_run(&store, id, as_person).await?;
+                // The cancellation is recorded: with the evidence key, like every append.
+                let sealed = home.evidence_store().await?;
+                cancel_run(&sealed, id, as_person).await?;
+                sealed.close().await;
                 Workspaces::new(home.path.join("workspaces")).remove(id)?;
                 println!("run {id} cancelled by {as_person}; no further step starts");
             }

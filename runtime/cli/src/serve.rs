@@ -78,7 +78,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = home.store().await?;
+        let store = served_store(&home).await?;
         bootstrap(&store, args.bootstrap_admin.as_deref()).await?;
         let secret = jwt_secret(&home.path)?;
         let limits = RateLimits {
@@ -344,5 +344,21 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+/// The store `relo serve` works on: sealed with the evidence key when the home has one
+/// (every control entry the server appends is then covered by a batch seal); a home
+/// without one is served unsealed, and says so.
+async fn served_store(home: &Home) -> anyhow::Result<relo_store::Store> {
+    match home.evidence_signer() {
+        Ok(signer) => home.sealed_store(Arc::from(signer)).await,
+        Err(error) => {
+            eprintln!(
+                "relo serve: warning: evidence is not sealed ({error:#}); `relo evidence verify` \
+                 reports entries no seal or checkpoint covers"
+            );
+            home.store().await
+        }
     }
 }

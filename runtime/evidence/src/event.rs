@@ -462,6 +462,17 @@ pub enum EvidenceEvent {
         /// Which entry, and why.
         reason: String,
     },
+    /// An instance taking a run over found its stored state at odds with its evidence, or
+    /// the evidence itself not covered by a seal or checkpoint that verifies
+    /// (`state-tampered`): the run was failed without running another step. Recorded in
+    /// the control chain.
+    #[serde(rename = "state.tampered")]
+    StateTampered {
+        /// The run.
+        run_id: String,
+        /// The first disagreement, naming the step or the entries.
+        reason: String,
+    },
     /// A trusted signer key was retired in `relo.toml`: its signatures are refused.
     #[serde(rename = "signer.retired")]
     SignerRetired {
@@ -578,6 +589,7 @@ impl EvidenceEvent {
             EvidenceEvent::WorkspaceSnapshot { .. } => "workspace.snapshot",
             EvidenceEvent::WorkspaceRestored { .. } => "workspace.restored",
             EvidenceEvent::WorkspaceRefused { .. } => "workspace.refused",
+            EvidenceEvent::StateTampered { .. } => "state.tampered",
             EvidenceEvent::SecretReflected { .. } => "secret.reflected",
             EvidenceEvent::AuthRefused { .. } => "auth.refused",
             EvidenceEvent::AuthTokenReused { .. } => "auth.token-reused",

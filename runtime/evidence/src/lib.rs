@@ -25,6 +25,8 @@
 //! - [`verify_log`] and [`verify_scope`]: recompute everything and return the first
 //!   [`Tampering`] (`changed`, `deleted`, `inserted`, `reordered`, `truncated`,
 //!   `bad-signature`, `checkpoint-mismatch`, `forked`, `rolled-back`).
+//! - [`Witness`]: every checkpoint appended to a file outside the database and the home,
+//!   and [`check_witnessed`], which proves the log extends each (`rolled-back`, `forked`).
 //! - [`export`]: one run's entries, proofs and checkpoint as an in-toto Statement
 //!   ([`evidence_statement`]), SLSA provenance v1 ([`provenance_statement`]), and the
 //!   offline check of an exported statement ([`verify_evidence_statement`]).
@@ -84,8 +86,10 @@ pub mod export;
 mod frontier;
 pub mod merkle;
 mod proof;
+mod seal;
 mod sink;
 mod verify;
+mod witness;
 
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointSigner, ED25519_SIGNATURE_TYPE, KeyRing, KeyStatus,
@@ -104,7 +108,12 @@ pub use export::{
 pub use frontier::{Frontier, FrontierError};
 pub use merkle::Hash;
 pub use proof::{ConsistencyProof, InclusionProof, LogTree, ProofError};
+pub use seal::{SealError, SealStatement, seal_link, verify_seal};
 pub use sink::{EvidenceError, EvidenceSink, MemorySink, Ticket};
 pub use verify::{
     ScopeReport, TamperKind, Tampering, VerifyOptions, VerifyReport, verify_log, verify_scope,
+};
+pub use witness::{
+    WITNESS_RECORD_END, Witness, WitnessError, Witnessed, WitnessedNote, check_witnessed,
+    default_witness_path, parse_witness, witness_file_name,
 };

@@ -51,6 +51,11 @@ pub enum TamperKind {
     StateMismatch,
     /// The log records a checkpoint (a `checkpoint.cut` entry) that is not stored.
     CheckpointDeleted,
+    /// A batch seal does not verify over the entries it covers, or does not follow the
+    /// seal before it.
+    SealMismatch,
+    /// Entries that neither a batch seal nor a checkpoint covers.
+    Unsealed,
 }
 
 impl TamperKind {
@@ -68,6 +73,8 @@ impl TamperKind {
             Self::RolledBack => "rolled-back",
             Self::StateMismatch => "state-mismatch",
             Self::CheckpointDeleted => "checkpoint-deleted",
+            Self::SealMismatch => "seal-mismatch",
+            Self::Unsealed => "unsealed",
         }
     }
 }

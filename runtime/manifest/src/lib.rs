@@ -71,16 +71,16 @@ pub use v1::operator::{
     Trust, TrustedSigner, VaultAuth,
 };
 pub use v1::plugin::{
-    DeclaredEgress, DeclaredSecret, Filesystem, PluginInfo, PluginLimits, PluginManifest,
-    SignerRequest,
+    DeclaredEgress, DeclaredSecret, Filesystem, InjectTarget, PluginInfo, PluginLimits,
+    PluginManifest, SignerRequest,
 };
 pub use v1::workflow::{Approval, Concurrency, Param, Step, Workflow};
 pub use values::{
-    BaseUrl, ByteSize, Cidr, DurationSpec, EndpointName, EnvName, InvalidValue, KeyName, KeyRef,
-    Method, OnConflict, ParamName, ParamType, Pattern, PersonName, PluginGlob, PluginName,
-    PluginRef, PluginVersion, PortRanges, RelativePath, Role, Scheme, SecretName, SecretPath,
-    SecretsProvider, SemVer, Sha256Digest, StepId, StoreUrl, UrlPattern, WorkflowName,
-    WorkspaceAccess,
+    BaseUrl, ByteSize, Cidr, DurationSpec, EndpointName, EnvName, HeaderName, InvalidValue,
+    KeyName, KeyRef, Method, OnConflict, ParamName, ParamType, Pattern, PersonName, PluginGlob,
+    PluginName, PluginRef, PluginVersion, PortRanges, RelativePath, Role, Scheme, SecretName,
+    SecretPath, SecretsProvider, SemVer, Sha256Digest, StepId, StoreUrl, UrlPattern, WitnessRef,
+    WorkflowName, WorkspaceAccess,
 };
 pub use yaml::MAX_ALIAS_NODES;
 

@@ -32,4 +32,6 @@ pub use request::{
 };
 pub use run::{Progress, RunError, RunOutcome, RunSpec, Runner};
 pub use stored::{StoredRun, StoredRunError, cancel_run};
-pub use workspace::{SEED_LIMITS, Snapshot, WorkspaceError, Workspaces, snapshot_of};
+pub use workspace::{
+    Archived, SEED_LIMITS, Snapshot, WorkspaceError, Workspaces, archive, snapshot_of,
+};

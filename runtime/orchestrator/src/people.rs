@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use relo_manifest::Role;
-use relo_store::{PeopleDirectory, Store, StoreError};
+use relo_store::{PeopleDirectory, PeopleTampered, Store, StoreError, check_people};
 use relo_trust::{Identity, PublicKey, TrustPolicy};
 
 /// Why the people could not be read.
@@ -34,6 +34,11 @@ pub enum PeopleError {
         /// What is wrong.
         reason: String,
     },
+    /// The directory holds a person, key or role that no control-chain entry explains
+    /// (`people-tampered`): it was written behind relo's back. Nothing is checked
+    /// against it.
+    #[error(transparent)]
+    Tampered(#[from] PeopleTampered),
     /// A stored role name is not a role.
     #[error("the store gives {person} the role `{role}`, which is not a role")]
     BadRole {
@@ -89,9 +94,32 @@ impl People {
             return Ok((None, Arc::clone(&self.configured)));
         };
         let revision = directory.revision;
+        self.check_directory(&directory).await?;
         let policy = Arc::new(self.configured.with_people(identities(directory)?));
         *self.cached() = Some((revision, Arc::clone(&policy)));
         Ok((Some(revision), policy))
+    }
+
+    /// Checks `directory` against the control chain as trusted (every entry covered by
+    /// a batch seal or a checkpoint): a person, key or role no entry explains is
+    /// [`PeopleError::Tampered`]; evidence that is not trustworthy fails it too. Run
+    /// once per directory revision (the result is cached with the policy).
+    async fn check_directory(&self, directory: &PeopleDirectory) -> Result<(), PeopleError> {
+        let entries = match self.store.trusted_entries().await {
+            Ok(entries) => entries,
+            Err(StoreError::Tampered(found)) => {
+                return Err(PeopleError::Tampered(PeopleTampered {
+                    person: "(every person)".into(),
+                    reason: format!("the control chain cannot be trusted: {found}"),
+                }));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let control: Vec<_> = entries
+            .into_iter()
+            .filter(|e| e.scope == relo_store::CONTROL_SCOPE)
+            .collect();
+        Ok(check_people(directory, &control)?)
     }
 
     /// The trust policy of relo.toml (its signers are always the ones that count).

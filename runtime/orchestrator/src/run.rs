@@ -21,7 +21,8 @@ use relo_manifest::{Approval, Step, Workflow};
 use relo_policy::WorkspaceAccess;
 use relo_sandbox::{LogSource, Sandbox, StepContext, StepOutcome, StepRequest, TreeLimits};
 use relo_store::{
-    DriverClaim, EvidenceWriter, Finished, NewRun, Placed, StepEnd, Store, StoreError,
+    DriverClaim, EvidenceWriter, Finished, NewRun, Placed, StepEnd, Store, StoreError, StoredRun,
+    check_state,
 };
 use relo_trust::{TrustPolicy, sha256_hex};
 use serde_json::{Value, json};
@@ -31,7 +32,7 @@ use tokio::task::JoinSet;
 use crate::credentials::CredentialSource;
 use crate::expr::{self, Context};
 use crate::request::GateApprovalPayload;
-use crate::workspace::{SEED_LIMITS, WorkspaceError, Workspaces, snapshot_of};
+use crate::workspace::{Archived, SEED_LIMITS, WorkspaceError, Workspaces, archive};
 use crate::{CatalogError, PeopleError, PluginCatalog};
 
 /// How often a queued run asks whether its concurrency group is free.
@@ -239,10 +240,9 @@ impl Runner {
         };
         // The workspace is archived (and refused if it holds what cannot be archived)
         // before anything is stored.
-        let seed = spec
-            .workspace
-            .map(|folder| snapshot_of(folder, SEED_LIMITS))
-            .transpose()?;
+        if let Some(folder) = spec.workspace {
+            archive(folder, SEED_LIMITS, std::io::sink())?;
+        }
         let placed = self
             .store
             .create_run(
@@ -261,18 +261,13 @@ impl Runner {
             )
             .await?;
         let scope = Scope::Run(spec.run_id.to_owned());
-        if let Some(snapshot) = seed {
-            self.workspaces.restore(spec.run_id, &snapshot.bytes)?;
-            self.store
-                .put_snapshot(
-                    spec.run_id,
-                    None,
-                    &snapshot.digest,
-                    &snapshot.bytes,
-                    SystemTime::now(),
-                )
+        if let Some(folder) = spec.workspace {
+            let saved = self
+                .workspaces
+                .save(&self.store, spec.run_id, None, folder, SEED_LIMITS)
                 .await?;
-            self.record(&scope, None, snapshot_event(&snapshot));
+            self.restore_workspace(spec.run_id, &saved.digest).await?;
+            self.record(&scope, None, snapshot_event(&saved));
         }
         let ticket = self.evidence.enqueue(EvidenceRecord::new(
             scope,
@@ -396,6 +391,9 @@ impl Runner {
             "cancelled" => return Ok(RunOutcome::Cancelled),
             "pending" => {}
             _ => {
+                if let Some(reason) = self.tampered_state(&row, &rows).await? {
+                    return self.fail_tampered(run_id, reason).await;
+                }
                 let finished: Vec<String> = ended.keys().cloned().collect();
                 self.report(Progress::Resumed {
                     finished: finished.clone(),
@@ -624,6 +622,63 @@ impl Runner {
         Ok(outcome)
     }
 
+    /// Why a run being taken up cannot be trusted, if it cannot: the log must verify
+    /// (every entry covered by a batch seal or a checkpoint, [`Store::trusted_entries`]),
+    /// and the run's finished steps (state and output sha256), passed gates and workspace
+    /// digest must be what its evidence recorded ([`check_state`]). A database writer who
+    /// sets a gate's row to `succeeded`, or replaces a step's output together with a
+    /// forged `step.finished` entry, is caught here, before anything runs on it.
+    async fn tampered_state(
+        &self,
+        row: &relo_store::RunRow,
+        steps: &[relo_store::StepRow],
+    ) -> Result<Option<String>, RunError> {
+        let entries = match self.store.trusted_entries().await {
+            Ok(entries) => entries,
+            Err(StoreError::Tampered(found)) => return Ok(Some(found.to_string())),
+            Err(other) => return Err(other.into()),
+        };
+        let recorded: Vec<_> = entries
+            .iter()
+            .filter(|e| e.scope == row.id)
+            .map(relo_store::StoredEntry::to_evidence_entry)
+            .collect();
+        let stored = StoredRun {
+            run: row.clone(),
+            steps: steps.to_vec(),
+        };
+        Ok(check_state(&recorded, &[stored])
+            .err()
+            .map(|found| found.message))
+    }
+
+    /// Fails a run whose state cannot be trusted (`state-tampered`), recorded in the
+    /// control chain and as the run's end, without running anything more.
+    async fn fail_tampered(&self, run_id: &str, reason: String) -> Result<RunOutcome, RunError> {
+        self.record(
+            &Scope::Control,
+            None,
+            EvidenceEvent::StateTampered {
+                run_id: run_id.to_owned(),
+                reason: reason.clone(),
+            },
+        );
+        let root_cause = format!("state-tampered: {reason}");
+        let ticket = self.evidence.enqueue(EvidenceRecord::new(
+            Scope::Run(run_id.to_owned()),
+            None,
+            EvidenceEvent::RunFinished {
+                outcome: "failed".to_owned(),
+                root_cause: Some(root_cause.clone()),
+            },
+        ));
+        self.durable(ticket).await?;
+        self.store
+            .set_run_state(run_id, "failed", SystemTime::now())
+            .await?;
+        Ok(RunOutcome::Failed { root_cause })
+    }
+
     /// Records the run's end, cuts a checkpoint, stores the final state and removes the
     /// workspace (its snapshots stay in the store).
     async fn finish(&self, run_id: &str, outcome: &RunOutcome) -> Result<(), RunError> {
@@ -668,17 +723,7 @@ impl Runner {
         if local.is_some_and(|snapshot| snapshot.is_ok_and(|s| s.digest == digest)) {
             return Ok(());
         }
-        let bytes = self
-            .store
-            .snapshot(digest)
-            .await?
-            .ok_or_else(|| RunError::SnapshotMissing(digest.to_owned()))?;
-        if sha256_hex(&bytes) != digest {
-            return Err(RunError::SnapshotMissing(format!(
-                "{digest} (the stored bytes do not have that sha256)"
-            )));
-        }
-        self.workspaces.restore(run_id, &bytes)?;
+        self.restore_workspace(run_id, digest).await?;
         self.record(
             scope,
             None,
@@ -687,6 +732,17 @@ impl Runner {
             },
         );
         Ok(())
+    }
+
+    /// Replaces the run's workspace by its stored snapshot `digest`, streamed from the
+    /// store and verified against the digest (the workspace is removed if it fails).
+    async fn restore_workspace(&self, run_id: &str, digest: &str) -> Result<(), RunError> {
+        let snapshot = self
+            .store
+            .open_snapshot(run_id, digest)
+            .await?
+            .ok_or_else(|| RunError::SnapshotMissing(digest.to_owned()))?;
+        Ok(self.workspaces.restore_snapshot(run_id, snapshot).await?)
     }
 
     /// Decides a gate: it passes with a quorum of valid approvals by distinct people;
@@ -879,20 +935,16 @@ impl Runner {
                     bytes: limits.workspace_bytes,
                     entries: limits.workspace_files,
                 };
-                let snapshot = match self.workspaces.snapshot(run_id, bounds) {
-                    Ok(snapshot) => snapshot,
+                let dir = self.workspaces.dir(run_id);
+                let saved = self
+                    .workspaces
+                    .save(&self.store, run_id, Some(id), &dir, bounds)
+                    .await;
+                let saved = match saved {
+                    Ok(saved) => saved,
                     Err(refused) => return self.workspace_refused(&scope, id, refused).await,
                 };
-                self.store
-                    .put_snapshot(
-                        run_id,
-                        Some(id),
-                        &snapshot.digest,
-                        &snapshot.bytes,
-                        SystemTime::now(),
-                    )
-                    .await?;
-                self.record(&scope, Some(id), snapshot_event(&snapshot));
+                self.record(&scope, Some(id), snapshot_event(&saved));
             }
             match outcome.result {
                 Ok(output) => {
@@ -924,7 +976,7 @@ impl Runner {
             WorkspaceError::Refused(reason) => EvidenceEvent::WorkspaceRefused {
                 reason: reason.clone(),
             },
-            WorkspaceError::Io { .. } => return Err(error.into()),
+            WorkspaceError::Io { .. } | WorkspaceError::Store(_) => return Err(error.into()),
         };
         let ticket = self.evidence.enqueue(EvidenceRecord::new(
             scope.clone(),
@@ -1081,11 +1133,11 @@ impl Runner {
     }
 }
 
-fn snapshot_event(snapshot: &crate::workspace::Snapshot) -> EvidenceEvent {
+fn snapshot_event(saved: &Archived) -> EvidenceEvent {
     EvidenceEvent::WorkspaceSnapshot {
-        digest: snapshot.digest.clone(),
-        bytes: snapshot.bytes.len() as u64,
-        files: snapshot.files,
+        digest: saved.digest.clone(),
+        bytes: saved.size,
+        files: saved.files,
     }
 }
 

@@ -5,8 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::egress::EgressRule;
-use crate::grant::{Capabilities, WorkspaceAccess};
+use crate::grant::{Capabilities, Rule, WorkspaceAccess};
 
 /// How one capability changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,16 +45,19 @@ impl CapabilityDiff {
     /// The changes from `old` to `new`.
     pub fn between(old: &Capabilities, new: &Capabilities) -> Self {
         let mut diff = Self::default();
-        diff.egress("egress", &old.egress, &new.egress);
+        diff.rules("egress", &old.egress, &new.egress);
         for (name, secret) in &new.secrets {
             let capability = format!("secret {name}");
             match old.secrets.get(name) {
-                None => diff.push(
-                    ChangeKind::Added,
-                    &capability,
-                    None,
-                    Some(reveal_text(secret.reveal)),
-                ),
+                None => {
+                    diff.push(
+                        ChangeKind::Added,
+                        &capability,
+                        None,
+                        Some(reveal_text(secret.reveal)),
+                    );
+                    diff.rules(&format!("{capability} inject"), &[], &secret.inject);
+                }
                 Some(before) => {
                     if secret.reveal != before.reveal {
                         let kind = if secret.reveal {
@@ -70,7 +72,7 @@ impl CapabilityDiff {
                             Some(reveal_text(secret.reveal)),
                         );
                     }
-                    diff.egress(
+                    diff.rules(
                         &format!("{capability} inject"),
                         &before.inject,
                         &secret.inject,
@@ -204,7 +206,9 @@ impl CapabilityDiff {
         });
     }
 
-    fn egress(&mut self, capability: &str, old: &[EgressRule], new: &[EgressRule]) {
+    /// The rules of `new` that `old` did not allow (added or widened), and those of
+    /// `old` that `new` no longer allows (removed or narrowed).
+    fn rules<R: Rule>(&mut self, capability: &str, old: &[R], new: &[R]) {
         for rule in new {
             if old.iter().any(|before| rule.is_within(before)) {
                 continue;
@@ -300,8 +304,8 @@ impl fmt::Display for CapabilityDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::Method;
-    use crate::grant::SecretGrant;
+    use crate::egress::{EgressRule, Method};
+    use crate::grant::{InjectRule, SecretGrant};
 
     fn rule(url: &str, methods: &[Method]) -> EgressRule {
         EgressRule::parse(url, methods).expect("valid")
@@ -359,6 +363,79 @@ mod tests {
             CapabilityDiff::between(&new, &new).to_string(),
             "no changes\n"
         );
+    }
+
+    fn inject(url: &str, header: &str) -> InjectRule {
+        InjectRule {
+            destination: rule(url, &[Method::Get]),
+            header: header.parse().expect("valid"),
+        }
+    }
+
+    #[test]
+    fn inject_rules_show_their_header() {
+        let mut old = Capabilities::default();
+        old.secrets.insert(
+            "token".into(),
+            SecretGrant {
+                inject: vec![inject("https://forge.example.com/*", "authorization")],
+                reveal: false,
+            },
+        );
+        let mut new = old.clone();
+        new.secrets.insert(
+            "token".into(),
+            SecretGrant {
+                inject: vec![inject("https://forge.example.com/*", "origin")],
+                reveal: false,
+            },
+        );
+        new.secrets.insert(
+            "key".into(),
+            SecretGrant {
+                inject: vec![inject("https://registry.example.com/v2/*", "x-api-key")],
+                reveal: false,
+            },
+        );
+        let diff = CapabilityDiff::between(&old, &new);
+        let lines: Vec<(ChangeKind, &str, Option<&str>, Option<&str>)> = diff
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    c.kind,
+                    c.capability.as_str(),
+                    c.before.as_deref(),
+                    c.after.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (ChangeKind::Added, "secret key", None, Some("inject only")),
+                (
+                    ChangeKind::Added,
+                    "secret key inject",
+                    None,
+                    Some("GET https://registry.example.com:443/v2/* header x-api-key")
+                ),
+                (
+                    ChangeKind::Added,
+                    "secret token inject",
+                    None,
+                    Some("GET https://forge.example.com:443/* header origin")
+                ),
+                (
+                    ChangeKind::Removed,
+                    "secret token inject",
+                    Some("GET https://forge.example.com:443/* header authorization"),
+                    None
+                ),
+            ]
+        );
+        assert!(diff.widens(), "another header is more, not the same");
+        assert!(diff.to_string().contains("header origin"), "{diff}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The effective grant of one step, and the decisions on relo's own capabilities.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
+use relo_manifest::HeaderName;
 use serde::{Deserialize, Serialize};
 
 use crate::egress::{self, EgressDecision, EgressRequest, EgressRule};
@@ -18,11 +20,70 @@ pub enum WorkspaceAccess {
     ReadWrite,
 }
 
+/// Where the host may inject a secret: the requests, and the one header of those
+/// requests the value may go into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InjectRule {
+    /// The requests the value may be injected into.
+    #[serde(flatten)]
+    pub destination: EgressRule,
+    /// The header the value may go into; an approval signed before inject rules named
+    /// their header means `authorization`.
+    #[serde(default = "HeaderName::authorization")]
+    pub header: HeaderName,
+}
+
+impl InjectRule {
+    /// Whether this rule's destination takes `request` (whatever the header).
+    fn allows(&self, request: &EgressRequest<'_>) -> bool {
+        matches!(
+            egress::decide(std::slice::from_ref(&self.destination), request),
+            EgressDecision::Allowed { .. }
+        )
+    }
+}
+
+impl fmt::Display for InjectRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} header {}", self.destination, self.header)
+    }
+}
+
+/// A rule that can be intersected with another of its kind, as the effective grant and
+/// the capability diff do.
+pub(crate) trait Rule: Sized + PartialEq + fmt::Display {
+    /// What both rules allow, if anything.
+    fn intersect(&self, other: &Self) -> Option<Self>;
+
+    /// Whether everything this rule allows is allowed by `other` too.
+    fn is_within(&self, other: &Self) -> bool {
+        self.intersect(other).as_ref() == Some(self)
+    }
+}
+
+impl Rule for EgressRule {
+    fn intersect(&self, other: &Self) -> Option<Self> {
+        EgressRule::intersect(self, other)
+    }
+}
+
+impl Rule for InjectRule {
+    fn intersect(&self, other: &Self) -> Option<Self> {
+        if self.header != other.header {
+            return None;
+        }
+        Some(InjectRule {
+            destination: self.destination.intersect(&other.destination)?,
+            header: self.header.clone(),
+        })
+    }
+}
+
 /// What a step may do with one secret it was granted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretGrant {
-    /// Destinations toward which the host injects the value into a header.
-    pub inject: Vec<EgressRule>,
+    /// Where the host injects the value: destinations, each with its one header.
+    pub inject: Vec<InjectRule>,
     /// Whether the step may read the value itself.
     pub reveal: bool,
 }
@@ -78,8 +139,8 @@ pub struct Ceilings {
 }
 
 /// Every rule of `a` intersected with every rule of `b`: exactly the requests both allow.
-fn intersect_rules(a: &[EgressRule], b: &[EgressRule]) -> Vec<EgressRule> {
-    let mut rules: Vec<EgressRule> = Vec::new();
+fn intersect_rules<R: Rule>(a: &[R], b: &[R]) -> Vec<R> {
+    let mut rules: Vec<R> = Vec::new();
     for left in a {
         for right in b {
             if let Some(rule) = left.intersect(right)
@@ -182,6 +243,18 @@ pub enum CapabilityDenial {
         /// `METHOD scheme://host:port/path` of the request.
         destination: String,
     },
+    /// The secret may be injected toward this destination, but not into this header.
+    #[error(
+        "secret `{name}` may not be injected into header `{header}` of requests to {destination}"
+    )]
+    InjectHeaderNotGranted {
+        /// The secret's logical name.
+        name: String,
+        /// The header that held the placeholder.
+        header: String,
+        /// `METHOD scheme://host:port/path` of the request.
+        destination: String,
+    },
 }
 
 impl CapabilityDenial {
@@ -193,6 +266,7 @@ impl CapabilityDenial {
             CapabilityDenial::RevealNotApproved { .. } => "reveal-not-approved",
             CapabilityDenial::SignerKeyNotGranted { .. } => "signer-key-not-granted",
             CapabilityDenial::InjectionNotAllowed { .. } => "secret-injection-denied",
+            CapabilityDenial::InjectHeaderNotGranted { .. } => "inject-header-not-granted",
         }
     }
 }
@@ -234,24 +308,41 @@ impl Grant {
         }
     }
 
-    /// Decides whether the host may put the secret `name` into `request`: the secret is
-    /// granted and one of its inject destinations allows the request.
+    /// Decides whether the host may put the secret `name` into the header `header` of
+    /// `request`: the secret is granted, and one of its inject rules allows the request
+    /// and names that header (header names compare in any case).
     pub fn injection(
         &self,
         name: &str,
+        header: &str,
         request: &EgressRequest<'_>,
     ) -> Result<(), CapabilityDenial> {
         let secret = self.secret(name)?;
-        match egress::decide(&secret.inject, request) {
-            EgressDecision::Allowed { .. } => Ok(()),
-            EgressDecision::Denied(_) => Err(CapabilityDenial::InjectionNotAllowed {
+        let destination = || {
+            format!(
+                "{} {}://{}:{}{}",
+                request.method, request.scheme, request.host, request.port, request.path
+            )
+        };
+        let mut toward = secret
+            .inject
+            .iter()
+            .filter(|rule| rule.allows(request))
+            .peekable();
+        if toward.peek().is_none() {
+            return Err(CapabilityDenial::InjectionNotAllowed {
                 name: name.to_owned(),
-                destination: format!(
-                    "{} {}://{}:{}{}",
-                    request.method, request.scheme, request.host, request.port, request.path
-                ),
-            }),
+                destination: destination(),
+            });
         }
+        if toward.any(|rule| rule.header.as_str().eq_ignore_ascii_case(header)) {
+            return Ok(());
+        }
+        Err(CapabilityDenial::InjectHeaderNotGranted {
+            name: name.to_owned(),
+            header: header.to_owned(),
+            destination: destination(),
+        })
     }
 
     /// Decides whether the step may sign with the logical key `key`.
@@ -358,6 +449,93 @@ mod tests {
         assert!(!text.contains("json\""), "{text}");
     }
 
+    fn inject_grant(rules: &[(&str, &str)]) -> Grant {
+        let mut grant = grant_with_secret(false);
+        let inject = rules
+            .iter()
+            .map(|(url, header)| InjectRule {
+                destination: EgressRule::parse(url, &[egress::Method::Get]).expect("rule"),
+                header: header.parse().expect("header"),
+            })
+            .collect();
+        grant
+            .secrets
+            .get_mut("forge_token")
+            .expect("granted")
+            .inject = inject;
+        grant
+    }
+
+    const FORGE: EgressRequest<'static> = EgressRequest {
+        method: "GET",
+        scheme: "https",
+        host: "forge.example.com",
+        port: 443,
+        path: "/api/tags",
+        has_userinfo: false,
+    };
+
+    #[test]
+    fn injection_needs_the_destination_and_the_header() {
+        let grant = inject_grant(&[
+            ("https://forge.example.com/api/*", "authorization"),
+            ("https://forge.example.com/graphql", "x-api-key"),
+        ]);
+        let code = |header: &str, request: &EgressRequest<'_>| {
+            grant
+                .injection("forge_token", header, request)
+                .map_err(|denial| denial.code())
+        };
+        assert_eq!(code("authorization", &FORGE), Ok(()));
+        assert_eq!(code("Authorization", &FORGE), Ok(()));
+        for header in ["origin", "x-api-key", "cookie"] {
+            assert_eq!(code(header, &FORGE), Err("inject-header-not-granted"));
+        }
+        let graphql = EgressRequest {
+            path: "/graphql",
+            ..FORGE
+        };
+        assert_eq!(code("x-api-key", &graphql), Ok(()));
+        assert_eq!(
+            code("authorization", &graphql),
+            Err("inject-header-not-granted")
+        );
+        let elsewhere = EgressRequest {
+            host: "evil.example.com",
+            ..FORGE
+        };
+        assert_eq!(
+            code("authorization", &elsewhere),
+            Err("secret-injection-denied")
+        );
+        let denial = grant
+            .injection("forge_token", "origin", &FORGE)
+            .expect_err("not granted");
+        assert_eq!(
+            denial.to_string(),
+            "secret `forge_token` may not be injected into header `origin` of requests to \
+             GET https://forge.example.com:443/api/tags"
+        );
+    }
+
+    #[test]
+    fn an_inject_rule_without_a_header_means_authorization() {
+        let rule =
+            EgressRule::parse("https://forge.example.com/*", &[egress::Method::Get]).expect("rule");
+        let written = serde_json::to_value(&rule).expect("serialises");
+        let read: InjectRule = serde_json::from_value(written).expect("an older approval reads");
+        assert_eq!(read.header.as_str(), "authorization");
+        assert_eq!(read.destination, rule);
+        let again: InjectRule =
+            serde_json::from_value(serde_json::to_value(&read).expect("serialises"))
+                .expect("reads");
+        assert_eq!(again, read);
+        assert!(
+            read.to_string().ends_with("/* header authorization"),
+            "{read}"
+        );
+    }
+
     mod effective {
         use std::collections::BTreeSet;
         use std::time::Duration;
@@ -365,7 +543,9 @@ mod tests {
         use proptest::prelude::*;
 
         use crate::egress::{EgressRequest, EgressRule, Method};
-        use crate::grant::{Capabilities, Ceilings, SecretGrant, WorkspaceAccess, effective_grant};
+        use crate::grant::{
+            Capabilities, Ceilings, InjectRule, SecretGrant, WorkspaceAccess, effective_grant,
+        };
         use crate::limits::Limits;
 
         const URLS: &[&str] = &[
@@ -377,6 +557,7 @@ mod tests {
         ];
         const METHODS: &[Method] = &[Method::Get, Method::Post];
         const NAMES: &[&str] = &["a", "b", "c"];
+        const HEADERS: &[&str] = &["authorization", "x-api-key"];
 
         fn arb_rules() -> impl Strategy<Value = Vec<EgressRule>> {
             proptest::collection::vec(
@@ -389,6 +570,24 @@ mod tests {
                     }),
                 0..4,
             )
+        }
+
+        fn arb_inject() -> impl Strategy<Value = Vec<InjectRule>> {
+            proptest::collection::vec(
+                (arb_rules(), proptest::sample::select(HEADERS.to_vec())),
+                0..3,
+            )
+            .prop_map(|rules| {
+                rules
+                    .into_iter()
+                    .flat_map(|(destinations, header)| {
+                        destinations.into_iter().map(move |destination| InjectRule {
+                            destination,
+                            header: header.parse().expect("valid"),
+                        })
+                    })
+                    .collect()
+            })
         }
 
         fn arb_limits() -> impl Strategy<Value = Limits> {
@@ -408,7 +607,7 @@ mod tests {
                 arb_rules(),
                 proptest::collection::btree_map(
                     proptest::sample::select(NAMES.to_vec()).prop_map(str::to_owned),
-                    (arb_rules(), any::<bool>())
+                    (arb_inject(), any::<bool>())
                         .prop_map(|(inject, reveal)| SecretGrant { inject, reveal }),
                     0..3,
                 ),
@@ -446,6 +645,13 @@ mod tests {
             )
         }
 
+        fn injects(rules: &[InjectRule], request: &EgressRequest<'_>, header: &str) -> bool {
+            rules.iter().any(|rule| {
+                rule.header.as_str() == header
+                    && allows(std::slice::from_ref(&rule.destination), request)
+            })
+        }
+
         fn access_rank(access: Option<WorkspaceAccess>) -> u8 {
             match access {
                 None => 0,
@@ -474,8 +680,10 @@ mod tests {
                 for (name, secret) in &grant.secrets {
                     let (wanted, allowed) = (&declared.secrets[name], &approved.secrets[name]);
                     prop_assert!(!secret.reveal || (wanted.reveal && allowed.reveal));
-                    if allows(&secret.inject, &request) {
-                        prop_assert!(allows(&wanted.inject, &request) && allows(&allowed.inject, &request));
+                    for header in HEADERS {
+                        if injects(&secret.inject, &request, header) {
+                            prop_assert!(injects(&wanted.inject, &request, header) && injects(&allowed.inject, &request, header));
+                        }
                     }
                 }
                 prop_assert!(grant.signer_keys.is_subset(&declared.signer_keys));

@@ -36,8 +36,8 @@ pub use egress::{
     PortSpec, RequestHost, RuleError, Scheme, normalise_path,
 };
 pub use grant::{
-    Capabilities, CapabilityDenial, Ceilings, Grant, GrantSummary, SecretGrant, WorkspaceAccess,
-    effective_grant,
+    Capabilities, CapabilityDenial, Ceilings, Grant, GrantSummary, InjectRule, SecretGrant,
+    WorkspaceAccess, effective_grant,
 };
 pub use limits::{
     DEFAULT_HOST_CALLS, DEFAULT_WORKSPACE_BYTES, DEFAULT_WORKSPACE_FILES, LimitKind, Limits,

@@ -11,7 +11,7 @@ use relo_manifest::{OperatorConfig, PluginManifest, UrlPattern};
 
 use crate::egress::{EgressRule, Method, RuleError};
 use crate::endpoints::{self, UnboundEndpoint};
-use crate::grant::{Capabilities, Ceilings, SecretGrant, WorkspaceAccess};
+use crate::grant::{Capabilities, Ceilings, InjectRule, SecretGrant, WorkspaceAccess};
 use crate::limits::Limits;
 use crate::net::NetworkPolicy;
 
@@ -69,8 +69,13 @@ pub fn declared_capabilities(
         let inject = secret
             .inject
             .iter()
-            .map(|pattern| rule(pattern, &INJECT_METHODS, &endpoints))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|target| {
+                Ok(InjectRule {
+                    destination: rule(&target.url, &INJECT_METHODS, &endpoints)?,
+                    header: target.header.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, DeclarationError>>()?;
         secrets.insert(
             name.as_str().to_owned(),
             SecretGrant {
@@ -190,7 +195,10 @@ methods = ["POST"]
 url = "{{ endpoints.forge }}/api/tags"
 methods = ["GET", "POST"]
 [secrets.forge_token]
-inject = ["{{ endpoints.forge }}/*"]
+inject = [
+  "{{ endpoints.forge }}/*",
+  { url = "{{ endpoints.forge }}/graphql", header = "X-API-Key" },
+]
 [filesystem]
 workspace = "read-only"
 [env]
@@ -227,12 +235,23 @@ forge = "https://forge.example.com"
                 "GET,POST https://forge.example.com:443/api/tags",
             ]
         );
+        let inject = &declared.secrets["forge_token"].inject;
+        let shown: Vec<String> = inject
+            .iter()
+            .map(|rule| {
+                rule.to_string()
+                    .split_once(' ')
+                    .expect("methods")
+                    .1
+                    .to_owned()
+            })
+            .collect();
         assert_eq!(
-            declared.secrets["forge_token"].inject[0]
-                .to_string()
-                .split(' ')
-                .nth(1),
-            Some("https://forge.example.com:443/*")
+            shown,
+            [
+                "https://forge.example.com:443/* header authorization",
+                "https://forge.example.com:443/graphql header x-api-key",
+            ]
         );
         assert_eq!(declared.workspace, Some(WorkspaceAccess::ReadOnly));
         assert_eq!(declared.env["LOG_FORMAT"], "json");

@@ -137,13 +137,13 @@ pub(crate) async fn create_user(
     ApiJson(request): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let roles = distinct(&request.roles);
-    users::create_user(state.store(), &request.name, &request.password, &roles).await?;
-    admin_action(
-        &state,
-        &principal,
-        "user.created",
+    // Recorded as `user.created` by the admin in the same call.
+    users::create_user_by(
+        state.store(),
         &request.name,
-        Some(role_names(&roles)),
+        &request.password,
+        &roles,
+        &principal.user,
     )
     .await?;
     let user = state

@@ -336,6 +336,19 @@ pub async fn create_user(
     password: &str,
     roles: &[Role],
 ) -> Result<(), UserError> {
+    create_user_by(store, name, password, roles, "relo serve").await
+}
+
+/// [`create_user`], recorded as made by `by` (an admin through the API): the control
+/// chain's `user.created` entry, with the roles, is what the people directory is
+/// checked against.
+pub(crate) async fn create_user_by(
+    store: &Store,
+    name: &str,
+    password: &str,
+    roles: &[Role],
+    by: &str,
+) -> Result<(), UserError> {
     check_name(name)?;
     check_password(password)?;
     let hash = hash_password(password.to_owned()).await?;
@@ -347,12 +360,21 @@ pub async fn create_user(
     };
     match store.create_user(&user, SystemTime::now()).await {
         Ok(()) => {
-            tracing::info!(user = name, roles = ?roles, "created a user");
-            Ok(())
+            tracing::info!(user = name, roles = ?roles, by, "created a user");
         }
-        Err(StoreError::Duplicate(_)) => Err(UserError::Exists(name.to_owned())),
-        Err(err) => Err(UserError::Store(err)),
+        Err(StoreError::Duplicate(_)) => return Err(UserError::Exists(name.to_owned())),
+        Err(err) => return Err(UserError::Store(err)),
     }
+    let event = EvidenceEvent::AdminAction {
+        by: by.to_owned(),
+        action: "user.created".to_owned(),
+        target: name.to_owned(),
+        detail: Some(roles.join(", ")),
+    };
+    store
+        .record(&EvidenceRecord::new(Scope::Control, None, event))
+        .await
+        .map_err(UserError::Store)
 }
 
 fn check_name(name: &str) -> Result<(), UserError> {

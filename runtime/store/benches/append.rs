@@ -17,15 +17,22 @@
 //! - baselines without the chain or the lock, into a table of the same columns:
 //!   **one INSERT per transaction**, and the plain **INSERT loop** committed every 1000
 //!   rows (the batched transaction without the chain, at the batch size of the
-//!   `Store::append` row above). Every figure is durable: SQLite runs WAL with
+//!   `Store::append` row above);
+//! - **sealed**: the 1-per-call append and the 128 steps again on a store that seals
+//!   every transaction with an Ed25519 evidence key (batch seals, docs/evidence.md); with
+//!   `RELO_BAO` set, the 128 steps once more on a new SQLite log sealed by an Ed25519
+//!   Transit key of a real OpenBao (`bao server -dev` on loopback). Every figure is durable: SQLite runs WAL with
 //!   `synchronous=FULL`.
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
-use relo_store::{EntryDraft, EvidenceWriter, Store, WriterOptions, entry_hash};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, KeyRing, KeyStatus, Scope};
+use relo_secrets::TransitSigner;
+use relo_store::{EntryDraft, EvidenceSeal, EvidenceWriter, Store, WriterOptions, entry_hash};
+use relo_test_openbao::Bao;
+use relo_trust::{KeyAlgorithm, PrivateKey, Signer};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Executor};
@@ -232,7 +239,14 @@ where
     times[1]
 }
 
-async fn run_backend(backend: &'static str, store: Store, plain: Plain, scale: usize) -> Vec<Row> {
+/// Every scenario on one backend; with `transit` (a Vault Transit evidence key), also the
+/// steps sealed by it, on a new log in `fresh_dir`.
+async fn run_backend(
+    (backend, store, plain): (&'static str, Store, Plain),
+    scale: usize,
+    transit: Option<Arc<dyn Signer>>,
+    fresh_dir: &std::path::Path,
+) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut push = |scenario, entries, elapsed| {
         rows.push(Row {
@@ -280,11 +294,51 @@ async fn run_backend(backend: &'static str, store: Store, plain: Plain, scale: u
         steps * rounds * 4,
         median_of_3(|_| writer_steps(&store, steps, rounds, 4)).await,
     );
+    // Last: once a log has seals, an unsealed append would be refused as tampering.
+    let key: Arc<dyn Signer> = Arc::new(PrivateKey::generate(KeyAlgorithm::Ed25519));
+    let by_key = sealed(&store, key).await;
+    push(
+        "`Store::append`, 1 entry per call, sealed",
+        each,
+        median_of_3(|_| append_calls(&by_key, each, 1)).await,
+    );
+    push(
+        "writer, 128 steps × (4 events, durable), sealed",
+        steps * rounds * 4,
+        median_of_3(|_| writer_steps(&by_key, steps, rounds, 4)).await,
+    );
+    if let Some(transit) = transit {
+        // The next seal trusts the last one only if its key is in the ring: a new log.
+        let fresh = Store::connect(fresh_dir, "sqlite://transit.db")
+            .await
+            .expect("store");
+        let by_transit = sealed(&fresh, transit).await;
+        push(
+            "writer, 128 steps × (4 events, durable), sealed by a Vault Transit key",
+            steps * rounds * 4,
+            median_of_3(|_| writer_steps(&by_transit, steps, rounds, 4)).await,
+        );
+        fresh.close().await;
+    }
     store.close().await;
     rows
 }
 
-async fn sqlite(dir: &std::path::Path) -> Vec<Row> {
+/// `store` sealing every batch with the evidence key `key` (one signature check of the
+/// previous seal and one signature per transaction).
+async fn sealed(store: &Store, key: Arc<dyn Signer>) -> Store {
+    let origin = store.evidence_origin().await.expect("origin");
+    let mut keys = KeyRing::new();
+    keys.add(&origin, key.public_key().clone(), KeyStatus::Active)
+        .expect("ring");
+    store.clone().sealed(EvidenceSeal {
+        signer: key,
+        origin,
+        keys,
+    })
+}
+
+async fn sqlite(dir: &std::path::Path, transit: Option<Arc<dyn Signer>>) -> Vec<Row> {
     let store = Store::connect(dir, "sqlite://relo.db")
         .await
         .expect("store");
@@ -299,7 +353,7 @@ async fn sqlite(dir: &std::path::Path) -> Vec<Row> {
         .await
         .expect("plain db");
     pool.execute(PLAIN_TABLE).await.expect("plain table");
-    run_backend("SQLite", store, Plain::Sqlite(pool), 4).await
+    run_backend(("SQLite", store, Plain::Sqlite(pool)), 4, transit, dir).await
 }
 
 async fn postgres(base: &str, dir: &std::path::Path) -> Vec<Row> {
@@ -318,7 +372,13 @@ async fn postgres(base: &str, dir: &std::path::Path) -> Vec<Row> {
         .await
         .expect("plain pool");
     pool.execute(PLAIN_TABLE).await.expect("plain table");
-    let rows = run_backend("PostgreSQL", store, Plain::Postgres(pool.clone()), 2).await;
+    let rows = run_backend(
+        ("PostgreSQL", store, Plain::Postgres(pool.clone())),
+        2,
+        None,
+        dir,
+    )
+    .await;
     pool.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -334,7 +394,17 @@ fn main() {
         .expect("runtime");
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("bench dir");
     let started = SystemTime::now();
-    let mut rows = runtime.block_on(sqlite(&dir.path().join("sqlite")));
+    // With RELO_BAO (a `bao` binary), a real OpenBao's Transit key seals one more row.
+    let bao = std::env::var_os("RELO_BAO").map(|_| runtime.block_on(Bao::start()));
+    let transit = bao.as_ref().map(|bao| {
+        let signer = TransitSigner::connect(&bao.address, bao.root(), "transit", &bao.ed25519_key)
+            .expect("the Transit key");
+        Arc::new(signer) as Arc<dyn Signer>
+    });
+    if transit.is_none() {
+        eprintln!("Vault Transit sealing skipped: set RELO_BAO to include it");
+    }
+    let mut rows = runtime.block_on(sqlite(&dir.path().join("sqlite"), transit));
     let postgres_url = std::env::var("RELO_BENCH_POSTGRES_URL")
         .or_else(|_| std::env::var("RELO_TEST_POSTGRES_URL"))
         .ok()

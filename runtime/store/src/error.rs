@@ -132,6 +132,12 @@ pub enum StoreError {
         /// The digest stored under it.
         digest: String,
     },
+    /// Stored evidence failed a check before it was trusted or signed over.
+    #[error(transparent)]
+    Tampered(#[from] crate::evidence::EvidenceTampered),
+    /// The evidence key could not sign a batch seal; the batch is not stored.
+    #[error("cannot seal the evidence batch: {0}")]
+    Seal(#[source] relo_trust::TrustError),
     /// The caller's checkpoint function refused to produce a checkpoint.
     #[error("checkpoint refused: {0}")]
     Checkpoint(#[source] Box<dyn std::error::Error + Send + Sync>),

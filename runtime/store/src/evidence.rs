@@ -11,6 +11,7 @@ use relo_evidence::{
 use relo_trust::Signer;
 
 use crate::error::{Result, StoreError};
+use crate::seal::{SealCheck, seal_batch, seals_after};
 use crate::store::{Backend, LockedTx, Store, on_backend};
 use relo_evidence::rfc3339_utc;
 
@@ -289,6 +290,9 @@ impl Store {
         let mut locked = self.begin_locked().await?;
         let entries = chain(&mut locked, drafts, hasher).await?;
         insert_entries(&mut locked, &entries).await?;
+        if let Some(seal) = self.seal() {
+            seal_batch(&mut locked, &entries, seal, hasher).await?;
+        }
         locked.commit().await?;
         Ok(entries)
     }
@@ -359,7 +363,7 @@ impl Store {
                 (Some(checkpoint), frontier)
             }
         };
-        let frontier = extend_frontier(&mut locked, frontier, hasher).await?;
+        let frontier = self.checked_frontier(&mut locked, frontier, hasher).await?;
         let basis = CheckpointBasis {
             size: frontier.size(),
             frontier,
@@ -406,6 +410,9 @@ impl Store {
         ));
         let recorded = chain(&mut locked, &[cut], hasher).await?;
         insert_entries(&mut locked, &recorded).await?;
+        if let Some(seal) = self.seal() {
+            seal_batch(&mut locked, &recorded, seal, hasher).await?;
+        }
         locked.commit().await?;
         Ok(Checkpoint {
             id: non_negative(id, "checkpoints.id")?,
@@ -415,6 +422,42 @@ impl Store {
             key_id: draft.key_id,
             created_at,
         })
+    }
+
+    /// `frontier` (the previous checkpoint's, if trusted) extended with every entry after
+    /// it ([`extend_frontier`]). A sealed store whose log has seals also checks, as the
+    /// tree grows, every seal that ends after the frontier ([`SealCheck`]), and refuses
+    /// entries no seal covers: a consistent rewrite of the tail is refused as
+    /// `evidence-tampered` naming the first seal whose root or signature fails.
+    async fn checked_frontier(
+        &self,
+        locked: &mut LockedTx,
+        frontier: Option<Frontier>,
+        hasher: &HashFn,
+    ) -> Result<Frontier> {
+        let Some(seal) = self.seal() else {
+            return extend_frontier(locked, frontier, hasher, None).await;
+        };
+        let from = frontier.as_ref().map_or(0, Frontier::size);
+        let (anchor, seals) = seals_after(locked, from).await?;
+        if anchor.is_none() && seals.is_empty() {
+            return extend_frontier(locked, frontier, hasher, None).await;
+        }
+        let refuse = |found: EvidenceTampered| StoreError::Checkpoint(Box::new(found));
+        let mut check =
+            SealCheck::new(&seal.keys, &seal.origin, anchor.as_ref(), seals).map_err(refuse)?;
+        let frontier = extend_frontier(locked, frontier, hasher, Some(&mut check)).await?;
+        let size = frontier.size();
+        let sealed = check.finish(size).map_err(refuse)?;
+        if sealed < size {
+            return Err(refuse(EvidenceTampered {
+                seq: sealed + 1,
+                subject: format!("entries {}-{size}", sealed + 1),
+                reason: "are covered by no seal: they were stored outside relo's evidence writer"
+                    .into(),
+            }));
+        }
+        Ok(frontier)
     }
 
     /// Cuts a checkpoint of the whole log now, under the write lock: the RFC 6962 root
@@ -654,10 +697,11 @@ fn checked_frontier(checkpoint: &Checkpoint, text: &str) -> Result<Frontier> {
 /// the previous frontier ends with must still be there, and `seq` must have no gap.
 /// Each added entry must recompute with `hasher` and link to the previous entry of its
 /// scope ([`EvidenceTampered`] otherwise).
-async fn extend_frontier(
+pub(crate) async fn extend_frontier(
     locked: &mut LockedTx,
     frontier: Option<Frontier>,
     hasher: &HashFn,
+    mut seals: Option<&mut SealCheck<'_>>,
 ) -> Result<Frontier> {
     let mut frontier = frontier.unwrap_or_default();
     let covered = frontier.size();
@@ -693,21 +737,27 @@ async fn extend_frontier(
         })?;
         check_entry(entry, leaf, &mut heads, hasher)?;
         frontier.push(&leaf);
+        if let Some(check) = seals.as_deref_mut() {
+            check
+                .reached(frontier.size(), || frontier.root())
+                .map_err(|found| StoreError::Checkpoint(Box::new(found)))?;
+        }
     }
     Ok(frontier)
 }
 
-/// Why an entry a checkpoint would newly cover cannot be signed over: it does not
-/// recompute from its stored columns, or does not follow the previous entry of its
-/// scope. Carried by [`StoreError::Checkpoint`] when [`Store::append_checkpoint`]
-/// refuses.
+/// Why evidence cannot be signed over or trusted: an entry does not recompute from its
+/// stored columns or does not follow the previous entry of its scope, or a batch seal
+/// does not verify over the entries it covers. Carried by [`StoreError::Checkpoint`]
+/// when [`Store::append_checkpoint`] refuses, and by [`StoreError::Tampered`] when a
+/// sealed append or a verified read refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("evidence-tampered: entry {seq} (scope {scope}) {reason}; nothing was signed over it")]
+#[error("evidence-tampered: {subject} {reason}; nothing was signed over it")]
 pub struct EvidenceTampered {
-    /// The `seq` of the first bad entry.
+    /// The `seq` of the first bad entry, or the first entry of the bad seal's batch.
     pub seq: u64,
-    /// Its scope.
-    pub scope: String,
+    /// What is bad: `entry 7 (scope run-b)` or `seal 3 (entries 5-9)`.
+    pub subject: String,
     /// What is wrong with it.
     pub reason: String,
 }
@@ -718,12 +768,17 @@ impl EvidenceTampered {
         "evidence-tampered"
     }
 
-    fn refuse(entry: &StoredEntry, reason: String) -> StoreError {
-        StoreError::Checkpoint(Box::new(EvidenceTampered {
+    /// The finding for `entry`.
+    pub(crate) fn at_entry(entry: &StoredEntry, reason: String) -> EvidenceTampered {
+        EvidenceTampered {
             seq: entry.seq,
-            scope: entry.scope.clone(),
+            subject: format!("entry {} (scope {})", entry.seq, entry.scope),
             reason,
-        }))
+        }
+    }
+
+    fn refuse(entry: &StoredEntry, reason: String) -> StoreError {
+        StoreError::Checkpoint(Box::new(EvidenceTampered::at_entry(entry, reason)))
     }
 }
 
@@ -762,7 +817,7 @@ async fn covered_heads(
 
 /// Checks that `entry` (whose stored hash decodes to `leaf`) recomputes with `hasher`
 /// and follows `heads`' entry of its scope, then makes it that scope's head.
-fn check_entry(
+pub(crate) fn check_entry(
     entry: &StoredEntry,
     leaf: Hash,
     heads: &mut HashMap<String, (u64, String)>,
@@ -1001,13 +1056,13 @@ fn predecessors_sql(pairs: usize, placeholders: Placeholders) -> String {
     sql
 }
 
-fn decode_hash(text: &str) -> Option<Hash> {
+pub(crate) fn decode_hash(text: &str) -> Option<Hash> {
     let mut hash = [0u8; 32];
     hex::decode_to_slice(text, &mut hash).ok()?;
     Some(hash)
 }
 
-fn non_negative(value: i64, column: &str) -> Result<u64> {
+pub(crate) fn non_negative(value: i64, column: &str) -> Result<u64> {
     u64::try_from(value)
         .map_err(|_| StoreError::Inconsistent(format!("{column} holds the negative value {value}")))
 }

@@ -8,7 +8,6 @@ use std::time::SystemTime;
 
 use relo_evidence::{EvidenceRecord, rfc3339_utc};
 
-use crate::plugins::record_in;
 use crate::store::on_backend;
 use crate::{Result, Store, StoreError};
 
@@ -85,7 +84,7 @@ impl Store {
                 .await?;
             });
         }
-        record_in(&mut locked, record).await?;
+        self.record_in(&mut locked, record).await?;
         locked.commit().await
     }
 

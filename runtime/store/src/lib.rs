@@ -73,10 +73,14 @@ mod error;
 mod evidence;
 mod gates;
 mod people;
+mod people_check;
 mod plugins;
 mod runs;
+mod seal;
 mod snapshots;
+mod state;
 mod store;
+mod trusted;
 mod url;
 mod workflows;
 mod writer;
@@ -91,13 +95,19 @@ pub use evidence::{
 };
 pub use gates::GateApproval;
 pub use people::{DirectoryPerson, NewPersonKey, PeopleDirectory, StoredPersonKey};
+pub use people_check::{PeopleTampered, check_people};
 pub use plugins::{Added, Block, NewApproval, NewPlugin, StoredApproval, StoredPlugin};
 pub use relo_evidence::rfc3339_utc;
 pub use runs::{
     Advanced, CONTROL_SCOPE, Claim, Finished, NewRun, Placed, RunRow, StepEnd, StepRow,
 };
-pub use snapshots::StoredLogLine;
+pub use seal::{EvidenceSeal, SealCheck, StoredSeal};
+pub use snapshots::{
+    SNAPSHOT_CHUNK_BYTES, SnapshotError, SnapshotReader, SnapshotUpload, StoredLogLine,
+    StoredSnapshot,
+};
+pub use state::{StoredRun, check_state};
 pub use store::Store;
 pub use url::{DATABASE_URL_ENV, DEFAULT_DATABASE_URL, effective_database_url};
 pub use workflows::StoredWorkflow;
-pub use writer::{CheckpointPolicy, EntryHasher, EvidenceWriter, WriterOptions};
+pub use writer::{CheckpointHook, CheckpointPolicy, EntryHasher, EvidenceWriter, WriterOptions};

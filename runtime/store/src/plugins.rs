@@ -148,7 +148,7 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         });
-        record_in(&mut locked, record).await?;
+        self.record_in(&mut locked, record).await?;
         locked.commit().await?;
         Ok(Added::New)
     }
@@ -232,7 +232,7 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         });
-        record_in(&mut locked, record).await?;
+        self.record_in(&mut locked, record).await?;
         locked.commit().await?;
         Ok(())
     }
@@ -307,7 +307,7 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         });
-        record_in(&mut locked, record).await?;
+        self.record_in(&mut locked, record).await?;
         locked.commit().await?;
         Ok(())
     }
@@ -339,7 +339,7 @@ impl Store {
         if inserted == 0 {
             return Ok(false);
         }
-        record_in(&mut locked, record).await?;
+        self.record_in(&mut locked, record).await?;
         locked.commit().await?;
         Ok(true)
     }
@@ -392,7 +392,7 @@ impl Store {
     /// Appends one record in a transaction of its own (a control-plane refusal, say).
     pub async fn record(&self, record: &EvidenceRecord) -> Result<()> {
         let mut locked = self.begin_locked().await?;
-        record_in(&mut locked, record).await?;
+        self.record_in(&mut locked, record).await?;
         locked.commit().await
     }
 
@@ -415,14 +415,25 @@ impl Store {
         if found.is_some() {
             return Ok(false);
         }
-        record_in(&mut locked, record).await?;
+        self.record_in(&mut locked, record).await?;
         locked.commit().await?;
         Ok(true)
     }
 }
 
-/// Chains and inserts `record` inside the caller's locked transaction.
-pub(crate) async fn record_in(locked: &mut LockedTx, record: &EvidenceRecord) -> Result<()> {
-    let entries = chain(locked, &[EntryDraft::from_record(record)], &entry_hash).await?;
-    insert_entries(locked, &entries).await
+impl Store {
+    /// Chains and inserts `record` inside the caller's locked transaction, sealed when
+    /// this store seals ([`Store::sealed`]).
+    pub(crate) async fn record_in(
+        &self,
+        locked: &mut LockedTx,
+        record: &EvidenceRecord,
+    ) -> Result<()> {
+        let entries = chain(locked, &[EntryDraft::from_record(record)], &entry_hash).await?;
+        insert_entries(locked, &entries).await?;
+        if let Some(seal) = self.seal() {
+            crate::seal::seal_batch(locked, &entries, seal, &entry_hash).await?;
+        }
+        Ok(())
+    }
 }

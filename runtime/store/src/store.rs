@@ -63,6 +63,8 @@ impl LockedTx {
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// The key this handle seals evidence batches with, if any ([`Store::sealed`]).
+    seal: Option<Arc<crate::seal::EvidenceSeal>>,
 }
 
 #[derive(Debug)]
@@ -148,9 +150,23 @@ impl Store {
                 write_lock: Arc::new(Mutex::new(())),
                 target,
             }),
+            seal: None,
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// This store, sealing every evidence batch it appends with `seal`'s key
+    /// ([`crate::seal`]) and checking the seals before it signs a checkpoint. Other
+    /// clones are unchanged.
+    pub fn sealed(mut self, seal: crate::seal::EvidenceSeal) -> Store {
+        self.seal = Some(Arc::new(seal));
+        self
+    }
+
+    /// The seal this handle appends with, if any.
+    pub(crate) fn seal(&self) -> Option<&crate::seal::EvidenceSeal> {
+        self.seal.as_deref()
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -332,6 +348,16 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "checkpoint-frontier",
         sql: include_str!("../migrations/sqlite/0009_checkpoint_frontier.sql"),
     },
+    Migration {
+        version: 10,
+        name: "evidence-seals",
+        sql: include_str!("../migrations/sqlite/0010_evidence_seals.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "snapshot-chunks",
+        sql: include_str!("../migrations/sqlite/0011_snapshot_chunks.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -379,6 +405,16 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "checkpoint-frontier",
         sql: include_str!("../migrations/postgres/0009_checkpoint_frontier.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "evidence-seals",
+        sql: include_str!("../migrations/postgres/0010_evidence_seals.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "snapshot-chunks",
+        sql: include_str!("../migrations/postgres/0011_snapshot_chunks.sql"),
     },
 ];
 

@@ -18,6 +18,37 @@ use crate::store::Store;
 /// supplies its own. An error fails the append of that batch (the writer goes on).
 pub type EntryHasher = dyn Fn(&EntryToHash<'_>) -> Result<Hash, EntryError> + Send + Sync;
 
+/// Called with every checkpoint the writer cuts, once it is stored (the CLI appends it
+/// to the evidence witness). An error is logged for a periodic checkpoint and returned
+/// by [`EvidenceWriter::checkpoint`].
+#[derive(Clone)]
+pub struct CheckpointHook(Arc<HookFn>);
+
+/// What a [`CheckpointHook`] calls.
+type HookFn = dyn Fn(&Checkpoint) -> Result<(), HookError> + Send + Sync;
+
+/// Why a [`CheckpointHook`] failed.
+type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+impl CheckpointHook {
+    /// The hook that calls `hook`.
+    pub fn new(
+        hook: impl Fn(&Checkpoint) -> Result<(), HookError> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(hook))
+    }
+
+    fn call(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        (self.0)(checkpoint).map_err(StoreError::Checkpoint)
+    }
+}
+
+impl fmt::Debug for CheckpointHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CheckpointHook")
+    }
+}
+
 /// Cut a signed checkpoint every `every` entries this writer appends.
 #[derive(Clone)]
 pub struct CheckpointPolicy {
@@ -52,6 +83,8 @@ pub struct WriterOptions {
     pub hasher: Arc<EntryHasher>,
     /// Periodic checkpoints, and the key for [`EvidenceWriter::checkpoint`].
     pub checkpoints: Option<CheckpointPolicy>,
+    /// Called with each checkpoint cut, after it is stored.
+    pub on_checkpoint: Option<CheckpointHook>,
 }
 
 impl fmt::Debug for WriterOptions {
@@ -59,6 +92,7 @@ impl fmt::Debug for WriterOptions {
         f.debug_struct("WriterOptions")
             .field("max_batch", &self.max_batch)
             .field("checkpoints", &self.checkpoints)
+            .field("on_checkpoint", &self.on_checkpoint)
             .finish_non_exhaustive()
     }
 }
@@ -70,6 +104,7 @@ impl Default for WriterOptions {
             max_batch: 4096,
             hasher: Arc::new(entry_hash),
             checkpoints: None,
+            on_checkpoint: None,
         }
     }
 }
@@ -108,6 +143,7 @@ impl Default for WriterOptions {
 pub struct EvidenceWriter {
     store: Store,
     checkpoints: Option<CheckpointPolicy>,
+    on_checkpoint: Option<CheckpointHook>,
     queue: Mutex<Queue>,
     progress: watch::Receiver<Progress>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -193,10 +229,12 @@ impl EvidenceWriter {
         let (sender, receiver) = mpsc::unbounded_channel();
         let (progress_tx, progress) = watch::channel(Progress::default());
         let checkpoints = options.checkpoints.clone();
+        let on_checkpoint = options.on_checkpoint.clone();
         let task = tokio::spawn(write_batches(store.clone(), options, receiver, progress_tx));
         EvidenceWriter {
             store,
             checkpoints,
+            on_checkpoint,
             queue: Mutex::new(Queue {
                 issued: 0,
                 sender: Some(sender),
@@ -237,7 +275,8 @@ impl EvidenceWriter {
     /// Waits until everything enqueued so far is settled (stored, or its batch failed),
     /// then cuts a signed checkpoint of the whole log as stored (what a run's end does).
     /// A failed batch is its own waiters' error, not the checkpoint's. Needs a
-    /// [`CheckpointPolicy`].
+    /// [`CheckpointPolicy`]. A failing [`CheckpointHook`] is this call's error (the
+    /// checkpoint is stored).
     pub async fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
         let Some(policy) = &self.checkpoints else {
             return Err(StoreError::Checkpoint(
@@ -249,9 +288,14 @@ impl EvidenceWriter {
             Ok(()) | Err(EvidenceError::Unavailable(_)) => {}
             Err(err) => return Err(StoreError::Checkpoint(Box::new(err))),
         }
-        self.store
+        let checkpoint = self
+            .store
             .checkpoint(&*policy.signer, &policy.key_name, &policy.origin)
-            .await
+            .await?;
+        if let Some(hook) = &self.on_checkpoint {
+            hook.call(&checkpoint)?;
+        }
+        Ok(checkpoint)
     }
 
     fn lock_queue(&self) -> MutexGuard<'_, Queue> {
@@ -368,7 +412,14 @@ async fn write_batches(
                 .checkpoint(&*policy.signer, &policy.key_name, &policy.origin)
                 .await
             {
-                Ok(_) => since_checkpoint = 0,
+                Ok(checkpoint) => {
+                    since_checkpoint = 0;
+                    if let Some(Err(err)) =
+                        options.on_checkpoint.as_ref().map(|h| h.call(&checkpoint))
+                    {
+                        tracing::error!(error = %err, size = checkpoint.size, "evidence checkpoint hook failed");
+                    }
+                }
                 Err(err) => tracing::error!(error = %err, "evidence checkpoint failed"),
             }
         }
@@ -387,6 +438,72 @@ mod tests {
 
     fn spans(ranges: &FailedRanges) -> Vec<(u64, u64)> {
         ranges.0.iter().map(|r| (r.first, r.last)).collect()
+    }
+
+    fn record(name: &str) -> EvidenceRecord {
+        EvidenceRecord::new(
+            relo_evidence::Scope::Run("run-1".into()),
+            None,
+            relo_evidence::EvidenceEvent::SecretRead {
+                name: name.into(),
+                reference: "kv/data/app#token".into(),
+                version: None,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn every_checkpoint_cut_is_handed_to_the_hook() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::connect(dir.path(), "sqlite://relo.db")
+            .await
+            .expect("store");
+        let origin = store.evidence_origin().await.expect("origin");
+        let policy = CheckpointPolicy {
+            every: 2,
+            signer: Arc::new(relo_trust::PrivateKey::generate(
+                relo_trust::KeyAlgorithm::Ed25519,
+            )),
+            key_name: origin.clone(),
+            origin,
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&seen);
+        let options = WriterOptions {
+            max_batch: 2,
+            checkpoints: Some(policy),
+            on_checkpoint: Some(CheckpointHook::new(move |checkpoint| {
+                lock(&recorded).push(checkpoint.note.clone());
+                Ok(())
+            })),
+            ..WriterOptions::default()
+        };
+        let writer = EvidenceWriter::spawn(store.clone(), options.clone());
+        let ticket = writer.enqueue(record("a"));
+        writer.enqueue(record("b"));
+        writer.durable(ticket).await.expect("durable");
+        writer.close().await.expect("close");
+        let writer = EvidenceWriter::spawn(store.clone(), options.clone());
+        writer.enqueue(record("c"));
+        writer.checkpoint().await.expect("on demand");
+        let stored: Vec<String> = store
+            .checkpoints()
+            .await
+            .expect("checkpoints")
+            .into_iter()
+            .map(|c| c.note)
+            .collect();
+        assert_eq!(stored.len(), 2, "a periodic and an on-demand checkpoint");
+        assert_eq!(*lock(&seen), stored);
+
+        let failing = WriterOptions {
+            on_checkpoint: Some(CheckpointHook::new(|_| Err("witness unwritable".into()))),
+            ..options
+        };
+        let writer = EvidenceWriter::spawn(store.clone(), failing);
+        writer.enqueue(record("d"));
+        let err = writer.checkpoint().await.expect_err("the hook failed");
+        assert!(err.to_string().contains("witness unwritable"), "{err}");
     }
 
     #[test]

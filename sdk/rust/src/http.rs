@@ -26,8 +26,10 @@
 //! A header value may contain `{{secret:NAME}}` (see
 //! [`Secret::header_placeholder`](crate::secrets::Secret::header_placeholder)): the host
 //! replaces it with the value of the secret the plugin declared as `NAME`, only when the
-//! request goes to a destination the grant lists for that secret. The step never sees
-//! the value.
+//! request goes to a destination the grant lists for that secret **and** the placeholder
+//! is in the header that rule names (`inject = [{ url, header }]`; the string form means
+//! `authorization`). A placeholder in any other header refuses the whole request
+//! (`inject-header-not-granted`). The step never sees the value.
 
 use std::fmt;
 use std::str::FromStr;

@@ -13,7 +13,7 @@ use relo_trust::Signer;
 use super::keyring::key_ring;
 use super::verify::inclusion_proofs;
 use crate::args::ExportArgs;
-use crate::home::Home;
+use crate::home::{Home, append_to_witness};
 
 /// A run's export: the evidence and provenance statements, signed.
 pub struct Exported {
@@ -47,8 +47,8 @@ impl From<anyhow::Error> for ExportFailure {
 
 /// Exports one run.
 pub async fn run(home: &Home, args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let signer = home.evidence_signer()?;
-    let store = home.store().await?;
+    let signer: std::sync::Arc<dyn Signer> = home.evidence_signer()?.into();
+    let store = home.sealed_store(std::sync::Arc::clone(&signer)).await?;
     let run_id = args.run.as_str();
     let exported = match export_run(home, &store, signer.as_ref(), run_id).await {
         Ok(exported) => exported,
@@ -128,10 +128,12 @@ pub async fn export_run(
         if let Some(tampering) = super::verify::tampering_before_signing(home, store).await? {
             return Err(ExportFailure::Tampered(tampering));
         }
+        let witness = home.witness(&origin)?;
         let cut = store
             .checkpoint(signer, &origin, &origin)
             .await
             .context("cannot cut a checkpoint covering the run")?;
+        append_to_witness(&witness, &cut.note)?;
         cut_now = Some((cut.id, cut.size));
         latest = Some(cut);
         all = read_all().await?;

@@ -6,9 +6,12 @@
 //! 2. the new key pair written beside the old one (`evidence.next.key` / `.pub`);
 //! 3. the old public key copied to `evidence-retired/<key id>.pub` and listed in
 //!    `evidence-retired/index.json` with `last_size` S;
-//! 4. a `key.rotated` entry in the control scope;
-//! 5. the new files renamed over the old ones (the old private key is gone);
+//! 4. the new files renamed over the old ones (the old private key is gone);
+//! 5. a `key.rotated` entry in the control scope, sealed by the new key (a retired key
+//!    seals nothing past its last checkpoint's `checkpoint.cut`);
 //! 6. a checkpoint with the new key, covering the `key.rotated` entry.
+//!
+//! Both checkpoints are appended to the witness.
 
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -16,29 +19,33 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use relo_evidence::{EntryContent, Scope, rfc3339_utc};
 use relo_store::{EntryDraft, entry_hash};
-use relo_trust::{KeyAlgorithm, KeyFileSigner, KeyPaths, Signer as _, generate_key_files};
+use std::sync::Arc;
+
+use relo_trust::{KeyAlgorithm, KeyFileSigner, KeyPaths, Signer, generate_key_files};
 use serde_json::json;
 
 use super::keyring::{RetiredKey, read_index, write_index};
 use crate::args::RotateKeyArgs;
-use crate::home::{Home, public_path};
+use crate::home::{Home, append_to_witness, public_path};
 
 /// Rotates the evidence key.
 pub async fn run(home: &Home, args: &RotateKeyArgs) -> anyhow::Result<ExitCode> {
     let key_path = home.evidence_key_path()?;
-    let old = home.evidence_signer()?;
+    let old: Arc<dyn Signer> = home.evidence_signer()?.into();
     let public = public_path(&key_path);
-    let store = home.store().await?;
+    let store = home.sealed_store(Arc::clone(&old)).await?;
     if let Some(tampering) = super::verify::tampering_before_signing(home, &store).await? {
         return super::verify::refuse_to_sign(&tampering, args.json);
     }
     let origin = store.evidence_origin().await?;
+    let witness = home.witness(&origin)?;
 
     // 1. The old key's last checkpoint.
     let last = store
         .checkpoint(old.as_ref(), &origin, &origin)
         .await
         .context("cannot cut the old key's last checkpoint")?;
+    append_to_witness(&witness, &last.note)?;
 
     // 2. The new key, beside the old one.
     let next_stem = key_path.with_extension("next");
@@ -68,7 +75,19 @@ pub async fn run(home: &Home, args: &RotateKeyArgs) -> anyhow::Result<ExitCode> 
     });
     write_index(&dir, &index)?;
 
-    // 4. Record it.
+    // 4. The new key takes the configured path.
+    std::fs::rename(&next.public, &public)
+        .with_context(|| format!("cannot move the new public key to {}", public.display()))?;
+    std::fs::rename(&next.private, &key_path)
+        .with_context(|| format!("cannot move the new key to {}", key_path.display()))?;
+    let new: Arc<dyn Signer> = Arc::new(
+        KeyFileSigner::load(&key_path)
+            .with_context(|| format!("cannot load the new key {}", key_path.display()))?,
+    );
+    // From here on, batches are sealed by the new key (the old one is retired).
+    let store = home.seal(store, Arc::clone(&new)).await?;
+
+    // 5. Record it.
     let content = EntryContent {
         scope: Scope::Control.to_string(),
         step_id: None,
@@ -86,19 +105,12 @@ pub async fn run(home: &Home, args: &RotateKeyArgs) -> anyhow::Result<ExitCode> 
         .await
         .context("cannot record the rotation")?;
 
-    // 5. The new key takes the configured path.
-    std::fs::rename(&next.public, &public)
-        .with_context(|| format!("cannot move the new public key to {}", public.display()))?;
-    std::fs::rename(&next.private, &key_path)
-        .with_context(|| format!("cannot move the new key to {}", key_path.display()))?;
-
     // 6. The first checkpoint of the new key.
-    let new = KeyFileSigner::load(&key_path)
-        .with_context(|| format!("cannot load the new key {}", key_path.display()))?;
     let first = store
-        .checkpoint(&new, &origin, &origin)
+        .checkpoint(new.as_ref(), &origin, &origin)
         .await
         .context("cannot cut the new key's first checkpoint")?;
+    append_to_witness(&witness, &first.note)?;
 
     if args.json {
         let out = json!({

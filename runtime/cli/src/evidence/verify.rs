@@ -5,24 +5,39 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use relo_evidence::{
     EvidenceEntry, InclusionProof, KeyRing, LogTree, TamperKind, Tampering, VerifiedCheckpoint,
-    VerifyOptions, VerifyReport, evidence_origin, hash_hex, open_checkpoint, parse_hash_hex,
-    verify_log, verify_scope,
+    VerifyOptions, VerifyReport, Witness, WitnessedNote, check_witnessed, evidence_origin,
+    hash_hex, open_checkpoint, parse_hash_hex, verify_log, verify_scope,
 };
 use serde_json::json;
 
 use super::keyring::key_ring;
-use super::state::{StoredRun, check_checkpoint_rows, check_state};
+use super::seals::{check_covered, check_seals};
+use super::state::check_checkpoint_rows;
 use crate::args::{EXIT_FAILED, VerifyArgs};
 use crate::home::Home;
+use relo_store::{StoredRun, check_state};
 
-/// The stored log as verification reads it: its origin, the key ring, every entry and
-/// every checkpoint note.
+/// The stored log as verification reads it: its origin, the key ring, the witnessed
+/// checkpoints, every entry and every checkpoint note.
 struct StoredLog {
     origin: String,
     ring: KeyRing,
+    witness: Witness,
+    /// The witness file's records; `None` when the file does not exist yet.
+    witnessed: Option<Vec<WitnessedNote>>,
     entries: Vec<EvidenceEntry>,
     checkpoints: Vec<relo_store::Checkpoint>,
+    seals: Vec<relo_store::StoredSeal>,
     runs: Vec<StoredRun>,
+}
+
+/// Whether verification requires every entry to be covered by a seal or a checkpoint:
+/// `relo evidence verify` does; the check before a checkpoint is signed does not, since
+/// that checkpoint is what covers a log from before seals (its entries are rechecked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coverage {
+    Required,
+    BeforeSigning,
 }
 
 impl StoredLog {
@@ -34,6 +49,10 @@ impl StoredLog {
             .context("cannot read the evidence log")?
             .unwrap_or_else(|| evidence_origin("unset"));
         let ring = key_ring(home, &origin)?;
+        // The witness before the log: a checkpoint is witnessed only once it is stored,
+        // so every one read here is already in what is read next.
+        let witness = home.witness(&origin)?;
+        let witnessed = witness.read()?;
         let entries = store
             .all_entries()
             .await
@@ -45,6 +64,7 @@ impl StoredLog {
             .checkpoints()
             .await
             .context("cannot read the checkpoints")?;
+        let seals = store.seals().await.context("cannot read the seals")?;
         let mut runs = Vec::new();
         let mut rows = store.runs(u32::MAX).await.context("cannot read the runs")?;
         rows.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
@@ -58,16 +78,24 @@ impl StoredLog {
         Ok(Self {
             origin,
             ring,
+            witness,
+            witnessed,
             entries,
             checkpoints,
+            seals,
             runs,
         })
     }
 
-    /// The log (chains, tree, checkpoint notes, the trusted checkpoint), then the
-    /// checkpoint rows against their notes, then the runs and steps against the
-    /// evidence: the first finding of the first check that fails.
-    fn verify(&self, trusted: Option<&VerifiedCheckpoint>) -> Result<VerifyReport, Tampering> {
+    /// The log (chains, tree, checkpoint notes, the trusted checkpoint), then the log
+    /// against every witnessed checkpoint, then the batch seals and what they and the
+    /// checkpoints cover, then the checkpoint rows against their notes, then the runs and
+    /// steps against the evidence: the first finding of the first check that fails.
+    fn verify(
+        &self,
+        trusted: Option<&VerifiedCheckpoint>,
+        coverage: Coverage,
+    ) -> Result<(VerifyReport, u64), Tampering> {
         let notes: Vec<&str> = self.checkpoints.iter().map(|c| c.note.as_str()).collect();
         let options = VerifyOptions {
             origin: &self.origin,
@@ -75,9 +103,53 @@ impl StoredLog {
             trusted,
         };
         let report = verify_log(&self.entries, &notes, &options)?;
+        self.check_witness()?;
+        let sealed = check_seals(&self.entries, self.seals.clone(), &self.ring, &self.origin)?;
+        if coverage == Coverage::Required {
+            check_covered(report.entries, sealed, report.covered_by_latest_checkpoint)?;
+        }
         check_checkpoint_rows(&self.entries, &self.checkpoints, &self.ring, &self.origin)?;
         check_state(&self.entries, &self.runs)?;
-        Ok(report)
+        Ok((report, sealed))
+    }
+
+    /// The log against every witnessed checkpoint (`rolled-back`, `forked`; a record the
+    /// key ring does not verify is `bad-signature`); the entry hashes were checked by
+    /// `verify_log`.
+    fn check_witness(&self) -> Result<(), Tampering> {
+        let Some(notes) = self.witnessed.as_deref().filter(|w| !w.is_empty()) else {
+            return Ok(());
+        };
+        let witnessed = self
+            .witness
+            .open_notes(notes, &self.ring, &self.origin)
+            .map_err(|err| Tampering {
+                kind: TamperKind::BadSignature,
+                seq: None,
+                scope: None,
+                scope_seq: None,
+                checkpoint_size: None,
+                message: err.to_string(),
+            })?;
+        let hashes: Vec<_> = self
+            .entries
+            .iter()
+            .map(|e| parse_hash_hex(&e.hash).unwrap_or([0; 32]))
+            .collect();
+        let tree = LogTree::from_entry_hashes(&hashes);
+        check_witnessed(&tree, &self.origin, &witnessed, self.witness.path())
+    }
+
+    /// What the summary says about the witness.
+    fn witness_summary(&self) -> String {
+        let path = self.witness.path().display();
+        match &self.witnessed {
+            None => format!("witness: {path} does not exist yet (nothing witnessed)"),
+            Some(witnessed) => format!(
+                "witness: {path} holds {} checkpoints; the log extends every one",
+                witnessed.len()
+            ),
+        }
     }
 }
 
@@ -87,7 +159,10 @@ pub async fn tampering_before_signing(
     home: &Home,
     store: &relo_store::Store,
 ) -> anyhow::Result<Option<Tampering>> {
-    Ok(StoredLog::load(home, store).await?.verify(None).err())
+    Ok(StoredLog::load(home, store)
+        .await?
+        .verify(None, Coverage::BeforeSigning)
+        .err())
 }
 
 /// The whole log verified: the report, or the first tampering.
@@ -95,7 +170,10 @@ pub async fn verify_stored_log(
     home: &Home,
     store: &relo_store::Store,
 ) -> anyhow::Result<Result<VerifyReport, Tampering>> {
-    Ok(StoredLog::load(home, store).await?.verify(None))
+    Ok(StoredLog::load(home, store)
+        .await?
+        .verify(None, Coverage::Required)
+        .map(|(report, _)| report))
 }
 
 /// Prints why nothing was signed, in the same form `verify` uses, and exits 1.
@@ -129,8 +207,8 @@ pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let target = format!("{} {}", store.backend_name(), store.target());
 
     let Some(run_id) = &args.run else {
-        return Ok(match log.verify(trusted.as_ref()) {
-            Ok(report) => {
+        return Ok(match log.verify(trusted.as_ref(), Coverage::Required) {
+            Ok((report, sealed)) => {
                 let summary = json!({
                     "verified": true,
                     "store": target,
@@ -140,8 +218,13 @@ pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                     "checkpoints_verified": report.checkpoints_verified,
                     "covered_by_latest_checkpoint": report.covered_by_latest_checkpoint,
                     "uncovered_tail": report.uncovered_tail,
+                    "sealed": sealed,
                     "root": hash_hex(&report.root),
                     "trusted_checkpoint_size": report.trusted_size,
+                    "witness": {
+                        "path": log.witness.path(),
+                        "checkpoints": log.witnessed.as_ref().map(Vec::len),
+                    },
                 });
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -154,10 +237,12 @@ pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                         report.covered_by_latest_checkpoint,
                         report.uncovered_tail
                     );
+                    println!("  batch seals cover {sealed} entries");
                     println!("  root: {}", hash_hex(&report.root));
                     if let Some(size) = report.trusted_size {
                         println!("  consistent with the trusted checkpoint of {size} entries");
                     }
+                    println!("  {}", log.witness_summary());
                 }
                 ExitCode::SUCCESS
             }
@@ -168,7 +253,7 @@ pub async fn run(home: &Home, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     // One run: its chain, and its entries' inclusion in the latest checkpoint. A trusted
     // checkpoint is about the whole log, so it is checked first.
     if trusted.is_some()
-        && let Err(tampering) = log.verify(trusted.as_ref())
+        && let Err(tampering) = log.verify(trusted.as_ref(), Coverage::Required)
     {
         return print_tampering(&tampering, args.json);
     }

@@ -21,7 +21,7 @@ use crate::run::people;
 pub async fn approve(home: &Home, args: &PluginApproveArgs) -> anyhow::Result<ExitCode> {
     let config = config(home)?;
     let policy = policy(home)?;
-    let store = home.store().await?;
+    let store = home.evidence_store().await?;
     let plugin = stored_plugin(&store, &args.plugin).await?;
     let verified = verify_stored(&store, &policy, &plugin).await?;
     let declared = declared_capabilities(&verified.manifest, config)
@@ -168,7 +168,7 @@ pub async fn revoke(home: &Home, args: &PluginRevokeArgs) -> anyhow::Result<Exit
     if args.id.len() < 12 {
         bail!("give at least 12 characters of the approval id");
     }
-    let store = home.store().await?;
+    let store = home.evidence_store().await?;
     let by = operator(home, &store, &args.as_person).await?;
     let found = store.approval(&args.id).await?;
     let approval = match found.as_slice() {
@@ -223,7 +223,7 @@ pub async fn block(home: &Home, args: &PluginBlockArgs) -> anyhow::Result<ExitCo
     if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("`{}` is not a sha256 digest (64 hex digits)", args.digest);
     }
-    let store = home.store().await?;
+    let store = home.evidence_store().await?;
     let by = operator(home, &store, &args.as_person).await?;
     let record = EvidenceRecord::new(
         Scope::Control,

@@ -71,7 +71,7 @@ pub async fn add(home: &Home, args: &PluginAddArgs) -> anyhow::Result<ExitCode> 
         .with_context(|| format!("cannot read {}", args.wasm.display()))?;
     let attestation = std::fs::read_to_string(&args.attestation)
         .with_context(|| format!("cannot read {}", args.attestation.display()))?;
-    let store = home.store().await?;
+    let store = home.evidence_store().await?;
     let digest = sha256_hex(&wasm);
     let files = format!(
         "{} with {}",

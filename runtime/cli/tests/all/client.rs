@@ -6,7 +6,7 @@
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use crate::serve::{Server, spawn_server};
 
@@ -15,14 +15,14 @@ const PASSWORD: &str = "a long development password";
 /// `relo init --tls` in `home`, then `relo serve` over TLS on a free loopback port with
 /// the admin `olga`.
 fn serve_tls(home: &Path) -> Server {
-    let init = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let init = crate::relo_command()
         .args(["init", "--tls", "--person", "olga", "--home"])
         .arg(home)
         .output()
         .expect("relo init");
     assert!(init.status.success(), "{init:?}");
     let tls = home.join("tls");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_relo"));
+    let mut command = crate::relo_command();
     command
         .args([
             "serve",
@@ -51,7 +51,7 @@ struct Client {
 impl Client {
     /// `relo --server URL --ca-cert CA ARGS` with `env` set and nothing else of relo's.
     fn relo(&self, url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_relo"));
+        let mut command = crate::relo_command();
         command
             .args(["--server", url, "--ca-cert"])
             .arg(&self.ca)
@@ -112,7 +112,7 @@ fn the_admin_logs_in_refreshes_is_refused_with_codes_and_logs_out() {
     let url = server.url.as_str();
 
     // Without the development CA the server's certificate is not trusted.
-    let untrusted = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let untrusted = crate::relo_command()
         .args(["--server", url, "login", "--name", "olga"])
         .env("RELO_CONFIG_DIR", &client.config)
         .env("RELO_PASSWORD", PASSWORD)

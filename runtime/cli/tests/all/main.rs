@@ -15,13 +15,24 @@ mod serve;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The built `relo`, with its state folder (`XDG_STATE_HOME`, where evidence witnesses
+/// go) in a temporary folder of this test binary: no test writes under the real home.
+/// Witness files are named by their log's origin, so the tests' homes never collide.
+fn relo_command() -> Command {
+    static STATE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let state = STATE.get_or_init(|| tempfile::tempdir().expect("a state folder"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_relo"));
+    command.env("XDG_STATE_HOME", state.path());
+    command
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Runs `relo` in the repository root.
 fn relo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_relo"))
+    relo_command()
         .args(args)
         .current_dir(repo())
         .output()
@@ -243,7 +254,7 @@ fn schemas_print_and_check() {
 fn a_reader_that_closes_stdout_early_is_not_a_panic() {
     let (reader, writer) = std::io::pipe().expect("a pipe");
     drop(reader);
-    let output = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let output = relo_command()
         .args(["schema", "plugin"])
         .current_dir(repo())
         .stdout(writer)

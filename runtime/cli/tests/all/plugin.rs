@@ -3,12 +3,12 @@
 //! refused with their codes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 fn relo(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_relo"))
+    crate::relo_command()
         .args(args)
         .env("RELO_HOME", home)
         .env_remove("RELO_DATABASE_URL")

@@ -139,7 +139,7 @@ impl Release {
     }
 
     pub(crate) fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_relo"));
+        let mut command = crate::relo_command();
         command
             .args(args)
             .env("RELO_HOME", &self.home)

@@ -5,7 +5,8 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::ThreadId;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
@@ -14,10 +15,53 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 const PASSWORD: &str = "a long development password";
 
-/// A `relo serve` process and the URL it listens on, killed when dropped.
+/// The thread whose test may start `relo serve` now, and how many [`Turn`]s it holds.
+static TURN: Mutex<Option<(ThreadId, usize)>> = Mutex::new(None);
+/// Signalled when [`TURN`] becomes free.
+static TURN_FREE: Condvar = Condvar::new();
+
+/// The right to run `relo serve`: tests that start it run one at a time (CI budget, issue
+/// 15). A test may start several servers: its thread takes the turn again, and the turn is
+/// free once every server it started is gone.
+struct Turn;
+
+impl Turn {
+    fn take() -> Self {
+        let me = std::thread::current().id();
+        let mut turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match turn.as_mut() {
+                None => *turn = Some((me, 1)),
+                Some((holder, count)) if *holder == me => *count += 1,
+                Some(_) => {
+                    turn = TURN_FREE.wait(turn).unwrap_or_else(PoisonError::into_inner);
+                    continue;
+                }
+            }
+            return Turn;
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, count)) = turn.as_mut() {
+            *count -= 1;
+            if *count == 0 {
+                *turn = None;
+                TURN_FREE.notify_all();
+            }
+        }
+    }
+}
+
+/// A `relo serve` process and the URL it listens on, killed when dropped; it holds the
+/// [`Turn`] until then.
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) url: String,
+    _turn: Turn,
 }
 
 impl Drop for Server {
@@ -27,8 +71,10 @@ impl Drop for Server {
     }
 }
 
-/// Spawns `command` (a `relo serve`) and reads the URL from its banner.
+/// Spawns `command` (a `relo serve`) once no other test runs one, and reads the URL from
+/// its banner.
 pub(crate) fn spawn_server(mut command: Command) -> Server {
+    let turn = Turn::take();
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -44,11 +90,15 @@ pub(crate) fn spawn_server(mut command: Command) -> Server {
         .strip_prefix("relo serve: listening on ")
         .unwrap_or_else(|| panic!("unexpected banner: {line:?}"))
         .to_owned();
-    Server { child, url }
+    Server {
+        child,
+        url,
+        _turn: turn,
+    }
 }
 
 fn serve(home: &Path, args: &[&str]) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_relo"));
+    let mut command = crate::relo_command();
     command
         .arg("serve")
         .args(args)
@@ -85,7 +135,7 @@ fn port(url: &str) -> u16 {
 fn the_api_is_served_over_tls_with_the_development_ca_and_the_admin_logs_in() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    let init = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let init = crate::relo_command()
         .args(["init", "--tls", "--person", "olga", "--home"])
         .arg(&home)
         .output()
@@ -173,14 +223,14 @@ fn the_api_is_served_over_tls_with_the_development_ca_and_the_admin_logs_in() {
 fn plain_http_is_refused_off_loopback_and_served_on_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    let init = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let init = crate::relo_command()
         .args(["init", "--person", "olga", "--home"])
         .arg(&home)
         .output()
         .expect("relo init");
     assert!(init.status.success(), "{init:?}");
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let refused = crate::relo_command()
         .args(["serve", "--listen", "0.0.0.0:0"])
         .env("RELO_HOME", &home)
         .output()
@@ -233,7 +283,7 @@ fn schemathesis_finds_no_server_error_in_the_openapi_document() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    let init = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let init = crate::relo_command()
         .args(["init", "--person", "olga", "--home"])
         .arg(&home)
         .output()
@@ -292,7 +342,7 @@ fn a_home_is_private_and_a_readable_database_is_refused() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    let init = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let init = crate::relo_command()
         .args(["init", "--person", "olga", "--home"])
         .arg(&home)
         .output()
@@ -311,7 +361,7 @@ fn a_home_is_private_and_a_readable_database_is_refused() {
     assert_eq!(mode(&database), 0o600);
 
     std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let refused = Command::new(env!("CARGO_BIN_EXE_relo"))
+    let refused = crate::relo_command()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("RELO_HOME", &home)
         .output()

@@ -129,6 +129,7 @@ pub(crate) const TABLES: &[(&str, &[&str])] = &[
     ("PluginLimits", plugin::LIMITS),
     ("DeclaredEgress", plugin::EGRESS),
     ("DeclaredSecret", plugin::SECRET),
+    ("InjectTable", plugin::INJECT),
     ("Filesystem", plugin::FILESYSTEM),
     ("SignerRequest", plugin::SIGNER),
     ("Workflow", workflow::ROOT),

@@ -17,7 +17,7 @@ use crate::origin::Origin;
 use crate::tree::Node;
 use crate::values::{
     BaseUrl, ByteSize, Cidr, DurationSpec, EndpointName, KeyName, KeyRef, PersonName, PluginGlob,
-    PluginName, Role, SecretName, SecretPath, SecretsProvider, StoreUrl,
+    PluginName, Role, SecretName, SecretPath, SecretsProvider, StoreUrl, WitnessRef,
 };
 
 pub(crate) const ROOT: &[&str] = &[
@@ -47,7 +47,7 @@ pub(crate) const TRUST: &[&str] = &["auto_approve_within_previous", "signers"];
 pub(crate) const SIGNER: &[&str] = &["key", "plugins", "person", "retired"];
 pub(crate) const PERSON: &[&str] = &["name", "keys", "roles"];
 pub(crate) const SIGNING: &[&str] = &["keys"];
-pub(crate) const EVIDENCE: &[&str] = &["signer"];
+pub(crate) const EVIDENCE: &[&str] = &["signer", "witness"];
 pub(crate) const SECRETS: &[&str] = &["provider", "address", "auth", "bindings"];
 pub(crate) const AUTH: &[&str] = &["approle", "token_file"];
 pub(crate) const APPROLE: &[&str] = &["role_id_file", "secret_id_file"];
@@ -81,7 +81,7 @@ pub struct OperatorConfig {
     /// What plugins' `[signer] keys` names mean.
     #[serde(default, skip_serializing_if = "Signing::is_empty")]
     pub signing: Signing,
-    /// The key that signs evidence checkpoints.
+    /// The key that signs evidence checkpoints, and where they are witnessed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<EvidenceConfig>,
     /// Where secret values come from, and which plugin's secret is which.
@@ -237,6 +237,11 @@ impl Signing {
 pub struct EvidenceConfig {
     /// The Ed25519 key that signs checkpoints.
     pub signer: KeyRef,
+    /// Where every checkpoint is also appended, outside the database and the home
+    /// (`file:PATH`); `relo init` writes it, and without it the default is
+    /// `$XDG_STATE_HOME/relo/witnesses/<origin>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessRef>,
 }
 
 /// `[secrets]`.
@@ -319,8 +324,11 @@ pub(crate) fn decode(cx: &mut Cx<'_>, root: &Node, origin: Origin) -> Option<Ope
     });
     let evidence = optional(cx, table.get("evidence"), |cx, node, path| {
         let fields = cx.table(node, path, "[evidence]", EVIDENCE)?;
+        let signer = fields.req(cx, "signer");
+        let witness = fields.opt::<WitnessRef>(cx, "witness");
         Some(EvidenceConfig {
-            signer: fields.req(cx, "signer")?,
+            signer: signer?,
+            witness: witness.ok()?,
         })
     });
     let secrets = optional(cx, table.get("secrets"), decode_secrets);

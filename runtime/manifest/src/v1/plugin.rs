@@ -1,10 +1,11 @@
 //! The plugin manifest, `relo-plugin.toml`: who the plugin is, the resources it asks for,
 //! and every capability it declares. Nothing undeclared is ever granted.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
     EGRESS_BYTES_RANGE, EGRESS_REQUESTS_RANGE, FUEL_RANGE, HOST_CALLS_RANGE, MEMORY_RANGE,
@@ -14,10 +15,10 @@ use super::{
 use crate::decode::{Cx, Decode, Path};
 use crate::diagnostic::Code;
 use crate::origin::Origin;
-use crate::tree::Node;
+use crate::tree::{Kind, Node};
 use crate::values::{
-    ByteSize, DurationSpec, EnvName, KeyName, Method, PluginName, SecretName, SemVer, UrlPattern,
-    WorkspaceAccess,
+    ByteSize, DurationSpec, EnvName, HeaderName, KeyName, Method, PluginName, SecretName, SemVer,
+    UrlPattern, WorkspaceAccess,
 };
 
 pub(crate) const ROOT: &[&str] = &[
@@ -43,6 +44,7 @@ pub(crate) const LIMITS: &[&str] = &[
 ];
 pub(crate) const EGRESS: &[&str] = &["url", "methods"];
 pub(crate) const SECRET: &[&str] = &["inject", "reveal"];
+pub(crate) const INJECT: &[&str] = &["url", "header"];
 pub(crate) const FILESYSTEM: &[&str] = &["workspace"];
 pub(crate) const SIGNER: &[&str] = &["keys"];
 
@@ -99,13 +101,13 @@ impl PluginManifest {
             out.push((format!("egress[{index}].url"), &egress.url));
         }
         for (name, secret) in &self.secrets {
-            for (index, pattern) in secret.inject.iter().enumerate() {
+            for (index, target) in secret.inject.iter().enumerate() {
                 let path = Path::root()
                     .field("secrets")
                     .field(name.as_str())
                     .field("inject")
                     .index(index);
-                out.push((path.as_str().to_owned(), pattern));
+                out.push((path.as_str().to_owned(), &target.url));
             }
         }
         out
@@ -180,13 +182,75 @@ pub struct DeclaredEgress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeclaredSecret {
-    /// Destinations where the host may inject the secret into a request header
-    /// (`{{secret:NAME}}`); the plugin never sees the value.
+    /// Destinations where the host may inject the secret (`{{secret:NAME}}`), each with
+    /// the one request header it may go into; the plugin never sees the value.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub inject: Vec<UrlPattern>,
+    pub inject: Vec<InjectTarget>,
     /// Whether the plugin may read the value itself (a separate approval).
     #[serde(default)]
     pub reveal: bool,
+}
+
+/// One entry of a secret's `inject` list: a destination and the request header the host
+/// may put the value into there. Written as `{ url = "…", header = "x-api-key" }`, or as
+/// the URL alone, which means the `authorization` header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InjectTarget {
+    /// Where: a URL pattern, as for egress.
+    pub url: UrlPattern,
+    /// The only header the value may be injected into toward `url`.
+    pub header: HeaderName,
+}
+
+impl InjectTarget {
+    /// `url` with the `authorization` header, as a bare URL in the list means.
+    pub fn authorization(url: UrlPattern) -> Self {
+        InjectTarget {
+            url,
+            header: HeaderName::authorization(),
+        }
+    }
+}
+
+/// The table form of an inject entry, as written.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct InjectTable {
+    /// Where: a URL pattern, as for egress.
+    url: UrlPattern,
+    /// The request header the value goes into (case-insensitive).
+    #[serde(default = "HeaderName::authorization")]
+    header: HeaderName,
+}
+
+impl<'de> Deserialize<'de> for InjectTarget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Url(UrlPattern),
+            Table(InjectTable),
+        }
+        Ok(match Written::deserialize(deserializer)? {
+            Written::Url(url) => InjectTarget::authorization(url),
+            Written::Table(InjectTable { url, header }) => InjectTarget { url, header },
+        })
+    }
+}
+
+impl JsonSchema for InjectTarget {
+    fn schema_name() -> Cow<'static, str> {
+        "InjectTarget".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let url = generator.subschema_for::<UrlPattern>();
+        let table = generator.subschema_for::<InjectTable>();
+        json_schema!({
+            "description": "Where the host may inject the secret, and into which request header: a URL pattern alone (the `authorization` header), or a table with `url` and `header`.",
+            "anyOf": [url, table]
+        })
+    }
 }
 
 /// `[filesystem]`: access to the run's workspace.
@@ -329,7 +393,9 @@ fn decode_egress(cx: &mut Cx<'_>, node: &Node, path: &Path) -> Option<DeclaredEg
 
 fn decode_secret(cx: &mut Cx<'_>, node: &Node, path: &Path) -> Option<DeclaredSecret> {
     let fields = cx.table(node, path, "a [secrets.NAME] table", SECRET)?;
-    let inject = fields.opt::<Vec<UrlPattern>>(cx, "inject");
+    let inject = optional(cx, fields.get("inject"), |cx, node, path| {
+        cx.list(node, path, decode_inject)
+    });
     let reveal = fields.opt::<bool>(cx, "reveal");
     let secret = DeclaredSecret {
         inject: inject.ok()?.unwrap_or_default(),
@@ -346,4 +412,55 @@ fn decode_secret(cx: &mut Cx<'_>, node: &Node, path: &Path) -> Option<DeclaredSe
         return None;
     }
     Some(secret)
+}
+
+/// One inject entry: a URL pattern (the `authorization` header), or `{ url, header }`.
+fn decode_inject(cx: &mut Cx<'_>, node: &Node, path: &Path) -> Option<InjectTarget> {
+    match node.kind {
+        Kind::Str(_) => cx.parsed(node, path).map(InjectTarget::authorization),
+        Kind::Map(_) => {
+            let fields = cx.table(node, path, "an inject entry", INJECT)?;
+            let url = fields.req(cx, "url");
+            let header = fields.opt::<HeaderName>(cx, "header");
+            Some(InjectTarget {
+                url: url?,
+                header: header.ok()?.unwrap_or_else(HeaderName::authorization),
+            })
+        }
+        _ => {
+            cx.wrong_type(
+                node,
+                path,
+                "a URL pattern, or a table with `url` and `header`",
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inject_targets_deserialize_from_either_form() {
+        let targets: Vec<InjectTarget> = serde_json::from_str(
+            r#"["https://a.example/*", {"url": "https://b.example/", "header": "X-Key"},
+               {"url": "https://c.example/"}]"#,
+        )
+        .expect("valid");
+        let headers: Vec<&str> = targets.iter().map(|t| t.header.as_str()).collect();
+        assert_eq!(headers, ["authorization", "x-key", "authorization"]);
+        assert_eq!(targets[1].url.as_str(), "https://b.example/");
+        for bad in [
+            r#"[{"url": "https://b.example/", "header": "x key"}]"#,
+            r#"[{"url": "https://b.example/", "headers": "x-key"}]"#,
+            r#"[{"header": "x-key"}]"#,
+        ] {
+            assert!(
+                serde_json::from_str::<Vec<InjectTarget>>(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -5,6 +5,7 @@
 mod choice;
 mod cidr;
 mod duration;
+mod header;
 mod names;
 mod reference;
 mod size;
@@ -14,13 +15,14 @@ mod url;
 pub use choice::{Method, OnConflict, ParamType, Role, SecretsProvider, WorkspaceAccess};
 pub use cidr::Cidr;
 pub use duration::DurationSpec;
+pub use header::HeaderName;
 pub use names::{
     EndpointName, EnvName, KeyName, ParamName, PersonName, PluginGlob, PluginName, SecretName,
     StepId, WorkflowName,
 };
 pub use reference::{PluginRef, PluginVersion, SemVer, Sha256Digest};
 pub use size::ByteSize;
-pub use text::{KeyRef, Pattern, RelativePath, SecretPath, StoreUrl};
+pub use text::{KeyRef, Pattern, RelativePath, SecretPath, StoreUrl, WitnessRef};
 pub use url::{BaseUrl, PortRanges, Scheme, UrlPattern};
 
 use crate::diagnostic::Code;

@@ -66,6 +66,49 @@ string_value!(
     "A signing key: a key file path (relative to the relo home) or `vault-transit:NAME`."
 );
 
+/// Where evidence checkpoints are witnessed: `file:PATH`, an absolute path outside the
+/// relo home (an append-only file, one signed checkpoint note per record).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WitnessRef {
+    /// An append-only witness file.
+    File(String),
+}
+
+impl FromStr for WitnessRef {
+    type Err = InvalidValue;
+
+    fn from_str(text: &str) -> Result<Self, InvalidValue> {
+        let hint = "write `file:/ABSOLUTE/PATH`, a file outside the relo home";
+        let Some(path) = text.strip_prefix("file:") else {
+            return Err(InvalidValue::new(format!(
+                "`{text}`: a witness is `file:PATH` (the only kind so far)"
+            ))
+            .with_hint(hint));
+        };
+        if !path.starts_with('/') || path.trim_end_matches('/').is_empty() {
+            return Err(InvalidValue::new(format!(
+                "`{text}`: the witness file must be an absolute path"
+            ))
+            .with_hint(hint));
+        }
+        Ok(WitnessRef::File(path.to_owned()))
+    }
+}
+
+impl fmt::Display for WitnessRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WitnessRef::File(path) => write!(f, "file:{path}"),
+        }
+    }
+}
+
+string_value!(
+    WitnessRef,
+    "Where evidence checkpoints are witnessed: `file:PATH`, an absolute path outside the relo home.",
+    pattern = "^file:/.+$"
+);
+
 /// Where a secret value is in the secrets provider: `PATH#FIELD` or
 /// `PATH#FIELD@VERSION`, e.g. `kv/data/forge#token` or `kv/data/forge#token@3`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -313,7 +356,14 @@ string_value!(
     pattern = "^(sqlite|postgres|postgresql)://.+$"
 );
 
-crate::decode::decode_from_str!(KeyRef, SecretPath, Pattern, RelativePath, StoreUrl);
+crate::decode::decode_from_str!(
+    KeyRef,
+    SecretPath,
+    Pattern,
+    RelativePath,
+    StoreUrl,
+    WitnessRef
+);
 
 #[cfg(test)]
 mod tests {
@@ -332,6 +382,24 @@ mod tests {
         assert!("vault-transit:".parse::<KeyRef>().is_err());
         assert!("awskms:foo".parse::<KeyRef>().is_err());
         assert!("".parse::<KeyRef>().is_err());
+    }
+
+    #[test]
+    fn witness_refs() {
+        assert_eq!(
+            "file:/var/lib/relo/witness".parse(),
+            Ok(WitnessRef::File("/var/lib/relo/witness".into()))
+        );
+        assert_eq!(
+            WitnessRef::File("/w".into()).to_string(),
+            "file:/w",
+            "it prints as written"
+        );
+        assert!("file:relative/path".parse::<WitnessRef>().is_err());
+        assert!("file:".parse::<WitnessRef>().is_err());
+        assert!("file:/".parse::<WitnessRef>().is_err());
+        assert!("/abs/path".parse::<WitnessRef>().is_err());
+        assert!("https://witness.example".parse::<WitnessRef>().is_err());
     }
 
     #[test]

@@ -9,10 +9,10 @@ use relo_manifest::parse_operator;
 use relo_orchestrator::CredentialSource;
 use relo_policy::{Grant, SecretGrant};
 use relo_secrets::SecretProvider;
-use relo_test_openbao::{APP_TOKEN_V2, Bao, P256_KEY, path};
+use relo_test_openbao::{APP_TOKEN_V2, Bao};
 use relo_trust::KeyAlgorithm;
 
-fn config(address: &str) -> String {
+fn config(bao: &Bao) -> String {
     format!(
         r#"
 [secrets]
@@ -21,16 +21,21 @@ address = "{address}"
 auth = {{ token_file = "vault-token" }}
 
 [secrets.bindings."relo-test/echo"]
-forge_token = "kv/data/app#token"
-unapproved = "kv/data/app#user"
+forge_token = "{forge_token}"
+unapproved = "{unapproved}"
 
 [secrets.bindings."relo-test/other"]
-token = "kv/data/other#token"
+token = "{other}"
 
 [signing.keys]
-release = "vault-transit:{P256_KEY}"
+release = "vault-transit:{key}"
 local = "keys/local.key"
-"#
+"#,
+        address = bao.address,
+        forge_token = bao.kv("app#token"),
+        unapproved = bao.kv("app#user"),
+        other = bao.kv("other#token"),
+        key = bao.p256_key,
     )
 }
 
@@ -61,7 +66,7 @@ async fn a_step_token_reads_only_its_granted_secrets_and_dies_with_the_step() {
         &relo_trust::KeyPaths::from_stem(home.path().join("keys/local")),
     )
     .unwrap();
-    let config = parse_operator("relo.toml", config(&bao.address).as_bytes()).unwrap();
+    let config = parse_operator("relo.toml", config(&bao).as_bytes()).unwrap();
     let source = CredentialSource::from_config(&config, home.path())
         .await
         .unwrap();
@@ -89,7 +94,7 @@ async fn a_step_token_reads_only_its_granted_secrets_and_dies_with_the_step() {
     assert_eq!(token.ttl(), Duration::from_secs(30));
     // The token itself cannot read another step's secret. (Vault policies are per path:
     // it could read other fields of its own path, which the host never hands the step.)
-    let error = token.read(&path("kv/data/other#token")).await.unwrap_err();
+    let error = token.read(&bao.path("other#token")).await.unwrap_err();
     assert_eq!(error.code(), "secret-denied");
     // Only the granted signing key, and it signs in Vault.
     let signers: Vec<&String> = issued.credentials.signers.keys().collect();
@@ -103,7 +108,7 @@ async fn a_step_token_reads_only_its_granted_secrets_and_dies_with_the_step() {
     assert!(!signature.is_empty());
 
     issued.finish().await;
-    let error = token.read(&path("kv/data/app#token")).await.unwrap_err();
+    let error = token.read(&bao.path("app#token")).await.unwrap_err();
     assert_eq!(error.code(), "secret-denied");
 }
 

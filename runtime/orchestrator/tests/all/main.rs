@@ -8,5 +8,6 @@
 mod at_rest;
 mod catalog;
 mod credentials;
+mod people;
 mod run;
 mod support;

@@ -3,7 +3,8 @@
 //! counted, the run's evidence is bracketed and checkpointed; approval gates wait for a
 //! quorum of distinct people other than the requester; a run whose process died
 //! continues without running finished steps again; concurrency groups queue or refuse;
-//! the workspace is restored from the store.
+//! the workspace is restored from the store (streamed in chunks, and refused if they
+//! are not what was saved).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,14 +12,17 @@ use std::time::{Duration, SystemTime};
 
 use sqlx::Connection as _;
 
-use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink as _, Scope};
 use relo_manifest::{OperatorConfig, parse_operator, parse_workflow};
 use relo_orchestrator::{
     CredentialSource, GateApprovalPayload, PeopleError, PluginCatalog, RunError, RunOutcome,
-    RunSpec, Runner, Workspaces,
+    RunSpec, Runner, WorkspaceError, Workspaces,
 };
 use relo_sandbox::{LoopbackOnly, Sandbox, SandboxConfig};
-use relo_store::{EvidenceWriter, GateApproval, Placed, Store, StoreError, WriterOptions};
+use relo_store::{
+    EvidenceWriter, GateApproval, Placed, SNAPSHOT_CHUNK_BYTES, SnapshotError, Store, StoreError,
+    WriterOptions,
+};
 use relo_trust::{KeyAlgorithm, PrivateKey, TrustPolicy, sha256_hex};
 use serde_json::json;
 
@@ -122,6 +126,19 @@ async fn setup() -> Setup {
     .unwrap();
     let key = Arc::new(PrivateKey::generate(KeyAlgorithm::Ed25519));
     let origin = store.evidence_origin().await.unwrap();
+    // Sealed with the evidence key, as relo runs: every batch is covered by a seal.
+    let mut ring = relo_evidence::KeyRing::new();
+    ring.add(
+        &origin,
+        key.public_key().clone(),
+        relo_evidence::KeyStatus::Active,
+    )
+    .unwrap();
+    let store = store.sealed(relo_store::EvidenceSeal {
+        signer: key.clone(),
+        origin: origin.clone(),
+        keys: ring,
+    });
     let writer = EvidenceWriter::spawn(
         store.clone(),
         WriterOptions {
@@ -648,6 +665,7 @@ async fn people_into_the_store(setup: &Setup) {
             .create_user(&user, SystemTime::now())
             .await
             .unwrap();
+        admin_action(setup, "user.imported", &person.name, &roles.join(", ")).await;
         for key in &person.keys {
             add_key(setup, &person.name, &key.to_pem()).await;
         }
@@ -666,6 +684,23 @@ async fn add_key(setup: &Setup, person: &str, pem: &str) {
     setup
         .store
         .add_person_key(&new, SystemTime::now())
+        .await
+        .unwrap();
+    admin_action(setup, "key.added", person, key.key_id()).await;
+}
+
+/// Records a change to the people in the control chain, as the server does (the
+/// directory is checked against these entries).
+async fn admin_action(setup: &Setup, action: &str, target: &str, detail: &str) {
+    let event = EvidenceEvent::AdminAction {
+        by: "test".into(),
+        action: action.into(),
+        target: target.into(),
+        detail: Some(detail.into()),
+    };
+    setup
+        .store
+        .record(&EvidenceRecord::new(Scope::Control, None, event))
         .await
         .unwrap();
 }
@@ -703,6 +738,7 @@ async fn once_people_live_in_the_store_its_keys_and_roles_decide_a_gate() {
             .await
             .unwrap()
     );
+    admin_action(&setup, "user.roles-set", "max", "auditor").await;
     approve(
         &setup,
         &wf,
@@ -786,6 +822,18 @@ async fn a_run_whose_instance_died_continues_without_rerunning_finished_steps() 
         )
         .await
         .unwrap();
+    // It recorded that end first, as every instance does (an end without its evidence is
+    // refused as state-tampered when the run is taken up).
+    let ticket = setup.runner.evidence.enqueue(EvidenceRecord::new(
+        Scope::Run("run-crash".into()),
+        Some("first".into()),
+        EvidenceEvent::StepFinished {
+            outcome: "succeeded".into(),
+            usage: relo_evidence::StepUsage::default(),
+            output_sha256: Some(sha256_hex(br#"{"echo":{"v":"from-the-dead"}}"#)),
+        },
+    ));
+    setup.runner.evidence.durable(ticket).await.unwrap();
     setup
         .store
         .claim_step("run-crash", "second", "dead", lease, now)
@@ -965,12 +1013,13 @@ async fn a_link_swapped_in_during_a_snapshot_never_copies_its_target() {
         recorded >= failed,
         "{failed} failed, {recorded} recorded: {outcome:?}"
     );
-    for (_, digest) in setup.store.run_snapshots("run-race").await.unwrap() {
-        let bytes = setup.store.snapshot(&digest).await.unwrap().unwrap();
+    for snapshot in setup.store.run_snapshots("run-race").await.unwrap() {
+        let bytes = stored_archive(&setup.store, "run-race", &snapshot.digest).await;
         let text = String::from_utf8_lossy(&bytes);
         assert!(
             !text.contains("TOP-SECRET-CONTENT"),
-            "snapshot {digest} holds the secret"
+            "snapshot {} holds the secret",
+            snapshot.digest
         );
     }
 }
@@ -1012,14 +1061,133 @@ async fn the_workspace_is_restored_from_the_store_and_removed_at_the_end() {
     assert!(kinds.iter().any(|k| k == "workspace.restored"), "{kinds:?}");
     assert!(!dir.exists(), "the workspace is removed when the run ends");
     assert_eq!(
-        setup
-            .store
-            .snapshot(&snapshots[0].1)
-            .await
-            .unwrap()
-            .map(|b| sha256_hex(&b)),
-        Some(snapshots[0].1.clone()),
+        sha256_hex(&stored_archive(&setup.store, "run-ws", &snapshots[0].digest).await),
+        snapshots[0].digest,
         "the snapshot stays with the run"
+    );
+}
+
+/// The stored archive `digest` of `run`, read chunk by chunk and verified by the store.
+async fn stored_archive(store: &Store, run: &str, digest: &str) -> Vec<u8> {
+    let mut reader = store.open_snapshot(run, digest).await.unwrap().unwrap();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = reader.next_chunk().await.unwrap() {
+        bytes.extend_from_slice(&chunk);
+    }
+    bytes
+}
+
+/// A source folder holding `big.bin`, larger than two snapshot chunks, and `VERSION`.
+fn big_source(setup: &Setup) -> (std::path::PathBuf, Vec<u8>) {
+    let source = setup.home.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    let big: Vec<u8> = (0..SNAPSHOT_CHUNK_BYTES * 2 + 4096)
+        .map(|i| (i % 253) as u8)
+        .collect();
+    std::fs::write(source.join("big.bin"), &big).unwrap();
+    std::fs::write(source.join("VERSION"), "1.2.3\n").unwrap();
+    (source, big)
+}
+
+const TWO_GATES: &str = "  - id: first\n    approval: { roles: [release-manager], quorum: 1 }\n\
+     \x20 - id: build\n    needs: [first]\n    uses: relo-test/echo@1.0.0\n\
+     \x20 - id: second\n    needs: [build]\n    approval: { roles: [release-manager], quorum: 1 }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_of_several_chunks_survives_a_takeover() {
+    let setup = setup().await;
+    let (source, big) = big_source(&setup);
+    let wf = workflow(TWO_GATES);
+    let params = params();
+    let mut spec = wf.spec("run-big", &params);
+    spec.workspace = Some(&source);
+    assert!(matches!(
+        setup.runner.run(&spec).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+    let snapshots = setup.store.run_snapshots("run-big").await.unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].chunks, 3, "{:?}", snapshots[0]);
+
+    // Another machine continues the run: it has no local copy.
+    let dir = setup.runner.workspaces.dir("run-big");
+    std::fs::remove_dir_all(&dir).unwrap();
+    approve(
+        &setup,
+        &wf,
+        "run-big",
+        "first",
+        "max",
+        &setup.managers["max"],
+    )
+    .await;
+    assert!(matches!(
+        setup.runner.drive(&spec).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+    assert_eq!(std::fs::read(dir.join("big.bin")).unwrap(), big);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("VERSION")).unwrap(),
+        "1.2.3\n"
+    );
+    let kinds = kinds(&setup.store, "run-big").await;
+    assert!(kinds.iter().any(|k| k == "workspace.restored"), "{kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_snapshot_is_refused_and_its_workspace_not_left_to_use() {
+    let setup = setup().await;
+    let (source, _) = big_source(&setup);
+    let wf = workflow(TWO_GATES);
+    let params = params();
+    let mut spec = wf.spec("run-bad", &params);
+    spec.workspace = Some(&source);
+    assert!(matches!(
+        setup.runner.run(&spec).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+    let dir = setup.runner.workspaces.dir("run-bad");
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The first chunk becomes a copy of the second: the same length, other bytes.
+    let url = format!("sqlite://{}", setup.home.path().join("relo.db").display());
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let tampered = sqlx::query(
+        "UPDATE snapshot_chunks SET bytes = (SELECT bytes FROM snapshot_chunks WHERE chunk = 1)
+         WHERE run_id = 'run-bad' AND chunk = 0",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    assert_eq!(tampered.rows_affected(), 1);
+
+    approve(
+        &setup,
+        &wf,
+        "run-bad",
+        "first",
+        "max",
+        &setup.managers["max"],
+    )
+    .await;
+    let error = setup.runner.drive(&spec).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            RunError::Workspace(WorkspaceError::Store(SnapshotError::Tampered { .. }))
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().starts_with("snapshot-tampered"),
+        "{error}"
+    );
+    assert!(!dir.exists(), "the unverified workspace is removed");
+    let steps = setup.store.run_steps("run-bad").await.unwrap();
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.step_id != "build" || s.state == "pending"),
+        "no step ran on it: {steps:?}"
     );
 }
 
@@ -1089,4 +1257,122 @@ async fn a_gate_without_its_quorum_by_its_timeout_fails_the_run() {
     );
     let steps = setup.store.run_steps("run-late").await.unwrap();
     assert_eq!(steps[0].state, "skipped", "{steps:?}");
+}
+
+/// A connection to the test home's database that bypasses relo-store, with the guard
+/// against UPDATE of evidence entries lifted, as whoever holds the database can.
+async fn tamperer(setup: &Setup) -> sqlx::SqliteConnection {
+    let url = format!("sqlite://{}", setup.home.path().join("relo.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("DROP TRIGGER evidence_entries_no_update")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db
+}
+
+/// Asserts that the run failed as `state-tampered` (its cause containing `words`),
+/// recorded in the control chain, and that deploy never started.
+async fn assert_state_tampered(setup: &Setup, run: &str, outcome: RunOutcome, words: &str) {
+    let RunOutcome::Failed { root_cause } = outcome else {
+        panic!("not failed: {outcome:?}");
+    };
+    assert!(root_cause.starts_with("state-tampered: "), "{root_cause}");
+    assert!(root_cause.contains(words), "`{words}` not in: {root_cause}");
+    assert_eq!(
+        setup.store.run_state(run).await.unwrap().as_deref(),
+        Some("failed")
+    );
+    let control = kinds(&setup.store, &Scope::Control.to_string()).await;
+    assert!(control.iter().any(|k| k == "state.tampered"), "{control:?}");
+    let started = setup
+        .store
+        .scope_entries(run, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "step.started")
+        .filter_map(|e| e.step_id)
+        .collect::<Vec<_>>();
+    assert_eq!(started, ["build"], "only build ever started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_row_set_to_succeeded_is_state_tampered_and_deploy_never_runs() {
+    let setup = setup().await;
+    let wf = workflow(GATED);
+    let params = params();
+    let spec = wf.spec("run-forged-gate", &params);
+    assert!(matches!(
+        setup.runner.run(&spec).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+    // No approval was given: the attacker marks the gate passed in its row.
+    let mut db = tamperer(&setup).await;
+    sqlx::query(
+        "UPDATE steps SET state = 'succeeded', output = '{\"approved_by\":[\"max\",\"sam\"]}' \
+         WHERE run_id = 'run-forged-gate' AND step_id = 'gate'",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let outcome = setup.runner.drive(&spec).await.unwrap();
+    assert_state_tampered(&setup, "run-forged-gate", outcome, "step gate").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_output_with_a_forged_step_finished_entry_is_state_tampered() {
+    let setup = setup().await;
+    let wf = workflow(GATED);
+    let params = params();
+    let spec = wf.spec("run-forged-output", &params);
+    assert!(matches!(
+        setup.runner.run(&spec).await.unwrap(),
+        RunOutcome::Waiting { .. }
+    ));
+    // The attacker replaces build's output, and rewrites its `step.finished` entry to
+    // record the new output's sha256, rehashing and relinking the rest of the run's
+    // chain consistently: the chain verifies; only the batch seals can tell.
+    let forged = r#"{"echo":{"version":"6.6.6"}}"#;
+    let mut db = tamperer(&setup).await;
+    sqlx::query(
+        "UPDATE steps SET output = $1 WHERE run_id = 'run-forged-output' AND step_id = 'build'",
+    )
+    .bind(forged)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let chain = setup
+        .store
+        .scope_entries("run-forged-output", 0, 1000)
+        .await
+        .unwrap();
+    let at = chain
+        .iter()
+        .position(|e| e.kind == "step.finished" && e.step_id.as_deref() == Some("build"))
+        .unwrap();
+    let mut prev_hash = chain[at].prev_hash.clone();
+    for (index, entry) in chain.iter().enumerate().skip(at) {
+        let mut rewritten = entry.clone();
+        if index == at {
+            let mut body: serde_json::Value = serde_json::from_str(&entry.body).unwrap();
+            body["output_sha256"] = json!(sha256_hex(forged.as_bytes()));
+            rewritten.body = body.to_string();
+        }
+        rewritten.prev_hash = prev_hash;
+        rewritten.hash = hex::encode(relo_store::entry_hash(&rewritten.to_hash()).unwrap());
+        sqlx::query(
+            "UPDATE evidence_entries SET body = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+        )
+        .bind(&rewritten.body)
+        .bind(&rewritten.prev_hash)
+        .bind(&rewritten.hash)
+        .bind(i64::try_from(rewritten.seq).unwrap())
+        .execute(&mut db)
+        .await
+        .unwrap();
+        prev_hash = rewritten.hash;
+    }
+    let outcome = setup.runner.drive(&spec).await.unwrap();
+    assert_state_tampered(&setup, "run-forged-output", outcome, "signed the root").await;
 }

@@ -12,9 +12,13 @@
 //! which records `egress.circuit-opened` and `egress.circuit-closed` when it changes.
 //!
 //! Secret injection: a header value holding `{{secret:NAME}}` is filled in by the host,
-//! after the request passed the egress check, only if the destination is in that
-//! secret's inject list (else the whole request is denied). The value is read through
-//! the step's provider for each request and never reaches the step.
+//! after the request passed the egress check, only if one of that secret's inject rules
+//! takes the destination and names that header. Otherwise the whole request is denied:
+//! `secret-injection-denied` when no rule takes the destination,
+//! `inject-header-not-granted` when one does but for another header (a placeholder in
+//! `Origin`, say, which a destination may echo back). Only header values are searched
+//! for placeholders: the URL and the body are sent as the step wrote them. The value is
+//! read through the step's provider for each request and never reaches the step.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -305,8 +309,9 @@ async fn inject(
 
 impl EgressGate {
     /// Checks every placeholder of an allowed request: the secret is granted for
-    /// injection toward this destination and there is a provider. On refusal, records
-    /// the secret denial and returns the code and reason that deny the request.
+    /// injection into this header toward this destination, and there is a provider. On
+    /// refusal, records the secret denial and returns the code and reason that deny the
+    /// request.
     fn check_injections(
         &self,
         target: &Target,
@@ -321,7 +326,8 @@ impl EgressGate {
             has_userinfo: target.has_userinfo,
         };
         for injection in injections {
-            let refusal = match self.grant.injection(&injection.name, &request) {
+            let (name, header) = (&injection.name, injection.header.as_str());
+            let refusal = match self.grant.injection(name, header, &request) {
                 Err(denial) => Some((denial.code().to_owned(), denial.to_string())),
                 Ok(()) if self.secrets.is_none() => Some((
                     "provider-unavailable".to_owned(),

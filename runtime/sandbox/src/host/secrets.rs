@@ -41,7 +41,8 @@ pub(crate) fn denial_error(denial: &CapabilityDenial) -> Error {
         CapabilityDenial::SecretNotApproved { .. }
         | CapabilityDenial::RevealNotApproved { .. }
         | CapabilityDenial::SignerKeyNotGranted { .. }
-        | CapabilityDenial::InjectionNotAllowed { .. } => Error::NotApproved(reason),
+        | CapabilityDenial::InjectionNotAllowed { .. }
+        | CapabilityDenial::InjectHeaderNotGranted { .. } => Error::NotApproved(reason),
     }
 }
 

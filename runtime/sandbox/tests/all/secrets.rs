@@ -2,7 +2,7 @@
 //! components that try to leak a value, each with what the host must do about it.
 
 use relo_evidence::EvidenceEvent;
-use relo_policy::{EgressRule, Grant, Method, SecretGrant};
+use relo_policy::{EgressRule, Grant, InjectRule, Method, SecretGrant};
 use relo_sandbox::StepFailure;
 use serde_json::json;
 
@@ -12,7 +12,15 @@ use crate::support::{Ran, Step, TestServer, assert_engine_still_serves};
 const VALUE: &str = "s3cr3t-forge-token-value-42";
 const REDACTED: &str = "[REDACTED:forge_token]";
 
+/// A grant of `forge_token`, injected into `authorization` toward `inject`.
 fn grant(reveal: bool, inject: Vec<EgressRule>) -> Grant {
+    let inject = inject
+        .into_iter()
+        .map(|destination| InjectRule {
+            destination,
+            header: "authorization".parse().expect("header name"),
+        })
+        .collect();
     let mut grant = Grant::deny_all();
     grant.declared_secrets.insert("forge_token".into());
     grant
@@ -307,14 +315,14 @@ pub async fn secrets_read_twice() {
     use std::time::Duration;
 
     use relo_secrets::{SecretProvider, StepSecrets};
-    use relo_test_openbao::{APP_TOKEN_V2, Bao, path};
+    use relo_test_openbao::{APP_TOKEN_V2, Bao};
 
     let bao = Bao::start().await;
     let vault = bao.root_provider().await;
     let token = Arc::new(
         vault
             .scoped(
-                &[path("kv/data/app#token")],
+                &[bao.path("app#token")],
                 Duration::from_secs(60),
                 "read-twice",
             )
@@ -324,7 +332,7 @@ pub async fn secrets_read_twice() {
     let provider: Arc<dyn SecretProvider> = token.clone();
     let secrets = StepSecrets::new(
         provider,
-        [("forge_token".to_owned(), path("kv/data/app#token"))].into(),
+        [("forge_token".to_owned(), bao.path("app#token"))].into(),
     );
     let revoking = Arc::clone(&token);
     let server = TestServer::answering(move |_| {
@@ -349,7 +357,7 @@ pub async fn secrets_read_twice() {
     match ran.only("secret.denied") {
         EvidenceEvent::SecretDenied { code, reason, .. } => {
             assert_eq!(code, "secret-denied", "{reason}");
-            assert!(reason.contains("kv/data/app"), "{reason}");
+            assert!(reason.contains(&bao.kv("app")), "{reason}");
         }
         other => panic!("{other:?}"),
     }
@@ -364,24 +372,23 @@ pub async fn vault_down_mid_step_is_unavailable_and_recorded() {
     use std::time::Duration;
 
     use relo_secrets::{SecretProvider, StepSecrets};
-    use relo_test_openbao::{Bao, path};
+    use relo_test_openbao::Bao;
 
-    let bao = Bao::start().await;
+    // A server of its own: this test stops it.
+    let bao = Bao::start_private().await;
     let vault = bao.root_provider().await;
+    let app_token = bao.path("app#token");
     let bao = Arc::new(Mutex::new(bao));
     let token = vault
         .scoped(
-            &[path("kv/data/app#token")],
+            std::slice::from_ref(&app_token),
             Duration::from_secs(60),
             "vault-down",
         )
         .await
         .expect("scoped token");
     let provider: Arc<dyn SecretProvider> = Arc::new(token);
-    let secrets = StepSecrets::new(
-        provider,
-        [("forge_token".to_owned(), path("kv/data/app#token"))].into(),
-    );
+    let secrets = StepSecrets::new(provider, [("forge_token".to_owned(), app_token)].into());
     let killing = Arc::clone(&bao);
     let server = TestServer::answering(move |_| {
         killing.lock().expect("lock").kill();
@@ -638,4 +645,109 @@ pub async fn secrets_reflect() {
         );
     }
     assert_nothing_holds_the_value(&ran);
+}
+
+/// The codes of the `egress.denied` and `secret.denied` entries of `ran`, in order.
+fn denial_codes(ran: &Ran) -> (Vec<String>, Vec<String>) {
+    let egress = ran
+        .events("egress.denied")
+        .into_iter()
+        .map(|event| match event {
+            EvidenceEvent::EgressDenied { code, .. } => code.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let secret = ran
+        .events("secret.denied")
+        .into_iter()
+        .map(|event| match event {
+            EvidenceEvent::SecretDenied {
+                name, code, reason, ..
+            } => {
+                assert_eq!(name, "forge_token");
+                assert!(reason.contains("header `origin`"), "{reason}");
+                code.clone()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    (egress, secret)
+}
+
+/// A secret granted into `authorization` toward a destination, placed by the step in
+/// `Origin` (a header destinations echo) toward that destination, alone and beside the
+/// granted header: both requests are refused as `inject-header-not-granted`, recorded,
+/// and the destination sees neither the requests nor the value.
+#[tokio::test]
+pub async fn secrets_inject_origin() {
+    let server = TestServer::start("v1.2.3").await;
+    let mut grant = grant(false, vec![get_rule(&server, "/api/*")]);
+    grant.egress.push(get_rule(&server, "/api/*"));
+    let ran = Step::new("secrets-inject-origin")
+        .grant(grant)
+        .secrets(&[("forge_token", VALUE)])
+        .input(json!({"url": server.url("/api/tags")}))
+        .run()
+        .await;
+    let output = ran.output();
+    for attempt in ["origin", "beside_authorization"] {
+        assert_eq!(output[attempt]["outcome"], "denied", "{attempt}: {output}");
+    }
+    assert!(server.seen().is_empty(), "{:?}", server.heads());
+    let refused = vec!["inject-header-not-granted".to_owned(); 2];
+    assert_eq!(denial_codes(&ran), (refused.clone(), refused));
+    assert!(ran.events("secret.injected").is_empty());
+    assert!(ran.events("egress.allowed").is_empty());
+    assert_nothing_holds_the_value(&ran);
+}
+
+/// An inject rule naming another header (`x-api-key`, in any case) fills that header and
+/// refuses `authorization`, its default.
+#[tokio::test]
+pub async fn an_inject_rule_fills_only_its_own_header() {
+    let server = TestServer::start("v1.2.3").await;
+    let mut grant = grant(false, Vec::new());
+    let secret = grant.secrets.get_mut("forge_token").expect("granted");
+    secret.inject.push(InjectRule {
+        destination: get_rule(&server, "/api/*"),
+        header: "X-API-Key".parse().expect("header name"),
+    });
+    grant.egress.push(get_rule(&server, "/api/*"));
+    let send = |header: &str| {
+        Step::new("egress-allowed")
+            .grant(grant.clone())
+            .secrets(&[("forge_token", VALUE)])
+            .input(json!({
+                "url": server.url("/api/tags"),
+                "headers": {header: "{{secret:forge_token}}"},
+            }))
+            .run()
+    };
+    let granted = send("X-Api-Key").await;
+    assert_eq!(granted.output()["outcome"], "sent", "{}", granted.output());
+    assert!(
+        server.heads()[0].contains(&format!("x-api-key: {VALUE}")),
+        "{:?}",
+        server.heads()
+    );
+    match granted.only("secret.injected") {
+        EvidenceEvent::SecretInjected { header, .. } => assert_eq!(header, "x-api-key"),
+        other => panic!("{other:?}"),
+    }
+    let refused = send("authorization").await;
+    assert_eq!(
+        refused.output()["outcome"],
+        "denied",
+        "{}",
+        refused.output()
+    );
+    match refused.only("egress.denied") {
+        EvidenceEvent::EgressDenied { code, reason, .. } => {
+            assert_eq!(code, "inject-header-not-granted");
+            assert!(reason.contains("header `authorization`"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.seen().len(), 1, "only the granted request went out");
+    assert_nothing_holds_the_value(&refused);
 }

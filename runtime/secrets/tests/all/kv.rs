@@ -8,10 +8,10 @@ use crate::support::{APP_TOKEN_V1, APP_TOKEN_V2, Bao, path};
 async fn reads_the_current_version_with_its_number() {
     let bao = Bao::start().await;
     let provider = bao.root_provider().await;
-    let value = provider.read(&path("kv/data/app#token")).await.unwrap();
+    let value = provider.read(&bao.path("app#token")).await.unwrap();
     assert_eq!(value.expose(), APP_TOKEN_V2);
     assert_eq!(value.version(), Some(2));
-    let user = provider.read(&path("kv/data/app#user")).await.unwrap();
+    let user = provider.read(&bao.path("app#user")).await.unwrap();
     assert_eq!(user.expose(), "relo-bot");
     assert_eq!(provider.kind(), "vault");
 }
@@ -20,21 +20,15 @@ async fn reads_the_current_version_with_its_number() {
 async fn reads_a_pinned_version() {
     let bao = Bao::start().await;
     let provider = bao.root_provider().await;
-    let value = provider.read(&path("kv/data/app#token@1")).await.unwrap();
+    let value = provider.read(&bao.path("app#token@1")).await.unwrap();
     assert_eq!(value.expose(), APP_TOKEN_V1);
     assert_eq!(value.version(), Some(1));
 
     // Version 1 has no `user` field yet; version 9 does not exist.
-    let error = provider
-        .read(&path("kv/data/app#user@1"))
-        .await
-        .unwrap_err();
+    let error = provider.read(&bao.path("app#user@1")).await.unwrap_err();
     assert_eq!(error.code(), "secret-not-found", "{error}");
     assert!(error.to_string().contains("no field `user`"), "{error}");
-    let error = provider
-        .read(&path("kv/data/app#token@9"))
-        .await
-        .unwrap_err();
+    let error = provider.read(&bao.path("app#token@9")).await.unwrap_err();
     assert_eq!(error.code(), "secret-not-found", "{error}");
     assert!(error.to_string().contains("no version 9"), "{error}");
 }
@@ -44,19 +38,20 @@ async fn a_missing_path_is_not_found() {
     let bao = Bao::start().await;
     let provider = bao.root_provider().await;
     let error = provider
-        .read(&path("kv/data/nothing-here#token"))
+        .read(&bao.path("nothing-here#token"))
         .await
         .unwrap_err();
     assert_eq!(error.code(), "secret-not-found", "{error}");
     let message = error.to_string();
-    assert!(message.contains("kv/data/nothing-here#token"), "{message}");
+    assert!(message.contains(&bao.kv("nothing-here#token")), "{message}");
     assert!(
         message.contains("nothing is stored at this path"),
         "{message}"
     );
 
     // A path that is not KV v2 is a configuration error, before any request.
-    let error = provider.read(&path("kv/app#token")).await.unwrap_err();
+    let not_kv2 = path(&format!("{}/app#token", bao.kv_mount));
+    let error = provider.read(&not_kv2).await.unwrap_err();
     assert_eq!(error.code(), "provider-config", "{error}");
 }
 
@@ -64,10 +59,7 @@ async fn a_missing_path_is_not_found() {
 async fn a_missing_field_is_not_found_and_the_error_holds_no_value() {
     let bao = Bao::start().await;
     let provider = bao.root_provider().await;
-    let error = provider
-        .read(&path("kv/data/app#password"))
-        .await
-        .unwrap_err();
+    let error = provider.read(&bao.path("app#password")).await.unwrap_err();
     assert_eq!(error.code(), "secret-not-found", "{error}");
     let shown = format!("{error} {error:?}");
     assert!(shown.contains("no field `password`"), "{shown}");
@@ -82,12 +74,9 @@ async fn approle_logs_in_and_reads_what_its_policy_allows() {
     let provider = VaultProvider::connect(&bao.address, bao.approle().await)
         .await
         .unwrap();
-    let value = provider.read(&path("kv/data/app#token")).await.unwrap();
+    let value = provider.read(&bao.path("app#token")).await.unwrap();
     assert_eq!(value.expose(), APP_TOKEN_V2);
-    let error = provider
-        .read(&path("kv/data/other#token"))
-        .await
-        .unwrap_err();
+    let error = provider.read(&bao.path("other#token")).await.unwrap_err();
     assert_eq!(error.code(), "secret-denied", "{error}");
 
     // A wrong secret id is refused at login.
@@ -103,7 +92,8 @@ async fn approle_logs_in_and_reads_what_its_policy_allows() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), "secret-denied", "{error}");
-    assert!(error.to_string().contains("auth/approle/login"), "{error}");
+    let login = format!("auth/{}/login", bao.approle_mount);
+    assert!(error.to_string().contains(&login), "{error}");
     assert!(!error.to_string().contains("not-the-secret-id"), "{error}");
 }
 

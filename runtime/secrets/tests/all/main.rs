@@ -1,7 +1,9 @@
-//! relo-secrets against a real OpenBao server (`bao server -dev`, one per test).
+//! relo-secrets against a real OpenBao server (`bao server -dev`): one for the whole binary,
+//! where each test has its own mounts and keys, and one of their own for the tests that
+//! stop it.
 //!
-//! The server comes from `RELO_BAO` (set by `scripts/test.sh`) or `bao` on `PATH`; without
-//! one these tests fail, naming `scripts/test.sh`.
+//! The server comes from `RELO_BAO` (set by `scripts/test.sh`) or, outside CI, `bao` on
+//! `PATH`; without one these tests fail, naming `scripts/test.sh`.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 

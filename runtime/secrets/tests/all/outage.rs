@@ -8,19 +8,16 @@ use crate::support::{APP_TOKEN_V2, Bao, path};
 
 #[tokio::test]
 async fn vault_down_mid_run_is_provider_unavailable() {
-    let mut bao = Bao::start().await;
+    // A server of its own: this test stops it.
+    let mut bao = Bao::start_private().await;
     let provider = bao.root_provider().await;
     let token = provider
-        .scoped(
-            &[path("kv/data/app#token")],
-            Duration::from_secs(600),
-            "outage",
-        )
+        .scoped(&[bao.path("app#token")], Duration::from_secs(600), "outage")
         .await
         .unwrap();
     assert_eq!(
         provider
-            .read(&path("kv/data/app#token"))
+            .read(&bao.path("app#token"))
             .await
             .unwrap()
             .expose(),
@@ -29,8 +26,8 @@ async fn vault_down_mid_run_is_provider_unavailable() {
 
     bao.kill();
     for error in [
-        provider.read(&path("kv/data/app#token")).await.unwrap_err(),
-        token.read(&path("kv/data/app#token")).await.unwrap_err(),
+        provider.read(&bao.path("app#token")).await.unwrap_err(),
+        token.read(&bao.path("app#token")).await.unwrap_err(),
         provider.health().await.unwrap_err(),
     ] {
         assert_eq!(error.code(), "provider-unavailable", "{error}");
@@ -41,7 +38,7 @@ async fn vault_down_mid_run_is_provider_unavailable() {
         assert!(message.contains(&bao.address), "{message}");
     }
     let message = provider
-        .read(&path("kv/data/app#token"))
+        .read(&bao.path("app#token"))
         .await
         .unwrap_err()
         .to_string();
@@ -53,11 +50,7 @@ async fn vault_down_mid_run_is_provider_unavailable() {
     // Revoking cannot reach Vault either: logged, not fatal.
     token.revoke().await;
     let error = provider
-        .scoped(
-            &[path("kv/data/app#token")],
-            Duration::from_secs(60),
-            "later",
-        )
+        .scoped(&[bao.path("app#token")], Duration::from_secs(60), "later")
         .await
         .unwrap_err();
     assert_eq!(error.code(), "provider-unavailable", "{error}");

@@ -14,36 +14,28 @@ async fn a_scoped_token_reads_its_paths_and_is_denied_the_rest() {
     let bao = Bao::start().await;
     let provider = bao.root_provider().await;
     let token = provider
-        .scoped(&[path("kv/data/app#token@1")], TEN_MINUTES, "publish")
+        .scoped(&[bao.path("app#token@1")], TEN_MINUTES, "publish")
         .await
         .unwrap();
     // The pinned version and the current one read the same API path.
     assert_eq!(
-        token
-            .read(&path("kv/data/app#token@1"))
-            .await
-            .unwrap()
-            .expose(),
+        token.read(&bao.path("app#token@1")).await.unwrap().expose(),
         APP_TOKEN_V1
     );
     assert_eq!(
-        token
-            .read(&path("kv/data/app#token"))
-            .await
-            .unwrap()
-            .expose(),
+        token.read(&bao.path("app#token")).await.unwrap().expose(),
         APP_TOKEN_V2
     );
 
     for denied in [
-        "kv/data/other#token",
-        "kv/data/app2#token",
-        "kv/data/ap#token",
-        "secret/data/app#token",
+        bao.kv("other#token"),
+        bao.kv("app2#token"),
+        bao.kv("ap#token"),
+        "secret/data/app#token".to_owned(),
     ] {
-        let error = token.read(&path(denied)).await.unwrap_err();
+        let error = token.read(&path(&denied)).await.unwrap_err();
         assert_eq!(error.code(), "secret-denied", "{denied}: {error}");
-        assert!(error.to_string().contains(denied), "{error}");
+        assert!(error.to_string().contains(&denied), "{error}");
     }
     token.revoke().await;
 }
@@ -53,34 +45,30 @@ async fn one_steps_token_cannot_read_another_steps_secret_and_dies_on_revoke() {
     let bao = Bao::start().await;
     let provider = bao.root_provider().await;
     let build = provider
-        .scoped(&[path("kv/data/app#token")], TEN_MINUTES, "build")
+        .scoped(&[bao.path("app#token")], TEN_MINUTES, "build")
         .await
         .unwrap();
     let publish = provider
-        .scoped(&[path("kv/data/other#token")], TEN_MINUTES, "publish")
+        .scoped(&[bao.path("other#token")], TEN_MINUTES, "publish")
         .await
         .unwrap();
     assert_ne!(build.policy(), publish.policy());
 
     assert_eq!(
-        build
-            .read(&path("kv/data/app#token"))
-            .await
-            .unwrap()
-            .expose(),
+        build.read(&bao.path("app#token")).await.unwrap().expose(),
         APP_TOKEN_V2
     );
     assert_eq!(
         publish
-            .read(&path("kv/data/other#token"))
+            .read(&bao.path("other#token"))
             .await
             .unwrap()
             .expose(),
         OTHER_TOKEN
     );
-    let error = build.read(&path("kv/data/other#token")).await.unwrap_err();
+    let error = build.read(&bao.path("other#token")).await.unwrap_err();
     assert_eq!(error.code(), "secret-denied", "{error}");
-    let error = publish.read(&path("kv/data/app#token")).await.unwrap_err();
+    let error = publish.read(&bao.path("app#token")).await.unwrap_err();
     assert_eq!(error.code(), "secret-denied", "{error}");
 
     // The policy Vault holds is exactly the one path.
@@ -89,11 +77,14 @@ async fn one_steps_token_cannot_read_another_steps_secret_and_dies_on_revoke() {
         .unwrap();
     assert_eq!(
         policy.rules,
-        r#"{"path":{"kv/data/app":{"capabilities":["read"]}}}"#
+        format!(
+            r#"{{"path":{{"{}":{{"capabilities":["read"]}}}}}}"#,
+            bao.kv("app")
+        )
     );
 
     build.revoke().await;
-    let error = build.read(&path("kv/data/app#token")).await.unwrap_err();
+    let error = build.read(&bao.path("app#token")).await.unwrap_err();
     assert_eq!(error.code(), "secret-denied", "{error}");
     // Its policy is gone; the other step is untouched.
     assert!(
@@ -103,7 +94,7 @@ async fn one_steps_token_cannot_read_another_steps_secret_and_dies_on_revoke() {
     );
     assert_eq!(
         publish
-            .read(&path("kv/data/other#token"))
+            .read(&bao.path("other#token"))
             .await
             .unwrap()
             .expose(),
@@ -119,7 +110,7 @@ async fn the_scoped_token_lives_exactly_its_ttl_with_only_its_policy() {
     let bao = Bao::start().await;
     let provider = bao.root_provider().await;
     let token = provider
-        .scoped(&[path("kv/data/app#token")], TEN_MINUTES, "ttl")
+        .scoped(&[bao.path("app#token")], TEN_MINUTES, "ttl")
         .await
         .unwrap();
     assert_eq!(token.ttl(), TEN_MINUTES);
@@ -150,14 +141,14 @@ async fn revoking_mid_step_fails_the_next_read() {
     let provider = bao.root_provider().await;
     let token = Arc::new(
         provider
-            .scoped(&[path("kv/data/app#token")], TEN_MINUTES, "mid-step")
+            .scoped(&[bao.path("app#token")], TEN_MINUTES, "mid-step")
             .await
             .unwrap(),
     );
     // The step reads through its StepSecrets; the orchestrator keeps the token.
     let step = StepSecrets::new(
         Arc::clone(&token) as Arc<dyn SecretProvider>,
-        [("forge".to_owned(), path("kv/data/app#token"))].into(),
+        [("forge".to_owned(), bao.path("app#token"))].into(),
     );
     assert_eq!(step.read("forge").await.unwrap().expose(), APP_TOKEN_V2);
     token.revoke().await;
@@ -170,16 +161,12 @@ async fn an_expired_token_is_denied() {
     let bao = Bao::start().await;
     let provider = bao.root_provider().await;
     let token = provider
-        .scoped(
-            &[path("kv/data/app#token")],
-            Duration::from_secs(1),
-            "short",
-        )
+        .scoped(&[bao.path("app#token")], Duration::from_secs(1), "short")
         .await
         .unwrap();
     assert_eq!(token.ttl(), Duration::from_secs(1));
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let error = token.read(&path("kv/data/app#token")).await.unwrap_err();
+    let error = token.read(&bao.path("app#token")).await.unwrap_err();
     assert_eq!(error.code(), "secret-denied", "{error}");
     token.revoke().await;
 }
@@ -189,12 +176,12 @@ async fn wildcards_and_zero_ttls_are_refused_before_vault() {
     let bao = Bao::start().await;
     let provider = bao.root_provider().await;
     let error = provider
-        .scoped(&[path("kv/data/*#token")], TEN_MINUTES, "glob")
+        .scoped(&[bao.path("*#token")], TEN_MINUTES, "glob")
         .await
         .unwrap_err();
     assert_eq!(error.code(), "provider-config", "{error}");
     let error = provider
-        .scoped(&[path("kv/data/app#token")], Duration::ZERO, "zero")
+        .scoped(&[bao.path("app#token")], Duration::ZERO, "zero")
         .await
         .unwrap_err();
     assert_eq!(error.code(), "provider-config", "{error}");
@@ -207,7 +194,7 @@ async fn a_parent_without_rights_to_write_policies_is_denied() {
         .await
         .unwrap();
     let error = reader
-        .scoped(&[path("kv/data/app#token")], TEN_MINUTES, "no-rights")
+        .scoped(&[bao.path("app#token")], TEN_MINUTES, "no-rights")
         .await
         .unwrap_err();
     assert_eq!(error.code(), "secret-denied", "{error}");

@@ -6,7 +6,7 @@ use relo_secrets::{TransitSigner, VaultAuth};
 use relo_trust::{KeyAlgorithm, PublicKey, Signer};
 use sha2::{Digest as _, Sha256};
 
-use crate::support::{Bao, ED25519_KEY, P256_KEY};
+use crate::support::Bao;
 
 /// Connects a Transit signer off the async runtime, as async callers must.
 async fn signer(address: &str, auth: VaultAuth, key: &str) -> TransitSigner {
@@ -31,10 +31,10 @@ async fn transit_public_key(bao: &Bao, key: &str) -> String {
 #[tokio::test]
 async fn ecdsa_p256_prehashed_signatures_verify_with_openssl_against_the_artifact() {
     let bao = Bao::start().await;
-    let signer = signer(&bao.address, bao.root(), P256_KEY).await;
+    let signer = signer(&bao.address, bao.root(), &bao.p256_key).await;
     assert_eq!(signer.algorithm(), KeyAlgorithm::EcdsaP256);
     assert_eq!(signer.key_version(), 1);
-    let expected = PublicKey::from_pem(&transit_public_key(&bao, P256_KEY).await).unwrap();
+    let expected = PublicKey::from_pem(&transit_public_key(&bao, &bao.p256_key).await).unwrap();
     assert_eq!(signer.public_key(), &expected);
     assert_eq!(
         signer.key_id(),
@@ -83,11 +83,11 @@ async fn ecdsa_p256_prehashed_signatures_verify_with_openssl_against_the_artifac
 #[tokio::test]
 async fn ed25519_signatures_verify_and_the_key_id_is_that_of_the_spki() {
     let bao = Bao::start().await;
-    let signer = signer(&bao.address, bao.root(), ED25519_KEY).await;
+    let signer = signer(&bao.address, bao.root(), &bao.ed25519_key).await;
     assert_eq!(signer.algorithm(), KeyAlgorithm::Ed25519);
 
     // The key id, computed independently: SHA-256 of the RFC 8410 SPKI around the raw key.
-    let raw = base64_decode(&transit_public_key(&bao, ED25519_KEY).await);
+    let raw = base64_decode(&transit_public_key(&bao, &bao.ed25519_key).await);
     let mut spki = hex::decode("302a300506032b6570032100").unwrap();
     spki.extend_from_slice(&raw);
     assert_eq!(signer.key_id(), hex::encode(Sha256::digest(&spki)));
@@ -114,8 +114,9 @@ async fn ed25519_signatures_verify_and_the_key_id_is_that_of_the_spki() {
 
 #[tokio::test]
 async fn transit_down_is_a_signing_error_not_a_panic() {
-    let mut bao = Bao::start().await;
-    let signer = signer(&bao.address, bao.root(), P256_KEY).await;
+    // A server of its own: this test stops it.
+    let mut bao = Bao::start_private().await;
+    let signer = signer(&bao.address, bao.root(), &bao.p256_key).await;
     let key_id = signer.key_id().to_owned();
     signer.sign(b"before").unwrap();
     bao.kill();
@@ -130,10 +131,9 @@ async fn transit_down_is_a_signing_error_not_a_panic() {
     }
     // The signer keeps answering (no dead thread) and connecting now fails cleanly.
     assert_eq!(signer.sign(b"after").unwrap_err().code(), "signing-failed");
-    let address = bao.address.clone();
-    let auth = bao.root();
+    let (address, auth, key) = (bao.address.clone(), bao.root(), bao.p256_key.clone());
     let error = tokio::task::spawn_blocking(move || {
-        TransitSigner::connect(&address, auth, "transit", P256_KEY)
+        TransitSigner::connect(&address, auth, "transit", &key)
     })
     .await
     .unwrap()
@@ -144,17 +144,21 @@ async fn transit_down_is_a_signing_error_not_a_panic() {
 #[tokio::test]
 async fn unknown_and_unsuitable_keys_are_refused() {
     let bao = Bao::start().await;
-    let connect = |key: &'static str| {
+    let connect = |key: String| {
         let (address, auth) = (bao.address.clone(), bao.root());
-        tokio::task::spawn_blocking(move || TransitSigner::connect(&address, auth, "transit", key))
+        tokio::task::spawn_blocking(move || TransitSigner::connect(&address, auth, "transit", &key))
     };
-    let error = connect("no-such-key").await.unwrap().unwrap_err();
+    let error = connect("no-such-key".to_owned())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(error.code(), "secret-not-found", "{error}");
 
-    vaultrs::transit::key::create(&bao.admin(), "transit", "aes", None)
+    let aes = bao.name("aes");
+    vaultrs::transit::key::create(&bao.admin(), "transit", &aes, None)
         .await
         .unwrap();
-    let error = connect("aes").await.unwrap().unwrap_err();
+    let error = connect(aes).await.unwrap().unwrap_err();
     assert_eq!(error.code(), "provider-config", "{error}");
 }
 

@@ -3,7 +3,7 @@
 use relo_evidence::{Frontier, LogTree, merkle};
 use relo_store::{Checkpoint, CheckpointDraft, EvidenceTampered, Store, StoreError, entry_hash};
 
-use crate::support::{Backend, Raw, TestDb, all_entries, backend_tests, draft, hash};
+use crate::support::{Raw, TestDb, all_entries, backend_tests, draft, hash, unguard};
 
 fn leaf_root(leaves: &[[u8; 32]]) -> [u8; 32] {
     let hashed: Vec<_> = leaves.iter().map(|leaf| merkle::leaf_hash(leaf)).collect();
@@ -60,23 +60,6 @@ async fn frontier_of_the_log(store: &Store, size: u64) -> String {
         frontier.push(&leaf);
     }
     frontier.to_text()
-}
-
-/// Lifts the guard that refuses UPDATE (and on PostgreSQL DELETE) of `table`, as whoever
-/// holds the database can.
-async fn unguard(db: &TestDb, raw: &mut Raw, table: &str) {
-    let statements = match db.backend {
-        Backend::Sqlite => vec![
-            format!("DROP TRIGGER {table}_no_update"),
-            format!("DROP TRIGGER {table}_no_delete"),
-        ],
-        Backend::Postgres => vec![format!(
-            "ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"
-        )],
-    };
-    for sql in statements {
-        raw.execute(&sql).await.expect("lift the guard");
-    }
 }
 
 /// The frontier stored with checkpoint `id`.

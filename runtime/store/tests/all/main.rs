@@ -14,4 +14,6 @@ mod people;
 mod processes;
 mod runs;
 mod schema;
+mod seals;
+mod snapshots;
 mod writer;

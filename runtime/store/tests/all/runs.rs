@@ -2,7 +2,7 @@
 //! claimable again, a holder that lost its lease cannot store a result, `control` is not
 //! a run id, concurrent claimers never share a step; concurrency groups queue in order or
 //! refuse; gate approvals are append-only and once per person; waiting gates and a dead
-//! owner's steps are claimable again; workspace snapshots and step logs round-trip.
+//! owner's steps are claimable again; step logs round-trip (snapshots: `snapshots.rs`).
 
 #![allow(
     clippy::unwrap_used,
@@ -241,7 +241,7 @@ async fn a_concurrency_group_queues_runs_in_order_or_refuses(db: TestDb) {
     assert_eq!(other, Placed::Ready);
 }
 
-async fn gates_waiting_steps_dead_owners_snapshots_and_logs(db: TestDb) {
+async fn gates_waiting_steps_dead_owners_and_logs(db: TestDb) {
     let store = db.store().await;
     let now = SystemTime::now();
     create(&store, "run-g", &["gate", "deploy"], now).await;
@@ -335,32 +335,6 @@ async fn gates_waiting_steps_dead_owners_snapshots_and_logs(db: TestDb) {
             .is_some()
     );
 
-    // Snapshots are shared by digest; the run names its newest.
-    let digest = "ab".repeat(32);
-    store
-        .put_snapshot("run-g", None, &digest, b"tar-bytes", now)
-        .await
-        .unwrap();
-    store
-        .put_snapshot("run-g", Some("deploy"), &digest, b"tar-bytes", now)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.snapshot(&digest).await.unwrap().as_deref(),
-        Some(&b"tar-bytes"[..])
-    );
-    assert_eq!(
-        store.run_snapshots("run-g").await.unwrap(),
-        [
-            (None, digest.clone()),
-            (Some("deploy".to_owned()), digest.clone())
-        ]
-    );
-    assert_eq!(
-        store.run("run-g").await.unwrap().unwrap().workspace_digest,
-        Some(digest)
-    );
-
     store
         .add_step_logs(
             "run-g",
@@ -403,5 +377,5 @@ backend_tests!(
     a_run_id_is_taken_once,
     concurrent_claimers_never_share_a_step,
     a_concurrency_group_queues_runs_in_order_or_refuses,
-    gates_waiting_steps_dead_owners_snapshots_and_logs,
+    gates_waiting_steps_dead_owners_and_logs,
 );

@@ -134,15 +134,15 @@ async fn plugins_approvals_and_revocations_hold_their_rows(db: TestDb) {
 
 async fn migrations_run_once_and_a_newer_schema_is_refused(db: TestDb) {
     let store = db.store().await;
-    assert_eq!(store.schema_version().await.expect("version"), 9);
+    assert_eq!(store.schema_version().await.expect("version"), 11);
     store.close().await;
     let again = db.store().await;
-    assert_eq!(again.schema_version().await.expect("version"), 9);
+    assert_eq!(again.schema_version().await.expect("version"), 11);
     let mut raw = db.raw().await;
     assert_eq!(
         raw.scalar("SELECT COUNT(*) FROM relo_schema_migrations")
             .await,
-        9
+        11
     );
 
     raw.execute(
@@ -158,7 +158,7 @@ async fn migrations_run_once_and_a_newer_schema_is_refused(db: TestDb) {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 9
+                supported: 11
             }
         ),
         "{err}"

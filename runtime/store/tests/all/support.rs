@@ -284,3 +284,20 @@ pub fn assert_log_is_valid(entries: &[StoredEntry]) {
         heads.insert(&entry.scope, (entry.scope_seq, &entry.hash));
     }
 }
+
+/// Lifts the guard that refuses UPDATE (and on PostgreSQL DELETE) of `table`, as whoever
+/// holds the database can.
+pub async fn unguard(db: &TestDb, raw: &mut Raw, table: &str) {
+    let statements = match db.backend {
+        Backend::Sqlite => vec![
+            format!("DROP TRIGGER {table}_no_update"),
+            format!("DROP TRIGGER {table}_no_delete"),
+        ],
+        Backend::Postgres => vec![format!(
+            "ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"
+        )],
+    };
+    for sql in statements {
+        raw.execute(&sql).await.expect("lift the guard");
+    }
+}

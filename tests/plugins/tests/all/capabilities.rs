@@ -47,8 +47,8 @@ fn every_plugin_declares_exactly_what_it_needs() {
                 "POST http://127.0.0.1:18081/api/releases",
             ]),
             json!({"forge_token": [
-                "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS http://127.0.0.1:18081/api/tags",
-                "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS http://127.0.0.1:18081/api/releases",
+                "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS http://127.0.0.1:18081/api/tags header authorization",
+                "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS http://127.0.0.1:18081/api/releases header authorization",
             ]}),
             json!([]),
             None,

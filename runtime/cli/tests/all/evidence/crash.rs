@@ -46,6 +46,7 @@ async fn child_writer() {
     let store = Store::connect(Path::new(&home), "sqlite://relo.db")
         .await
         .expect("child opens the store");
+    let store = super::support::sealed_with_home_key(store, Path::new(&home)).await;
     let writer = Arc::new(EvidenceWriter::spawn(store, WriterOptions::default()));
     let mut next: u64 = 1;
     loop {

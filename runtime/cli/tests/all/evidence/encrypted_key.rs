@@ -8,7 +8,7 @@ use relo_trust::PrivateKey;
 
 use super::support::{TestHome, describe, round_records};
 
-const PASSWORD: &str = "evidence passphrase 🔑";
+const PASSWORD: &str = super::support::EVIDENCE_PASSPHRASE;
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -23,6 +23,7 @@ fn relo(home: &TestHome, password: Option<&str>, args: &[&str]) -> Output {
         .current_dir(home.outside.path())
         .env("RELO_HOME", home.path())
         .env("RELO_DATABASE_URL", &home.url)
+        .env("XDG_STATE_HOME", home.state.path())
         .env_remove("RELO_KEY_PASSWORD");
     if let Some(password) = password {
         command.env("RELO_KEY_PASSWORD", password);

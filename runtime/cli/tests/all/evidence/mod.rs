@@ -12,3 +12,4 @@ mod encrypted_key;
 mod state;
 mod tamper;
 mod vault_signer;
+mod witness;

@@ -7,8 +7,11 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
-use relo_store::{EvidenceWriter, Store, WriterOptions};
+use std::sync::Arc;
+
+use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, KeyRing, KeyStatus, Scope};
+use relo_store::{EvidenceSeal, EvidenceWriter, Store, WriterOptions};
+use relo_trust::{KeyFileSigner, Passphrase, PublicKey, Signer as _};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
@@ -48,10 +51,13 @@ pub enum Backend {
 }
 
 /// A relo home with an Ed25519 evidence key (made with `relo key generate`), a
-/// database, and a folder outside the home for trusted checkpoints and exports.
+/// database, a folder outside the home for trusted checkpoints and exports, and a state
+/// folder (`XDG_STATE_HOME`) for the evidence witness, so no test writes under the real
+/// home.
 pub struct TestHome {
     pub home: TempDir,
     pub outside: TempDir,
+    pub state: TempDir,
     pub url: String,
     pub backend: Backend,
     _schema: Option<PgSchema>,
@@ -72,6 +78,7 @@ impl TestHome {
         let home = TestHome {
             home: tempfile::tempdir().expect("home"),
             outside: tempfile::tempdir().expect("outside"),
+            state: tempfile::tempdir().expect("state"),
             url,
             backend,
             _schema: schema,
@@ -99,13 +106,19 @@ impl TestHome {
 
     /// Runs `relo` with this home and database.
     pub fn relo(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_relo"))
+        self.command(args).output().expect("relo runs")
+    }
+
+    /// `relo` with this home, database and state folder, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_relo"));
+        command
             .args(args)
             .current_dir(self.outside.path())
             .env("RELO_HOME", self.home.path())
             .env("RELO_DATABASE_URL", &self.url)
-            .output()
-            .expect("relo runs")
+            .env("XDG_STATE_HOME", self.state.path());
+        command
     }
 
     /// `relo evidence verify [extra...]`.
@@ -133,9 +146,38 @@ impl TestHome {
             .expect("open the store")
     }
 
-    /// Writes `records` through the evidence writer and waits until they are durable.
+    /// The store sealed with the home's evidence key ([`sealed_with_home_key`]).
+    pub async fn sealed_store(&self) -> Store {
+        sealed_with_home_key(self.store().await, self.path()).await
+    }
+
+    /// Writes `records` through the evidence writer (sealed with the home's evidence
+    /// key, as relo writes) and waits until they are durable.
     pub async fn write(&self, records: Vec<EvidenceRecord>) {
+        self.write_to(self.sealed_store().await, records).await;
+    }
+
+    /// Writes `records` sealed by `signer` (an evidence key that is not the home's key
+    /// file, such as a Vault Transit key).
+    pub async fn write_sealed_by(
+        &self,
+        signer: Arc<dyn relo_trust::Signer>,
+        records: Vec<EvidenceRecord>,
+    ) {
         let store = self.store().await;
+        let origin = store.evidence_origin().await.expect("origin");
+        let mut ring = KeyRing::new();
+        ring.add(&origin, signer.public_key().clone(), KeyStatus::Active)
+            .expect("ring");
+        let store = store.sealed(EvidenceSeal {
+            signer,
+            origin,
+            keys: ring,
+        });
+        self.write_to(store, records).await;
+    }
+
+    async fn write_to(&self, store: Store, records: Vec<EvidenceRecord>) {
         let writer = EvidenceWriter::spawn(store.clone(), WriterOptions::default());
         let mut last = None;
         for record in records {
@@ -181,6 +223,8 @@ impl TestHome {
                     "evidence_entries_no_delete",
                     "checkpoints_no_update",
                     "checkpoints_no_delete",
+                    "evidence_seals_no_update",
+                    "evidence_seals_no_delete",
                 ] {
                     conn.execute(format!("DROP TRIGGER {trigger}").as_str())
                         .await
@@ -383,4 +427,41 @@ pub fn assert_tampering(output: &Output, code: &str) -> serde_json::Value {
     assert_eq!(json["verified"], false, "{}", describe(output));
     assert_eq!(json["tampering"]["code"], code, "{}", describe(output));
     json["tampering"].clone()
+}
+
+/// The passphrase tests encrypt the evidence key with.
+pub const EVIDENCE_PASSPHRASE: &str = "evidence passphrase 🔑";
+
+/// `store` sealed with the evidence key of the home at `home` (`keys/evidence.key`,
+/// unlocked with [`EVIDENCE_PASSPHRASE`] if encrypted), trusting its retired keys too,
+/// as relo's own commands open it: what the tests write is covered by batch seals.
+pub async fn sealed_with_home_key(store: Store, home: &Path) -> Store {
+    let origin = store.evidence_origin().await.expect("origin");
+    let keys = home.join("keys");
+    let signer = Arc::new(
+        KeyFileSigner::load_with_passphrase(keys.join("evidence.key"), || {
+            Ok(Passphrase::new(EVIDENCE_PASSPHRASE))
+        })
+        .expect("evidence key"),
+    );
+    let mut ring = KeyRing::new();
+    ring.add(&origin, signer.public_key().clone(), KeyStatus::Active)
+        .expect("ring");
+    let retired = keys.join("evidence-retired");
+    if let Ok(text) = std::fs::read_to_string(retired.join("index.json")) {
+        let index: serde_json::Value = serde_json::from_str(&text).expect("index.json");
+        for key in index["retired"].as_array().into_iter().flatten() {
+            let file = retired.join(key["public_key"].as_str().expect("file name"));
+            let public = PublicKey::from_pem_file(&file).expect("retired key");
+            let status = KeyStatus::Retired {
+                last_size: key["last_size"].as_u64(),
+            };
+            ring.add(&origin, public, status).expect("ring");
+        }
+    }
+    store.sealed(EvidenceSeal {
+        signer,
+        origin,
+        keys: ring,
+    })
 }

@@ -180,6 +180,7 @@ async fn a_rolled_back_database_is_named(home: TestHome) {
             let mut raw = home.tamperer().await;
             raw.execute(
                 "DELETE FROM evidence_entries WHERE seq > 10;
+                 DELETE FROM evidence_seals WHERE size > 10;
                  DELETE FROM checkpoints WHERE size > 10",
             )
             .await;
@@ -187,9 +188,18 @@ async fn a_rolled_back_database_is_named(home: TestHome) {
         }
     }
     // On its own the old copy is a consistent log...
-    let out = home.verify(&[]);
+    let elsewhere = tempfile::tempdir().expect("a state folder without the witness");
+    let out = home
+        .command(&["evidence", "verify"])
+        .env("XDG_STATE_HOME", elsewhere.path())
+        .output()
+        .expect("relo runs");
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    // ...which the checkpoint saved outside the home shows to be rolled back.
+    // ...which the witness shows to be rolled back (its checkpoint of 21 entries is the
+    // first the old copy lacks)...
+    let finding = assert_tampering(&home.verify(&["--json"]), "rolled-back");
+    assert_eq!(finding["checkpoint_size"], 21, "{finding}");
+    // ...and so does the checkpoint saved outside the home.
     let finding = assert_tampering(
         &home.verify(&["--json", "--trusted-checkpoint", &trusted]),
         "rolled-back",
