@@ -28,7 +28,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, KeyRing, KeyStatus, Scope};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, EvidenceSink, Scope};
 use relo_secrets::TransitSigner;
 use relo_store::{EntryDraft, EvidenceSeal, EvidenceWriter, Store, WriterOptions, entry_hash};
 use relo_test_openbao::Bao;
@@ -328,14 +328,9 @@ async fn run_backend(
 /// previous seal and one signature per transaction).
 async fn sealed(store: &Store, key: Arc<dyn Signer>) -> Store {
     let origin = store.evidence_origin().await.expect("origin");
-    let mut keys = KeyRing::new();
-    keys.add(&origin, key.public_key().clone(), KeyStatus::Active)
-        .expect("ring");
-    store.clone().sealed(EvidenceSeal {
-        signer: key,
-        origin,
-        keys,
-    })
+    store
+        .clone()
+        .sealed(EvidenceSeal::with_key(key, &origin).expect("seal"))
 }
 
 async fn sqlite(dir: &std::path::Path, transit: Option<Arc<dyn Signer>>) -> Vec<Row> {

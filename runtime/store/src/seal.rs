@@ -15,7 +15,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use relo_evidence::{Frontier, KeyRing, SealStatement, open_checkpoint, seal_link, verify_seal};
+use relo_evidence::{
+    Frontier, KeyRing, KeyStatus, SealStatement, open_checkpoint, seal_link, verify_seal,
+};
 use relo_trust::Signer;
 
 use crate::error::{Result, StoreError};
@@ -37,6 +39,23 @@ pub struct EvidenceSeal {
     pub origin: String,
     /// Every evidence key whose seals verify: the active one and the retired ones.
     pub keys: KeyRing,
+}
+
+impl EvidenceSeal {
+    /// A seal by `signer` that trusts only `signer`'s key (active, named after the log's
+    /// `origin`): a log that never rotated its evidence key.
+    pub fn with_key(
+        signer: Arc<dyn Signer>,
+        origin: &str,
+    ) -> std::result::Result<EvidenceSeal, relo_evidence::CheckpointError> {
+        let mut keys = KeyRing::new();
+        keys.add(origin, signer.public_key().clone(), KeyStatus::Active)?;
+        Ok(EvidenceSeal {
+            signer,
+            origin: origin.to_owned(),
+            keys,
+        })
+    }
 }
 
 impl fmt::Debug for EvidenceSeal {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use relo_evidence::{EvidenceEvent, EvidenceRecord, KeyRing, KeyStatus, Scope};
+use relo_evidence::{EvidenceEvent, EvidenceRecord, Scope};
 use relo_orchestrator::{People, PeopleError};
 use relo_store::{EvidenceSeal, NewPersonKey, NewUser, Store};
 use relo_trust::{KeyAlgorithm, PrivateKey, TrustPolicy};
@@ -19,14 +19,7 @@ async fn directory() -> (tempfile::TempDir, Store) {
         .unwrap();
     let origin = store.evidence_origin().await.unwrap();
     let evidence = Arc::new(PrivateKey::generate(KeyAlgorithm::Ed25519));
-    let mut keys = KeyRing::new();
-    keys.add(&origin, evidence.public_key().clone(), KeyStatus::Active)
-        .unwrap();
-    let store = store.sealed(EvidenceSeal {
-        signer: evidence,
-        origin,
-        keys,
-    });
+    let store = store.sealed(EvidenceSeal::with_key(evidence, &origin).unwrap());
     let now = SystemTime::now();
     let roles = ["release-manager".to_owned()];
     let user = NewUser {

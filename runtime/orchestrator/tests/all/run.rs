@@ -127,18 +127,7 @@ async fn setup() -> Setup {
     let key = Arc::new(PrivateKey::generate(KeyAlgorithm::Ed25519));
     let origin = store.evidence_origin().await.unwrap();
     // Sealed with the evidence key, as relo runs: every batch is covered by a seal.
-    let mut ring = relo_evidence::KeyRing::new();
-    ring.add(
-        &origin,
-        key.public_key().clone(),
-        relo_evidence::KeyStatus::Active,
-    )
-    .unwrap();
-    let store = store.sealed(relo_store::EvidenceSeal {
-        signer: key.clone(),
-        origin: origin.clone(),
-        keys: ring,
-    });
+    let store = store.sealed(relo_store::EvidenceSeal::with_key(key.clone(), &origin).unwrap());
     let writer = EvidenceWriter::spawn(
         store.clone(),
         WriterOptions {

@@ -28,14 +28,8 @@ async fn sealed(db: &TestDb) -> (Store, Arc<PrivateKey>, String) {
 }
 
 fn reseal(store: Store, key: &Arc<PrivateKey>, origin: &str) -> Store {
-    let mut keys = KeyRing::new();
-    keys.add(origin, key.public_key().clone(), KeyStatus::Active)
-        .expect("ring");
-    store.sealed(EvidenceSeal {
-        signer: Arc::clone(key) as Arc<dyn relo_trust::Signer>,
-        origin: origin.to_owned(),
-        keys,
-    })
+    let signer = Arc::clone(key) as Arc<dyn relo_trust::Signer>;
+    store.sealed(EvidenceSeal::with_key(signer, origin).expect("seal"))
 }
 
 async fn append(store: &Store, scope: &str, n: usize) -> Result<Vec<StoredEntry>, StoreError> {

@@ -166,15 +166,8 @@ impl TestHome {
     ) {
         let store = self.store().await;
         let origin = store.evidence_origin().await.expect("origin");
-        let mut ring = KeyRing::new();
-        ring.add(&origin, signer.public_key().clone(), KeyStatus::Active)
-            .expect("ring");
-        let store = store.sealed(EvidenceSeal {
-            signer,
-            origin,
-            keys: ring,
-        });
-        self.write_to(store, records).await;
+        let seal = EvidenceSeal::with_key(signer, &origin).expect("seal");
+        self.write_to(store.sealed(seal), records).await;
     }
 
     async fn write_to(&self, store: Store, records: Vec<EvidenceRecord>) {
